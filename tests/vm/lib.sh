@@ -1,0 +1,155 @@
+# tests/vm/lib.sh — helpers for guest rig scenarios. Source it first thing:
+#
+#     source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+#
+# Scenarios run inside the guest, chrooted into the host root, as root, with bash. Exit 0 = pass,
+# 77 = skip, anything else = fail. Data is always checked by reading the device back with O_DIRECT
+# (an offloaded copy bypasses the page cache; a buffered read can return stale data).
+set -euo pipefail
+
+PY=/usr/bin/python3
+
+note() { echo "--- $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+skip() {
+    echo "SKIP: $*" >&2
+    exit 77
+}
+
+# expect_eq ACTUAL EXPECTED [WHAT]
+expect_eq() {
+    if [[ "$1" != "$2" ]]; then
+        fail "${3:-value}: expected '$2', got '$1'"
+    fi
+    echo "ok: ${3:-value} = $2"
+}
+
+# expect_ne ACTUAL UNEXPECTED [WHAT]
+expect_ne() {
+    if [[ "$1" == "$2" ]]; then
+        fail "${3:-value}: must not be '$2'"
+    fi
+    echo "ok: ${3:-value} != $2"
+}
+
+# to_bytes 64M -> 67108864 (K M G T = powers of 1024, s = 512-byte sectors)
+to_bytes() {
+    local n=${1%[KMGTs]} u=${1##*[0-9]}
+    case $u in
+        "") echo "$n" ;;
+        K) echo $((n << 10)) ;;
+        M) echo $((n << 20)) ;;
+        G) echo $((n << 30)) ;;
+        T) echo $((n << 40)) ;;
+        s) echo $((n * 512)) ;;
+        *) fail "bad size $1" ;;
+    esac
+}
+
+# random_stream LEN SEED: LEN deterministic pseudo-random bytes on stdout.
+random_stream() {
+    "$PY" -c '
+import random, sys
+n, seed = int(sys.argv[1]), sys.argv[2]
+r = random.Random(seed)
+out = sys.stdout.buffer
+while n > 0:
+    k = min(n, 1 << 20)
+    out.write(r.randbytes(k))
+    n -= k
+' "$(to_bytes "$1")" "$2"
+}
+
+# fill_random DEV OFFSET LEN SEED: write LEN pseudo-random bytes (seeded) at byte OFFSET, O_DIRECT.
+# OFFSET and LEN must be multiples of the logical block size.
+fill_random() {
+    local dev=$1 off len
+    off=$(to_bytes "$2")
+    len=$(to_bytes "$3")
+    random_stream "$len" "$4" |
+        dd of="$dev" bs=1M seek="$off" count="$len" iflag=fullblock,count_bytes \
+            oflag=direct,seek_bytes conv=notrunc,fsync status=none
+}
+
+# sum_random LEN SEED: sha256 of what fill_random LEN SEED writes.
+sum_random() {
+    random_stream "$1" "$2" | sha256sum | cut -d' ' -f1
+}
+
+# sum_direct DEV OFFSET LEN: sha256 of LEN bytes at OFFSET, read with O_DIRECT.
+sum_direct() {
+    local dev=$1 off len
+    off=$(to_bytes "$2")
+    len=$(to_bytes "$3")
+    dd if="$dev" bs=1M skip="$off" count="$len" iflag=direct,skip_bytes,count_bytes status=none |
+        sha256sum | cut -d' ' -f1
+}
+
+# sum_zero LEN: sha256 of LEN zero bytes.
+sum_zero() {
+    head -c "$(to_bytes "$1")" /dev/zero | sha256sum | cut -d' ' -f1
+}
+
+# json_get JSON PATH: value at a dotted PATH (keys or list indexes; "a.b.0.c"). Strings print raw,
+# everything else as JSON; a missing key prints nothing and returns 1.
+json_get() {
+    "$PY" -c '
+import json, sys
+v = json.loads(sys.argv[1])
+for p in sys.argv[2].split(".") if sys.argv[2] else []:
+    try:
+        v = v[int(p)] if isinstance(v, list) else v[p]
+    except (KeyError, IndexError, ValueError, TypeError):
+        sys.exit(1)
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1" "$2"
+}
+
+# json_valid TEXT: returns 0 when TEXT is one JSON object.
+json_valid() {
+    "$PY" -c 'import json, sys; sys.exit(0 if isinstance(json.loads(sys.argv[1]), dict) else 1)' "$1" 2>/dev/null
+}
+
+# dev_size DEV / dev_lbs DEV: size in bytes / logical block size, from the kernel.
+dev_size() { blockdev --getsize64 "$1"; }
+dev_lbs() { blockdev --getss "$1"; }
+
+# require_offcopy: skip unless $OFFCOPY_BIN is an executable offload-copy.
+require_offcopy() {
+    if [[ -z ${OFFCOPY_BIN:-} ]]; then
+        skip "OFFCOPY_BIN is not set (build offload-copy and run through CTest)"
+    fi
+    if [[ ! -x $OFFCOPY_BIN ]]; then
+        skip "OFFCOPY_BIN=$OFFCOPY_BIN is not an executable"
+    fi
+}
+
+# run_rc VAR CMD...: run CMD, keep going whatever it returns, store its exit status in VAR.
+# Its stdout goes to $RUN_OUT (a file), stderr to $RUN_ERR; both are echoed.
+RUN_OUT=/tmp/run.out
+RUN_ERR=/tmp/run.err
+run_rc() {
+    local __var=$1 __rc=0
+    shift
+    echo "+ $*"
+    "$@" >"$RUN_OUT" 2>"$RUN_ERR" || __rc=$?
+    sed 's/^/  | /' "$RUN_OUT"
+    sed 's/^/  ! /' "$RUN_ERR" >&2
+    printf -v "$__var" '%s' "$__rc"
+}
+
+# offcopy ARGS...: run $OFFCOPY_BIN, echo the command and its output, fail unless it exits 0.
+# The output is left in $RUN_OUT.
+offcopy() {
+    local rc
+    run_rc rc "$OFFCOPY_BIN" "$@"
+    [[ $rc == 0 ]] || fail "offload-copy $* exited $rc"
+}
+
+# sysfs_block DEV ATTR: /sys/block/NAME/ATTR for /dev/NAME (queue/logical_block_size, size ...).
+sysfs_block() {
+    cat "/sys/block/$(basename "$1")/$2"
+}
