@@ -34,7 +34,7 @@ die() {
 
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none vmshare /share ||
     die "cannot mount the share"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro hostroot /newroot ||
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /newroot ||
     die "cannot mount the host root"
 [ -f /share/boot.env ] || die "no /share/boot.env"
 # GUEST_SCRIPT: host path of tests/vm/guest.sh; KEEP_TMP: names under the host's /tmp that must
