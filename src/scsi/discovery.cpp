@@ -1,0 +1,201 @@
+// Discovery of a SCSI logical unit: INQUIRY, VPD pages, READ CAPACITY(16), copy operating
+// parameters; and the /dev/sdX <-> /dev/sgN mapping through sysfs.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <fstream>
+
+#include "src/scsi/lu.hpp"
+
+namespace offcopy::detail::scsi {
+
+namespace {
+
+constexpr unsigned probe_timeout_s = 20;
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string real_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (::realpath(p.c_str(), buf) == nullptr) return {};
+  return buf;
+}
+
+std::string base_name(const std::string& p) {
+  auto pos = p.find_last_of('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+
+/// First entry of a sysfs directory (e.g. device/scsi_generic/sg3 -> "sg3").
+std::string first_entry(const std::string& dir) {
+  std::string out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      if (out.empty() || n < out) out = n;
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
+/// Fills the sysfs facts of an open device: its SCSI address, sd and sg names, partition-ness.
+void fill_sysfs(const device_state& dev, lu_info& lu) {
+  struct stat st {};
+  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return;
+  const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
+  if (S_ISBLK(st.st_mode)) {
+    std::string sys = "/sys/dev/block/" + std::to_string(maj) + ":" + std::to_string(min);
+    if (::access((sys + "/partition").c_str(), F_OK) == 0) {
+      lu.partition = true;
+      sys = real_path(sys + "/..");
+    }
+    lu.sd_path = "/dev/" + base_name(real_path(sys));
+    lu.scsi_address = base_name(real_path(sys + "/device"));
+    std::string sg = first_entry(sys + "/device/scsi_generic");
+    if (!sg.empty()) lu.sg_path = "/dev/" + sg;
+  } else if (S_ISCHR(st.st_mode)) {
+    std::string sys = "/sys/dev/char/" + std::to_string(maj) + ":" + std::to_string(min);
+    lu.sg_path = "/dev/" + base_name(real_path(sys));
+    lu.scsi_address = base_name(real_path(sys + "/device"));
+    std::string sd = first_entry(sys + "/device/block");
+    if (!sd.empty()) lu.sd_path = "/dev/" + sd;
+  }
+}
+
+}  // namespace
+
+std::string lu_info::naa_hex() const {
+  std::string s;
+  char b[3];
+  for (auto v : naa) {
+    std::snprintf(b, sizeof b, "%02x", v);
+    s += b;
+  }
+  return s;
+}
+
+std::string lu_info::target_address() const {
+  auto pos = scsi_address.find_last_of(':');
+  if (pos == std::string::npos) return {};
+  return scsi_address.substr(0, pos);
+}
+
+unsigned copy_timeout_seconds(std::uint64_t bytes) noexcept {
+  const std::uint64_t s = 60 + bytes / (8ULL << 20);  // 8 MiB/s worst case under TCG
+  return static_cast<unsigned>(std::min<std::uint64_t>(s, 3600));
+}
+
+status run_command(transport& t, std::span<const std::uint8_t> cdb, data_direction dir,
+                   std::span<std::uint8_t> data, unsigned timeout_seconds, const std::string& what,
+                   std::uint32_t* resid_bytes) {
+  for (int attempt = 0;; ++attempt) {
+    scsi_reply r = t.execute(cdb, dir, data, timeout_seconds);
+    if (resid_bytes != nullptr) *resid_bytes = r.data_resid_bytes;
+    if (r.os_errno == 0 && !r.timed_out && !r.transport_error && r.sam_status == 0x02 && attempt < 3) {
+      if (auto f = parse_sense(r.sense); f && classify_sense(*f) == sense_meaning::retry) continue;
+    }
+    return reply_status(r, what, t.name());
+  }
+}
+
+result<std::shared_ptr<lu_info>> discover(transport& t) {
+  auto lu = std::make_shared<lu_info>();
+  std::vector<std::uint8_t> buf(252);
+  {
+    auto cdb = inquiry_cdb(false, 0, static_cast<std::uint16_t>(buf.size()));
+    if (auto s = run_command(t, cdb, data_direction::from_device, buf, probe_timeout_s, "INQUIRY"); !s.ok())
+      return s;
+    lu->inquiry = parse_standard_inquiry(buf);
+    if (!lu->inquiry) return status(errc::device_error, "INQUIRY " + t.name() + ": short reply");
+  }
+  auto vpd = [&](std::uint8_t page, std::vector<std::uint8_t>& out) -> bool {
+    out.assign(1024, 0);
+    auto cdb = inquiry_cdb(true, page, static_cast<std::uint16_t>(out.size()));
+    std::uint32_t resid = 0;
+    if (!run_command(t, cdb, data_direction::from_device, out, probe_timeout_s, "INQUIRY VPD", &resid).ok())
+      return false;
+    if (resid < out.size()) out.resize(out.size() - resid);
+    return out.size() >= 4 && out[1] == page;
+  };
+  std::vector<std::uint8_t> page;
+  if (vpd(0x00, page)) lu->vpd_pages = parse_supported_vpd_pages(page);
+  const auto listed = [&](std::uint8_t p) {
+    return lu->vpd_pages.empty() || std::find(lu->vpd_pages.begin(), lu->vpd_pages.end(), p) != lu->vpd_pages.end();
+  };
+  if (listed(0x83) && vpd(0x83, page)) {
+    if (auto naa = parse_vpd83_lu_naa(page)) lu->naa = *naa;
+  }
+  // VPD 0x8F only when listed: asking for an unlisted page is an error on some devices.
+  if (!lu->vpd_pages.empty() && listed(0x8F) && vpd(0x8F, page)) lu->tpc = parse_vpd8f(page);
+  {
+    std::vector<std::uint8_t> cap(32, 0);
+    auto cdb = read_capacity16_cdb(static_cast<std::uint32_t>(cap.size()));
+    if (run_command(t, cdb, data_direction::from_device, cap, probe_timeout_s, "READ CAPACITY(16)").ok())
+      lu->capacity = parse_read_capacity16(cap);
+  }
+  {
+    std::vector<std::uint8_t> rcop(1024, 0);
+    auto cdb = receive_copy_operating_parameters_cdb(static_cast<std::uint32_t>(rcop.size()));
+    auto s = run_command(t, cdb, data_direction::from_device, rcop, probe_timeout_s,
+                         "RECEIVE COPY OPERATING PARAMETERS");
+    if (s.ok()) {
+      lu->rcop = parse_copy_operating_parameters(rcop);
+      if (!lu->rcop) lu->rcop_error = "RECEIVE COPY OPERATING PARAMETERS: malformed reply";
+    } else {
+      lu->rcop_error = s.message();
+    }
+  }
+  return lu;
+}
+
+std::shared_ptr<lu_info> lu_of(const device_state& dev) {
+  for (auto b : {backend_kind::scsi_xcopy, backend_kind::scsi_token}) {
+    if (dev.get<lu_info>(b) != nullptr)
+      return std::static_pointer_cast<lu_info>(dev.data[static_cast<std::size_t>(b)]);
+  }
+  return nullptr;
+}
+
+std::shared_ptr<lu_info> probe_lu(device_state& dev) {
+  if (auto lu = lu_of(dev)) return lu;
+  auto t = open_transport(dev);
+  if (!t) return nullptr;
+  auto found = discover(*t);
+  if (!found.ok()) return nullptr;
+  auto lu = std::move(found).value();
+  // Only direct-access block devices (peripheral type 0) copy blocks.
+  if (lu->inquiry->peripheral_qualifier != 0 || lu->inquiry->peripheral_type != 0) return nullptr;
+  fill_sysfs(dev, *lu);
+  if (dev.caps.kind == device_kind::scsi_generic) {
+    // The core cannot size a char device: we do, and map it to its block device.
+    if (lu->capacity) {
+      dev.caps.size_bytes = lu->capacity->size_bytes();
+      dev.caps.logical_block_bytes = lu->capacity->block_bytes;
+      dev.caps.physical_block_bytes = lu->capacity->block_bytes << lu->capacity->physical_per_logical_log2;
+      dev.caps.direct_io_align_bytes = lu->capacity->block_bytes;
+    }
+    if (!lu->sd_path.empty()) {
+      dev.caps.block_path = lu->sd_path;
+      std::string majmin = read_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
+      if (!majmin.empty()) dev.caps.identity = "blk:" + majmin;
+    }
+  }
+  dev.set(backend_kind::scsi_xcopy, lu);
+  dev.set(backend_kind::scsi_token, lu);
+  return lu;
+}
+
+}  // namespace offcopy::detail::scsi
