@@ -1,0 +1,55 @@
+// offcopy/plan.hpp: a request turned into backend commands, before anything is written.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "offcopy/device.hpp"
+#include "offcopy/limits.hpp"
+
+namespace offcopy {
+
+/// One contiguous piece of a command, in units of plan::block_bytes.
+struct plan_segment {
+  std::uint64_t src_block = 0;
+  std::uint64_t dst_block = 0;
+  std::uint64_t blocks = 0;
+  [[nodiscard]] bool operator==(const plan_segment&) const = default;
+};
+
+/// One future command: segments [first_segment, first_segment + segment_count) of the plan.
+struct plan_batch {
+  std::uint32_t first_segment = 0;
+  std::uint32_t segment_count = 0;
+  /// Every earlier batch must be complete before this one starts (overlapping same-device copies).
+  bool barrier = false;
+};
+
+/// Why a backend was or was not chosen.
+struct backend_choice {
+  backend_kind backend;
+  bool chosen = false;
+  std::string reason;
+};
+
+struct plan {
+  backend_kind backend = backend_kind::buffered;
+  std::uint32_t block_bytes = 1;  ///< unit of the segments
+  copy_limits limits;             ///< the limits the batches respect
+  std::vector<plan_segment> segments;
+  std::vector<plan_batch> batches;
+  std::vector<backend_choice> considered;  ///< backends tried in order, with reasons
+  std::string fallback_reason;             ///< set when an offload backend was wanted but not used
+  bool same_medium = false;                ///< source and destination share bytes
+  bool ordered = false;                    ///< source/destination overlap: barriers in use
+
+  [[nodiscard]] std::uint64_t total_bytes() const noexcept;
+  [[nodiscard]] std::uint64_t batch_blocks(const plan_batch& b) const noexcept;
+  /// Human-readable, one line per command (truncated past `max_commands`, 0 = all).
+  [[nodiscard]] std::string to_text(std::size_t max_commands = 0) const;
+  /// JSON object: backend, block_bytes, limits, commands [[src, dst, blocks]...].
+  [[nodiscard]] std::string to_json(std::size_t max_commands = 0) const;
+};
+
+}  // namespace offcopy

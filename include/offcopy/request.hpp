@@ -1,0 +1,28 @@
+// offcopy/request.hpp: what to copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "offcopy/device.hpp"
+
+namespace offcopy {
+
+/// One byte range to copy: `length_bytes` from `src_offset_bytes` of the source
+/// to `dst_offset_bytes` of the destination.
+struct extent {
+  std::uint64_t src_offset_bytes = 0;
+  std::uint64_t dst_offset_bytes = 0;
+  std::uint64_t length_bytes = 0;
+  [[nodiscard]] bool operator==(const extent&) const = default;
+};
+
+/// A copy request. No extents means the whole source to offset 0 of the destination.
+struct request {
+  std::shared_ptr<device> source;
+  std::shared_ptr<device> destination;
+  std::vector<extent> extents;
+};
+
+}  // namespace offcopy

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything offcopy needs to build, test and benchmark on Debian 12 (run as root),
+# then prepares the QEMU guest rig (kernel + initramfs, cached in build/vm-cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libnvme-dev libjson-c-dev libsgutils2-dev liburing-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest
+  nvme-cli sg3-utils ddpt fio util-linux e2fsprogs
+  qemu-system-x86 qemu-utils busybox-static cpio kmod
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ -x tests/vm/setup.sh ]]; then
+  tests/vm/setup.sh "${OFFCOPY_VM_CACHE:-$PWD/build/vm-cache}"
+fi

@@ -1,0 +1,83 @@
+// The backend contract: every copy mechanism is one of these, registered in a fixed order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "offcopy/plan.hpp"
+#include "offcopy/policy.hpp"
+#include "offcopy/status.hpp"
+#include "src/core/device_state.hpp"
+
+namespace offcopy::detail {
+
+/// Can a backend copy this pair, and within which limits?
+struct pair_support {
+  bool ok = false;
+  std::string reason;         ///< why not (shown as the fallback reason)
+  std::uint32_t block_bytes = 1;  ///< unit the backend addresses (logical block size)
+  copy_limits limits;         ///< per-command limits, in block_bytes units
+  bool offload = false;       ///< true for device-side copies (cache coherence handled by the engine)
+};
+
+/// One command handed to a session.
+struct command {
+  std::uint64_t tag = 0;
+  std::span<const plan_segment> segments;
+  std::uint32_t block_bytes = 1;
+};
+
+/// The outcome of one command.
+struct completion {
+  std::uint64_t tag = 0;
+  status result;
+  /// When result is an error: the blocks known copied, as a prefix of the segments in order
+  /// (NVMe Copy: CQE DW0 = first range not copied). Ignored on success.
+  std::uint64_t blocks_done = 0;
+};
+
+/// Executes commands for one source/destination pair.
+class copy_session {
+ public:
+  virtual ~copy_session() = default;
+  /// Commands this session can have outstanding (1 = synchronous).
+  [[nodiscard]] virtual unsigned queue_depth() const noexcept { return 1; }
+  /// Starts a command. A synchronous session runs it here and queues its completion for reap().
+  [[nodiscard]] virtual status submit(const command& cmd) = 0;
+  /// Waits until at least `min_completions` completions are available and appends them to `out`.
+  [[nodiscard]] virtual status reap(unsigned min_completions, std::vector<completion>& out) = 0;
+  /// Called once after the last command: make data durable (policy::sync).
+  [[nodiscard]] virtual status finish() { return {}; }
+};
+
+class backend {
+ public:
+  virtual ~backend() = default;
+  [[nodiscard]] virtual backend_kind kind() const noexcept = 0;
+  /// Adds this backend's offload_mechanism to dev.caps (and may attach dev.data). Never fails the open.
+  virtual void probe(device_state& dev) = 0;
+  /// Whether this backend can copy from src to dst.
+  [[nodiscard]] virtual pair_support check(const device_state& src, const device_state& dst,
+                                           const policy& pol) const = 0;
+  [[nodiscard]] virtual result<std::unique_ptr<copy_session>> open_session(device_state& src,
+                                                                           device_state& dst,
+                                                                           const policy& pol) = 0;
+};
+
+/// The registry, in default preference order. Tests may replace a backend (device models).
+[[nodiscard]] std::span<backend* const> backends() noexcept;
+[[nodiscard]] backend* find_backend(backend_kind kind) noexcept;
+/// Replaces the backend of `b->kind()` (tests); returns the previous one. Not thread safe.
+backend* replace_backend(backend* b) noexcept;
+
+// Factories, one per backend folder.
+[[nodiscard]] backend& nvme_backend();
+[[nodiscard]] backend& scsi_xcopy_backend();
+[[nodiscard]] backend& scsi_token_backend();
+[[nodiscard]] backend& copy_file_range_backend();
+[[nodiscard]] backend& buffered_backend();
+
+}  // namespace offcopy::detail

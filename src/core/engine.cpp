@@ -1,0 +1,314 @@
+// The engine: walks a plan, keeps commands in flight, retries smaller, falls back, reports.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+
+#include <fmt/format.h>
+
+#include "offcopy/copy.hpp"
+#include "src/core/backend.hpp"
+
+namespace offcopy {
+namespace detail {
+
+bool is_offload(backend_kind b) noexcept;
+
+namespace {
+
+/// A unit of work: a run of segments in `segs` plus whether it must wait for all earlier work.
+struct work {
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+  bool barrier = false;
+};
+
+std::uint64_t blocks_of(const std::vector<plan_segment>& segs, const work& w) {
+  std::uint64_t n = 0;
+  for (std::uint32_t i = 0; i < w.count; ++i) n += segs[w.first + i].blocks;
+  return n;
+}
+
+/// Drops the first `done` blocks of w (a prefix in segment order), appending a trimmed segment if needed.
+work drop_prefix(std::vector<plan_segment>& segs, work w, std::uint64_t done) {
+  while (done > 0 && w.count > 0) {
+    plan_segment s = segs[w.first];
+    if (done >= s.blocks) {
+      done -= s.blocks;
+      ++w.first;
+      --w.count;
+      continue;
+    }
+    // Partial segment: replace the run by a fresh copy with the first one trimmed.
+    std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
+    segs.push_back({s.src_block + done, s.dst_block + done, s.blocks - done});
+    for (std::uint32_t i = 1; i < w.count; ++i) segs.push_back(segs[w.first + i]);
+    return {nf, w.count, w.barrier};
+  }
+  return w;
+}
+
+/// Splits w in two halves (by segments, or by blocks of a lone segment). False when it is one block.
+bool split(std::vector<plan_segment>& segs, const work& w, work& a, work& b) {
+  if (w.count > 1) {
+    std::uint32_t h = w.count / 2;
+    a = {w.first, h, w.barrier};
+    b = {w.first + h, w.count - h, false};
+    return true;
+  }
+  plan_segment s = segs[w.first];
+  if (s.blocks < 2) return false;
+  std::uint64_t h = s.blocks / 2;
+  std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
+  segs.push_back({s.src_block, s.dst_block, h});
+  segs.push_back({s.src_block + h, s.dst_block + h, s.blocks - h});
+  a = {nf, 1, w.barrier};
+  b = {nf + 1, 1, false};
+  return true;
+}
+
+void flush_before(device_state& src, device_state& dst) {
+  // Dirty pages of either side must be on the medium before the device copies behind the cache.
+  ::fsync(src.fd);
+  ::fsync(dst.fd);
+}
+
+void invalidate_after(device_state& dst, const std::vector<plan_segment>& segs, std::uint32_t unit) {
+  // The destination's cached pages are stale now (DESIGN §1): drop them.
+  if (dst.caps.kind == device_kind::block_device) {
+    ::ioctl(dst.fd, BLKFLSBUF, 0);
+  } else if (dst.caps.kind == device_kind::regular_file) {
+    ::fdatasync(dst.fd);
+    for (const auto& s : segs)
+      ::posix_fadvise(dst.fd, static_cast<off_t>(s.dst_block * unit), static_cast<off_t>(s.blocks * unit),
+                      POSIX_FADV_DONTNEED);
+  } else if (!dst.caps.block_path.empty()) {
+    int fd = ::open(dst.caps.block_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::ioctl(fd, BLKFLSBUF, 0);
+      ::close(fd);
+    }
+  }
+}
+
+class runner {
+ public:
+  runner(const request& req, const plan& p, const policy& pol, report& rep)
+      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), start_(std::chrono::steady_clock::now()) {
+    for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier});
+    total_ = p.total_bytes();
+  }
+
+  void run() {
+    device_state& src = req_.source->state();
+    device_state& dst = req_.destination->state();
+    backend_kind kind = plan_.backend;
+    bool offload = is_offload(kind);
+    std::unique_ptr<copy_session> session;
+    if (auto s = find_backend(kind)->open_session(src, dst, pol_); s.ok()) {
+      session = std::move(s).value();
+    } else if (offload && s.error().code() == errc::not_supported && pol_.mode == copy_mode::automatic) {
+      rep_.fallback_reasons.push_back(fmt::format("{}: {}", to_string(kind), s.error().message()));
+      offload = false;
+    } else if (offload && s.error().code() == errc::not_supported) {
+      rep_.result = status(errc::not_supported, s.error().message());
+      return;
+    } else {
+      rep_.result = std::move(s).error();
+      return;
+    }
+    if (session) {
+      if (offload) flush_before(src, dst);
+      if (!drive(*session, kind, offload)) return;
+      status fin = session->finish();
+      if (offload) invalidate_after(dst, segs_, plan_.block_bytes);
+      if (!fin.ok()) {
+        rep_.result = std::move(fin);
+        return;
+      }
+      if (!rep_.result.ok()) return;
+      if (queue_.empty()) return;
+    }
+    // Fallback for what is left.
+    fall_back(src, dst);
+  }
+
+ private:
+  /// Runs the queue on one session. False when the copy must stop (rep_.result set).
+  /// Returns true with work left in queue_ when the backend said "not supported" in auto mode.
+  bool drive(copy_session& session, backend_kind kind, bool offload) {
+    unsigned depth = std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)));
+    std::vector<completion> done;
+    std::vector<std::pair<std::uint64_t, work>> inflight;  // tag -> work
+    std::uint64_t next_tag = 1;
+    status first_error;
+    bool fallback = false;
+    auto& use = rep_.of(kind);
+
+    while (true) {
+      bool stop = !first_error.ok() || fallback;
+      // Submit while there is room and no barrier needs the pipe drained.
+      while (!stop && !queue_.empty() && inflight.size() < depth) {
+        if (pol_.cancel && pol_.cancel->load()) {
+          first_error = status(errc::cancelled, "cancelled by the caller");
+          stop = true;
+          break;
+        }
+        work w = queue_.front();
+        if (w.barrier && !inflight.empty()) break;
+        queue_.pop_front();
+        command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes};
+        if (auto s = session.submit(cmd); !s.ok()) {
+          queue_.push_front(w);
+          first_error = std::move(s);
+          stop = true;
+          break;
+        }
+        inflight.emplace_back(next_tag++, w);
+        ++use.commands;
+      }
+      if (inflight.empty()) break;
+      done.clear();
+      if (auto s = session.reap(1, done); !s.ok()) {
+        // Outcome of the in-flight commands is unknown: nothing more can be claimed.
+        rep_.result = std::move(s);
+        return false;
+      }
+      for (completion& c : done) {
+        auto it = std::find_if(inflight.begin(), inflight.end(), [&](const auto& x) { return x.first == c.tag; });
+        if (it == inflight.end()) continue;
+        work w = it->second;
+        inflight.erase(it);
+        std::uint64_t blocks = blocks_of(segs_, w);
+        if (c.result.ok()) {
+          account(use, blocks);
+          continue;
+        }
+        std::uint64_t partial = std::min(c.blocks_done, blocks);
+        account(use, partial);
+        work rest = drop_prefix(segs_, w, partial);
+        errc code = c.result.code();
+        if (code == errc::size_limit_exceeded && offload) {
+          work a, b;
+          if (split(segs_, rest, a, b)) {
+            ++use.retries;
+            queue_.push_front(b);
+            queue_.push_front(a);
+            continue;
+          }
+        }
+        if (code == errc::not_supported && offload && pol_.mode == copy_mode::automatic) {
+          rep_.fallback_reasons.push_back(fmt::format("{}: {}", to_string(kind), c.result.to_string()));
+          queue_.push_front(rest);
+          fallback = true;
+          continue;
+        }
+        if (first_error.ok()) {
+          first_error = std::move(c.result);
+          // "Not supported" after data moved is no longer "offload impossible, nothing written".
+          if (code == errc::not_supported && rep_.bytes_copied > 0) first_error.recode(errc::device_error);
+        }
+      }
+    }
+    if (!first_error.ok()) {
+      rep_.result = std::move(first_error);
+      return false;
+    }
+    return true;
+  }
+
+  void fall_back(device_state& src, device_state& dst) {
+    for (backend_kind k : {backend_kind::copy_file_range, backend_kind::buffered}) {
+      backend* b = find_backend(k);
+      pair_support s = b->check(src, dst, pol_);
+      if (!s.ok) continue;
+      auto sess = b->open_session(src, dst, pol_);
+      if (!sess.ok()) {
+        if (sess.error().code() == errc::not_supported) continue;
+        rep_.result = std::move(sess).error();
+        return;
+      }
+      if (!drive(*sess.value(), k, false)) return;
+      if (auto f = sess.value()->finish(); !f.ok()) {
+        rep_.result = std::move(f);
+        return;
+      }
+      if (queue_.empty()) return;
+    }
+    rep_.result = status(errc::not_supported, "no fallback backend could finish the copy");
+  }
+
+  void account(backend_usage& use, std::uint64_t blocks) {
+    std::uint64_t bytes = blocks * plan_.block_bytes;
+    use.bytes += bytes;
+    rep_.bytes_copied += bytes;
+    ++commands_done_;
+    if (pol_.on_progress) {
+      progress pr;
+      pr.bytes_done = rep_.bytes_copied;
+      pr.bytes_total = total_;
+      pr.commands_done = commands_done_;
+      pr.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      pol_.on_progress(pr);
+    }
+  }
+
+  const request& req_;
+  const plan& plan_;
+  const policy& pol_;
+  report& rep_;
+  std::vector<plan_segment> segs_;
+  std::deque<work> queue_;
+  std::chrono::steady_clock::time_point start_;
+  std::uint64_t total_ = 0;
+  std::uint64_t commands_done_ = 0;
+};
+
+}  // namespace
+}  // namespace detail
+
+report execute(const request& req, const plan& p, const policy& pol) {
+  report rep;
+  auto t0 = std::chrono::steady_clock::now();
+  rep.bytes_requested = p.total_bytes();
+  if (!p.fallback_reason.empty()) rep.fallback_reasons.push_back(p.fallback_reason);
+  if (!req.source || !req.destination) {
+    rep.result = status(errc::invalid_argument, "request needs a source and a destination");
+    return rep;
+  }
+  detail::runner r(req, p, pol, rep);
+  r.run();
+  rep.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (rep.result.ok() && pol.verify) {
+    std::int64_t mismatch = -1;
+    request vr = req;
+    if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
+    if (p.ordered) {
+      rep.result = status();  // cannot compare after an overlapping same-device move
+      rep.fallback_reasons.push_back("verify skipped: source and destination overlap on one device");
+    } else if (auto s = verify(vr, mismatch); !s.ok()) {
+      rep.first_mismatch_offset = mismatch;
+      rep.result = std::move(s);
+    } else {
+      rep.verified = true;
+    }
+  }
+  return rep;
+}
+
+report copy(const request& req, const policy& pol) {
+  auto p = make_plan(req, pol);
+  if (!p.ok()) {
+    report rep;
+    rep.result = std::move(p).error();
+    return rep;
+  }
+  return execute(req, p.value(), pol);
+}
+
+}  // namespace offcopy

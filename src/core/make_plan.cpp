@@ -1,0 +1,114 @@
+// make_plan: validation, backend choice, packing.
+#include <fmt/format.h>
+
+#include "offcopy/copy.hpp"
+#include "src/core/backend.hpp"
+#include "src/core/planner.hpp"
+
+namespace offcopy {
+namespace detail {
+
+bool is_offload(backend_kind b) noexcept {
+  return b == backend_kind::nvme_copy || b == backend_kind::scsi_xcopy || b == backend_kind::scsi_token;
+}
+
+side_geometry geometry_of(const capabilities& c, bool destination) {
+  side_geometry g;
+  g.size_bytes = c.size_bytes;
+  g.can_grow = destination && c.kind == device_kind::regular_file;
+  g.identity = c.identity;
+  g.identity_offset_bytes = c.identity_offset_bytes;
+  return g;
+}
+
+std::vector<backend_kind> candidate_order(const policy& pol) {
+  std::vector<backend_kind> order = pol.backends;
+  if (order.empty())
+    for (backend* b : backends()) order.push_back(b->kind());
+  return order;
+}
+
+}  // namespace detail
+
+result<plan> make_plan(const request& req, const policy& pol) {
+  using namespace detail;
+  if (!req.source || !req.destination) return status(errc::invalid_argument, "request needs a source and a destination");
+  const capabilities& sc = req.source->caps();
+  const capabilities& dc = req.destination->caps();
+  if (!req.destination->state().writable)
+    return status(errc::read_only, fmt::format("{}: destination is not open for writing", dc.path));
+  if (dc.read_only) return status(errc::read_only, fmt::format("{}: destination is read-only", dc.path));
+
+  std::vector<extent> extents = req.extents;
+  side_geometry sg = geometry_of(sc, false), dg = geometry_of(dc, true);
+  if (auto s = validate_extents(extents, sg, dg); !s.ok()) return s;
+
+  bool same_medium = !sc.identity.empty() && sc.identity == dc.identity;
+  bool hazard = has_overlap_hazard(extents, sg, dg);
+  if (hazard && !pol.allow_overlap)
+    return status(errc::overlap, "source and destination ranges overlap on the same device (overlap not allowed)");
+
+  if (pol.mode == copy_mode::offload) {
+    bool blocky = sc.kind != device_kind::regular_file && dc.kind != device_kind::regular_file;
+    if (blocky && sc.logical_block_bytes != dc.logical_block_bytes)
+      return status(errc::block_size_mismatch,
+                    fmt::format("offload needs equal logical block sizes: {} has {} bytes, {} has {} bytes", sc.path,
+                                sc.logical_block_bytes, dc.path, dc.logical_block_bytes));
+  }
+
+  plan p;
+  p.same_medium = same_medium;
+  const pair_support* chosen = nullptr;
+  pair_support support;
+  std::string first_offload_reason;
+  for (backend_kind k : candidate_order(pol)) {
+    backend* b = find_backend(k);
+    if (b == nullptr) continue;
+    if (pol.mode == copy_mode::fallback && is_offload(k)) {
+      p.considered.push_back({k, false, "mode fallback: offload disabled"});
+      continue;
+    }
+    if (pol.mode == copy_mode::offload && !is_offload(k)) continue;
+    pair_support s = b->check(req.source->state(), req.destination->state(), pol);
+    if (s.ok && s.block_bytes > 1) {
+      if (auto i = first_misaligned(extents, s.block_bytes); i >= 0) {
+        if (pol.mode == copy_mode::offload)
+          return status(errc::misaligned,
+                        fmt::format("extent {} ({}:{}:{}) is not a multiple of the {}-byte logical block", i + 1,
+                                    extents[i].src_offset_bytes, extents[i].dst_offset_bytes, extents[i].length_bytes,
+                                    s.block_bytes));
+        s.ok = false;
+        s.reason = fmt::format("extent {} is not aligned to {}-byte blocks", i + 1, s.block_bytes);
+      }
+    }
+    p.considered.push_back({k, s.ok, s.ok ? std::string() : s.reason});
+    if (!s.ok) {
+      if (is_offload(k) && first_offload_reason.empty()) first_offload_reason = fmt::format("{}: {}", to_string(k), s.reason);
+      continue;
+    }
+    support = s;
+    chosen = &support;
+    p.backend = k;
+    p.considered.back().chosen = true;
+    break;
+  }
+  if (chosen == nullptr) {
+    std::string why;
+    for (const auto& c : p.considered) why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", to_string(c.backend), c.reason);
+    if (pol.mode == copy_mode::offload)
+      return status(errc::not_supported, "offload impossible: " + (why.empty() ? "no offload backend" : why));
+    return status(errc::not_supported, "no backend can copy this pair: " + why);
+  }
+  bool devices = sc.kind != device_kind::regular_file || dc.kind != device_kind::regular_file;
+  if (!is_offload(p.backend) && pol.mode != copy_mode::fallback && devices && !first_offload_reason.empty())
+    p.fallback_reason = first_offload_reason;
+
+  // Overrides are in logical blocks of the device: they apply to the offload backends.
+  copy_limits limits = is_offload(p.backend) ? support.limits.tightened(pol.limit_override) : support.limits;
+  limits.contiguous_destination = support.limits.contiguous_destination;
+  std::int64_t delta = static_cast<std::int64_t>(dc.identity_offset_bytes) - static_cast<std::int64_t>(sc.identity_offset_bytes);
+  pack_extents(extents, support.block_bytes, limits, hazard, delta, p);
+  return p;
+}
+
+}  // namespace offcopy

@@ -1,0 +1,209 @@
+#include "src/core/planner.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace offcopy::detail {
+namespace {
+
+bool add_overflows(std::uint64_t a, std::uint64_t b) noexcept {
+  return a > std::numeric_limits<std::uint64_t>::max() - b;
+}
+
+/// Greedy packer: fills the open command until the next block would break a limit.
+class packer {
+ public:
+  packer(plan& p, const copy_limits& lim) : p_(p), lim_(lim) {}
+
+  void close() noexcept { open_ = false; }
+
+  void add(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks, bool barrier) {
+    if (barrier) close();
+    while (blocks > 0) {
+      if (open_ && full(dst)) open_ = false;
+      if (!open_) {
+        p_.batches.push_back({static_cast<std::uint32_t>(p_.segments.size()), 0, barrier});
+        barrier = false;
+        open_ = true;
+        batch_blocks_ = 0;
+      }
+      plan_batch& b = p_.batches.back();
+      std::uint64_t take = blocks;
+      if (lim_.max_command_blocks) take = std::min(take, lim_.max_command_blocks - batch_blocks_);
+      bool merged = false;
+      if (b.segment_count > 0) {
+        plan_segment& last = p_.segments.back();
+        if (last.src_block + last.blocks == src && last.dst_block + last.blocks == dst &&
+            (lim_.max_segment_blocks == 0 || last.blocks < lim_.max_segment_blocks)) {
+          if (lim_.max_segment_blocks) take = std::min(take, lim_.max_segment_blocks - last.blocks);
+          last.blocks += take;
+          merged = true;
+        }
+      }
+      if (!merged) {
+        if (lim_.max_segments_per_command && b.segment_count >= lim_.max_segments_per_command) {
+          open_ = false;
+          continue;
+        }
+        if (lim_.max_segment_blocks) take = std::min(take, lim_.max_segment_blocks);
+        p_.segments.push_back({src, dst, take});
+        ++b.segment_count;
+      }
+      batch_blocks_ += take;
+      src += take;
+      dst += take;
+      blocks -= take;
+      next_dst_ = dst;
+    }
+  }
+
+ private:
+  [[nodiscard]] bool full(std::uint64_t dst) const noexcept {
+    if (lim_.max_command_blocks && batch_blocks_ >= lim_.max_command_blocks) return true;
+    if (lim_.contiguous_destination && dst != next_dst_) return true;
+    if (lim_.max_segments_per_command && p_.batches.back().segment_count >= lim_.max_segments_per_command) {
+      // Still room when the next piece merges into the last segment.
+      const plan_segment& last = p_.segments.back();
+      bool mergeable = last.dst_block + last.blocks == dst &&
+                       (lim_.max_segment_blocks == 0 || last.blocks < lim_.max_segment_blocks);
+      return !mergeable;
+    }
+    return false;
+  }
+
+  plan& p_;
+  copy_limits lim_;
+  bool open_ = false;
+  std::uint64_t batch_blocks_ = 0;
+  std::uint64_t next_dst_ = 0;
+};
+
+}  // namespace
+
+status validate_extents(std::vector<extent>& extents, const side_geometry& src, const side_geometry& dst) {
+  if (extents.empty()) {
+    if (src.size_bytes == 0) return status(errc::zero_length, "source is empty: nothing to copy");
+    extents.push_back({0, 0, src.size_bytes});
+  }
+  for (std::size_t i = 0; i < extents.size(); ++i) {
+    const extent& e = extents[i];
+    if (e.length_bytes == 0) return status(errc::zero_length, fmt::format("extent {}: zero length", i + 1));
+    if (add_overflows(e.src_offset_bytes, e.length_bytes) || add_overflows(e.dst_offset_bytes, e.length_bytes))
+      return status(errc::invalid_argument, fmt::format("extent {}: offset + length overflows 64 bits", i + 1));
+    if (e.src_offset_bytes + e.length_bytes > src.size_bytes)
+      return status(errc::out_of_range,
+                    fmt::format("extent {}: source bytes [{}, {}) are past the end of the source ({} bytes)", i + 1,
+                                e.src_offset_bytes, e.src_offset_bytes + e.length_bytes, src.size_bytes));
+    if (!dst.can_grow && e.dst_offset_bytes + e.length_bytes > dst.size_bytes)
+      return status(errc::out_of_range,
+                    fmt::format("extent {}: destination bytes [{}, {}) are past the end of the destination ({} bytes)",
+                                i + 1, e.dst_offset_bytes, e.dst_offset_bytes + e.length_bytes, dst.size_bytes));
+  }
+  // Two extents writing the same destination bytes: sort an index by destination.
+  if (extents.size() > 1) {
+    std::vector<std::uint32_t> order(extents.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return extents[a].dst_offset_bytes < extents[b].dst_offset_bytes;
+    });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      const extent& a = extents[order[k - 1]];
+      const extent& b = extents[order[k]];
+      if (a.dst_offset_bytes + a.length_bytes > b.dst_offset_bytes) {
+        auto lo = std::min(order[k - 1], order[k]) + 1;
+        auto hi = std::max(order[k - 1], order[k]) + 1;
+        return status(errc::overlap,
+                      fmt::format("extents {} and {} both write destination bytes [{}, {})", lo, hi,
+                                  b.dst_offset_bytes,
+                                  std::min(a.dst_offset_bytes + a.length_bytes, b.dst_offset_bytes + b.length_bytes)));
+      }
+    }
+  }
+  return {};
+}
+
+std::int64_t first_misaligned(const std::vector<extent>& extents, std::uint32_t unit_bytes) noexcept {
+  if (unit_bytes <= 1) return -1;
+  for (std::size_t i = 0; i < extents.size(); ++i) {
+    const extent& e = extents[i];
+    if (e.src_offset_bytes % unit_bytes || e.dst_offset_bytes % unit_bytes || e.length_bytes % unit_bytes)
+      return static_cast<std::int64_t>(i);
+  }
+  return -1;
+}
+
+bool has_overlap_hazard(const std::vector<extent>& extents, const side_geometry& src, const side_geometry& dst) {
+  if (src.identity.empty() || src.identity != dst.identity) return false;
+  // Destination ranges on the medium, sorted; they do not overlap each other (validated).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> d;
+  d.reserve(extents.size());
+  for (const extent& e : extents) {
+    std::uint64_t s = e.dst_offset_bytes + dst.identity_offset_bytes;
+    d.emplace_back(s, s + e.length_bytes);
+  }
+  std::sort(d.begin(), d.end());
+  for (const extent& e : extents) {
+    std::uint64_t s = e.src_offset_bytes + src.identity_offset_bytes;
+    std::uint64_t end = s + e.length_bytes;
+    // First destination range ending after s.
+    auto it = std::upper_bound(d.begin(), d.end(), s,
+                               [](std::uint64_t v, const std::pair<std::uint64_t, std::uint64_t>& r) { return v < r.second; });
+    if (it != d.end() && it->first < end) return true;
+  }
+  return false;
+}
+
+void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const copy_limits& limits, bool ordered,
+                  std::int64_t medium_delta_bytes, plan& p) {
+  p.segments.clear();
+  p.batches.clear();
+  p.block_bytes = unit_bytes;
+  p.limits = limits;
+  p.ordered = ordered;
+  p.segments.reserve(extents.size());
+  packer pk(p, limits);
+  const std::uint64_t u = unit_bytes;
+
+  if (!ordered) {
+    std::sort(extents.begin(), extents.end(), [](const extent& a, const extent& b) {
+      return a.dst_offset_bytes < b.dst_offset_bytes;
+    });
+    for (const extent& e : extents) pk.add(e.src_offset_bytes / u, e.dst_offset_bytes / u, e.length_bytes / u, false);
+    return;
+  }
+
+  for (const extent& e : extents) {
+    // Positions on the shared medium decide self-overlap: dst_medium - src_medium.
+    std::int64_t shift = static_cast<std::int64_t>(e.dst_offset_bytes) - static_cast<std::int64_t>(e.src_offset_bytes) +
+                         medium_delta_bytes;
+    std::uint64_t distance = static_cast<std::uint64_t>(shift < 0 ? -shift : shift);
+    std::uint64_t src = e.src_offset_bytes / u, dst = e.dst_offset_bytes / u, blocks = e.length_bytes / u;
+    if (distance >= e.length_bytes || distance == 0) {
+      pk.add(src, dst, blocks, true);
+      continue;
+    }
+    // Overlaps itself: pieces no longer than the distance never read what an earlier piece wrote,
+    // provided they run in memmove order (from the end when moving up) with a barrier each.
+    std::uint64_t piece = std::max<std::uint64_t>(1, distance / u);
+    if (shift > 0) {
+      std::uint64_t remaining = blocks;
+      while (remaining > 0) {
+        std::uint64_t n = std::min(piece, remaining);
+        remaining -= n;
+        pk.add(src + remaining, dst + remaining, n, true);
+        pk.close();
+      }
+    } else {
+      for (std::uint64_t off = 0; off < blocks;) {
+        std::uint64_t n = std::min(piece, blocks - off);
+        pk.add(src + off, dst + off, n, true);
+        pk.close();
+        off += n;
+      }
+    }
+  }
+}
+
+}  // namespace offcopy::detail

@@ -1,0 +1,122 @@
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "offcopy/device.hpp"
+#include "offcopy/limits.hpp"
+#include "offcopy/status.hpp"
+#include "offcopy/version.hpp"
+
+namespace offcopy {
+
+const char* to_string(errc code) noexcept {
+  switch (code) {
+    case errc::ok: return "ok";
+    case errc::invalid_argument: return "invalid-argument";
+    case errc::not_found: return "not-found";
+    case errc::out_of_range: return "out-of-range";
+    case errc::misaligned: return "misaligned";
+    case errc::zero_length: return "zero-length";
+    case errc::overlap: return "overlap";
+    case errc::block_size_mismatch: return "block-size-mismatch";
+    case errc::read_only: return "read-only";
+    case errc::busy: return "busy";
+    case errc::not_supported: return "not-supported";
+    case errc::size_limit_exceeded: return "size-limit-exceeded";
+    case errc::io_error: return "io-error";
+    case errc::device_error: return "device-error";
+    case errc::cancelled: return "cancelled";
+    case errc::verify_mismatch: return "verify-mismatch";
+    case errc::internal: return "internal";
+  }
+  return "unknown";
+}
+
+std::string status::to_string() const {
+  if (ok()) return "ok";
+  std::string s = fmt::format("{}: {}", offcopy::to_string(code_), message_);
+  if (nvme_) {
+    s += fmt::format(" [NVMe SCT {:#x} SC {:#04x}{}{}, DW0 {}]", nvme_->sct, nvme_->sc, nvme_->dnr ? " DNR" : "",
+                     nvme_->name.empty() ? "" : " " + nvme_->name, nvme_->dw0);
+  }
+  if (scsi_) {
+    s += fmt::format(" [SCSI status {:#04x} sense key {:#x} ASC/ASCQ {:02x}/{:02x}{}{}]", scsi_->status,
+                     scsi_->sense_key, scsi_->asc, scsi_->ascq, scsi_->text.empty() ? "" : " " + scsi_->text,
+                     scsi_->information_valid ? fmt::format(" info {}", scsi_->information) : "");
+  }
+  return s;
+}
+
+status errno_status(int err, const std::string& context) {
+  errc code = errc::io_error;
+  switch (err) {
+    case ENOENT: case ENODEV: case ENXIO: code = errc::not_found; break;
+    case EROFS: case EACCES: case EPERM: code = errc::read_only; break;
+    case EBUSY: code = errc::busy; break;
+    case EINVAL: code = errc::invalid_argument; break;
+    case EOPNOTSUPP: case ENOTTY: case ENOSYS: code = errc::not_supported; break;
+    case ECANCELED: code = errc::cancelled; break;
+    default: break;
+  }
+  return status(code, fmt::format("{}: {}", context, std::strerror(err)), err);
+}
+
+const char* to_string(device_kind kind) noexcept {
+  switch (kind) {
+    case device_kind::regular_file: return "regular-file";
+    case device_kind::block_device: return "block-device";
+    case device_kind::nvme_char: return "nvme-char";
+    case device_kind::scsi_generic: return "scsi-generic";
+  }
+  return "unknown";
+}
+
+const char* to_string(backend_kind kind) noexcept {
+  switch (kind) {
+    case backend_kind::nvme_copy: return "nvme-copy";
+    case backend_kind::scsi_xcopy: return "scsi-xcopy";
+    case backend_kind::scsi_token: return "scsi-token";
+    case backend_kind::copy_file_range: return "copy-file-range";
+    case backend_kind::buffered: return "buffered";
+  }
+  return "unknown";
+}
+
+bool parse_backend(std::string_view name, backend_kind& out) noexcept {
+  for (auto k : {backend_kind::nvme_copy, backend_kind::scsi_xcopy, backend_kind::scsi_token,
+                 backend_kind::copy_file_range, backend_kind::buffered}) {
+    if (name == to_string(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+template <class T>
+T tighter(T a, T b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return a < b ? a : b;
+}
+}  // namespace
+
+copy_limits copy_limits::tightened(const copy_limits& other) const noexcept {
+  copy_limits r;
+  r.max_segments_per_command = tighter(max_segments_per_command, other.max_segments_per_command);
+  r.max_segment_blocks = tighter(max_segment_blocks, other.max_segment_blocks);
+  r.max_command_blocks = tighter(max_command_blocks, other.max_command_blocks);
+  r.contiguous_destination = contiguous_destination || other.contiguous_destination;
+  return r;
+}
+
+const offload_mechanism* capabilities::find(backend_kind b) const noexcept {
+  for (const auto& m : offload)
+    if (m.backend == b) return &m;
+  return nullptr;
+}
+
+const char* version() noexcept { return OFFCOPY_VERSION; }
+
+}  // namespace offcopy
