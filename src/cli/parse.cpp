@@ -1,0 +1,95 @@
+#include "src/cli/parse.hpp"
+
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace offcopy::cli {
+
+result<std::uint64_t> parse_size(std::string_view text) {
+  auto bad = [&](const char* why) {
+    return status(errc::invalid_argument, fmt::format("'{}': {}", text, why));
+  };
+  std::string_view s = text;
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  if (s.empty()) return bad("empty number");
+  if (s.front() == '-') return bad("negative numbers are not sizes");
+  if (s.front() == '+') s.remove_prefix(1);
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s.remove_prefix(2);
+  }
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value, base);
+  if (ptr == s.data()) return bad("not a number");
+  if (ec == std::errc::result_out_of_range) return bad("number too large");
+  std::string_view suffix(ptr, static_cast<std::size_t>(s.data() + s.size() - ptr));
+  std::uint64_t mult = 1;
+  if (suffix.empty()) {
+  } else if (suffix == "s") {
+    mult = 512;
+  } else if (suffix.size() == 1 || (suffix.size() == 3 && (suffix.substr(1) == "iB" || suffix.substr(1) == "ib"))) {
+    switch (suffix[0]) {
+      case 'K': case 'k': mult = 1ULL << 10; break;
+      case 'M': case 'm': mult = 1ULL << 20; break;
+      case 'G': case 'g': mult = 1ULL << 30; break;
+      case 'T': case 't': mult = 1ULL << 40; break;
+      default: return bad("unknown size suffix (use K, M, G, T or s)");
+    }
+  } else {
+    return bad("unknown size suffix (use K, M, G, T or s)");
+  }
+  if (value > std::numeric_limits<std::uint64_t>::max() / mult) return bad("number too large");
+  return value * mult;
+}
+
+result<extent> parse_extent(std::string_view text) {
+  auto c1 = text.find(':');
+  auto c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
+  if (c1 == std::string_view::npos || c2 == std::string_view::npos || text.find(':', c2 + 1) != std::string_view::npos)
+    return status(errc::invalid_argument,
+                  fmt::format("extent '{}': expected SRC_OFFSET:DST_OFFSET:LENGTH", text));
+  auto a = parse_size(text.substr(0, c1));
+  if (!a.ok()) return std::move(a).error().prefix("extent");
+  auto b = parse_size(text.substr(c1 + 1, c2 - c1 - 1));
+  if (!b.ok()) return std::move(b).error().prefix("extent");
+  auto c = parse_size(text.substr(c2 + 1));
+  if (!c.ok()) return std::move(c).error().prefix("extent");
+  return extent{a.value(), b.value(), c.value()};
+}
+
+result<std::vector<extent>> parse_extents(std::istream& in, const std::string& name) {
+  std::vector<extent> out;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    std::string_view v = line;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+    if (v.empty() || v.front() == '#') continue;
+    auto e = parse_extent(v);
+    if (!e.ok()) return std::move(e).error().prefix(fmt::format("{}:{}", name, n));
+    out.push_back(e.value());
+  }
+  return out;
+}
+
+int exit_code(const status& s, std::uint64_t bytes_written) noexcept {
+  switch (s.code()) {
+    case errc::ok: return 0;
+    case errc::invalid_argument: case errc::not_found: case errc::out_of_range: case errc::misaligned:
+    case errc::zero_length: case errc::overlap: case errc::block_size_mismatch: case errc::read_only:
+    case errc::busy:
+      return bytes_written ? 1 : 2;
+    case errc::not_supported:
+      return bytes_written ? 1 : 3;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace offcopy::cli
