@@ -193,10 +193,11 @@ int do_plan_or_copy(const copy_args& a, bool execute_it) {
       src.value()->caps().block_path.empty() && src.value()->caps().size_bytes == 0)
     return fail(status(errc::invalid_argument, a.src + ": size unknown"), a.json);
 
-  // A missing regular-file destination is created (as cp and dd do) and removed again on bad input.
+  // A missing regular-file destination is created (as cp and dd do) and removed again on bad input
+  // (and after `plan`, which only needs it to exist while planning).
   bool created = false;
   struct stat st {};
-  if (::stat(a.dst.c_str(), &st) != 0 && errno == ENOENT && execute_it) {
+  if (::stat(a.dst.c_str(), &st) != 0 && errno == ENOENT) {
     int fd = ::open(a.dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return fail(errno_status(errno, "create " + a.dst), a.json);
     ::close(fd);
@@ -220,6 +221,7 @@ int do_plan_or_copy(const copy_args& a, bool execute_it) {
     return fail(p.error(), a.json);
   }
   if (!execute_it) {
+    remove_created();
     if (a.json)
       std::cout << p.value().to_json(0) << "\n";
     else
