@@ -1,0 +1,484 @@
+// The in-process SCSI copy manager: see scsi_model.hpp.
+#include "tests/models/scsi_model.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "src/core/device_state.hpp"
+#include "src/scsi/wire.hpp"
+
+namespace offcopy::test {
+
+using namespace detail::scsi;
+
+struct scsi_model::lu {
+  scsi_model* model = nullptr;
+  std::string name;
+  std::string path;
+  int fd = -1;
+  std::uint64_t size_bytes = 0;
+  std::uint32_t block_bytes = 512;
+  std::vector<std::uint8_t> naa;
+  std::map<std::uint32_t, std::shared_ptr<op_status>> status_by_list_id;
+  [[nodiscard]] std::uint64_t blocks() const { return size_bytes / block_bytes; }
+};
+
+struct scsi_model::rod {
+  std::uint64_t id = 0;
+  std::vector<std::uint8_t> data;  // point-in-time copy of the populated ranges
+  std::uint32_t block_bytes = 512;
+  unsigned writes = 0;
+  bool expired = false;
+};
+
+struct scsi_model::op_status {
+  std::uint8_t service_action = 0;
+  std::uint8_t copy_status = copy_op_ok;
+  std::uint64_t transfer_blocks = 0;
+  std::vector<std::uint8_t> sense;
+  std::vector<std::uint8_t> token;
+  unsigned polls_left = 0;
+};
+
+namespace {
+
+class model_transport final : public transport {
+ public:
+  model_transport(scsi_model* m, scsi_model::lu* l, std::string name) : m_(m), l_(l), name_(std::move(name)) {}
+  scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
+                     unsigned) override {
+    return m_->execute(*l_, cdb, dir, data);
+  }
+  std::string name() const override { return name_; }
+
+ private:
+  scsi_model* m_;
+  scsi_model::lu* l_;
+  std::string name_;
+};
+
+scsi_reply check(std::uint8_t key, std::uint8_t asc, std::uint8_t ascq) {
+  scsi_reply r;
+  r.sam_status = 0x02;
+  r.sense = make_fixed_sense(key, asc, ascq);
+  return r;
+}
+scsi_reply illegal(std::uint8_t asc, std::uint8_t ascq) { return check(sense_key_illegal_request, asc, ascq); }
+scsi_reply copy_aborted() { return check(sense_key_copy_aborted, 0x0D, 0x02); }
+
+/// Copies `reply` into the data-in buffer, reporting the residual.
+scsi_reply data_in(std::span<std::uint8_t> out, const std::vector<std::uint8_t>& reply) {
+  scsi_reply r;
+  const std::size_t n = std::min(out.size(), reply.size());
+  std::fill(out.begin(), out.end(), 0);
+  std::copy_n(reply.begin(), n, out.begin());
+  r.data_resid_bytes = static_cast<std::uint32_t>(out.size() - n);
+  return r;
+}
+
+std::string seg_text(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks) {
+  return std::to_string(src) + ">" + std::to_string(dst) + "x" + std::to_string(blocks);
+}
+
+}  // namespace
+
+scsi_model::scsi_model(scsi_model_config cfg) : cfg_(cfg) {
+  set_transport_factory([this](const detail::device_state& d) { return transport_for(d.caps.path); });
+}
+
+scsi_model::~scsi_model() {
+  set_transport_factory({});
+  for (auto& l : lus_)
+    if (l->fd >= 0) ::close(l->fd);
+}
+
+void scsi_model::add_lu(const std::string& name, const std::string& path, std::uint64_t size_bytes,
+                        std::uint32_t block_bytes) {
+  auto l = std::make_unique<lu>();
+  l->model = this;
+  l->name = name;
+  l->path = path;
+  l->size_bytes = size_bytes;
+  l->block_bytes = block_bytes;
+  l->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (l->fd >= 0 && ::ftruncate(l->fd, static_cast<off_t>(size_bytes)) != 0) {
+    ::close(l->fd);
+    l->fd = -1;
+  }
+  // NAA 6 (IEEE registered extended), 16 bytes, unique per LU.
+  l->naa = {0x60, 0x01, 0x40, 0x50, 0xA0, 0x0D, 0xE1, 0x00, 0, 0, 0, 0, 0, 0, 0, 0};
+  l->naa[15] = static_cast<std::uint8_t>(lus_.size() + 1);
+  l->naa[14] = static_cast<std::uint8_t>(name.size());
+  by_path_[path] = l.get();
+  lus_.push_back(std::move(l));
+}
+
+void scsi_model::fail_copy_command(unsigned n, std::vector<std::uint8_t> sense, unsigned segments_before_fault) {
+  fail_at_ = copy_commands_ + n;
+  fail_sense_ = std::move(sense);
+  fail_segments_before_ = segments_before_fault;
+}
+
+void scsi_model::expire_tokens() {
+  for (auto& [id, r] : rods_) r->expired = true;
+}
+
+std::unique_ptr<transport> scsi_model::transport_for(const std::string& path) {
+  auto it = by_path_.find(path);
+  if (it == by_path_.end()) return nullptr;
+  return std::make_unique<model_transport>(this, it->second, it->second->name);
+}
+
+scsi_model::lu* scsi_model::by_naa(std::span<const std::uint8_t> naa) {
+  for (auto& l : lus_)
+    if (naa.size() >= l->naa.size() && std::equal(l->naa.begin(), l->naa.end(), naa.begin())) return l.get();
+  return nullptr;
+}
+
+bool scsi_model::read_blocks(lu& l, std::uint64_t lba, std::uint64_t blocks, std::vector<std::uint8_t>& out) {
+  if (lba > l.blocks() || blocks > l.blocks() - lba) return false;
+  const std::size_t old = out.size();
+  out.resize(old + blocks * l.block_bytes);
+  return ::pread(l.fd, out.data() + old, blocks * l.block_bytes, static_cast<off_t>(lba * l.block_bytes)) ==
+         static_cast<ssize_t>(blocks * l.block_bytes);
+}
+
+bool scsi_model::write_blocks(lu& l, std::uint64_t lba, const std::uint8_t* data, std::uint64_t blocks) {
+  if (lba > l.blocks() || blocks > l.blocks() - lba) return false;
+  return ::pwrite(l.fd, data, blocks * l.block_bytes, static_cast<off_t>(lba * l.block_bytes)) ==
+         static_cast<ssize_t>(blocks * l.block_bytes);
+}
+
+bool scsi_model::fault_now(unsigned& segments_before) {
+  ++copy_commands_;
+  if (fail_at_ != 0 && copy_commands_ == fail_at_) {
+    segments_before = fail_segments_before_;
+    return true;
+  }
+  return false;
+}
+
+scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_direction dir,
+                               std::span<std::uint8_t> data) {
+  if (cdb.empty()) return illegal(0x20, 0x00);
+  const std::uint8_t op = cdb[0];
+  const std::uint8_t sa = cdb.size() > 1 ? (cdb[1] & 0x1F) : 0;
+  if (op == op_inquiry && cdb.size() == 6) {
+    const bool evpd = cdb[1] & 1;
+    std::vector<std::uint8_t> r;
+    if (!evpd) {
+      r.assign(36, ' ');
+      r[0] = 0;
+      r[1] = 0;
+      r[2] = 6;
+      r[3] = 2;
+      r[4] = 31;
+      r[5] = cfg_.xcopy ? 0x08 : 0;
+      r[6] = r[7] = 0;
+      std::memcpy(&r[8], "OFFCOPY SCSI MODEL      0.1 ", 28);
+      return data_in(data, r);
+    }
+    const std::uint8_t page = cdb[2];
+    r = {0, page, 0, 0};
+    if (page == 0x00) {
+      r.push_back(0x00);
+      r.push_back(0x83);
+      if (cfg_.token) r.push_back(0x8F);
+    } else if (page == 0x83) {
+      // A target port designator first, then the LU's NAA.
+      std::vector<std::uint8_t> port = {0x61, 0x93, 0, 8, 0x50, 0x01, 0x40, 0x5F, 0xFF, 0xEE, 0xDD, 0x01};
+      r.insert(r.end(), port.begin(), port.end());
+      r.push_back(0x01);
+      r.push_back(0x03);
+      r.push_back(0);
+      r.push_back(static_cast<std::uint8_t>(l.naa.size()));
+      r.insert(r.end(), l.naa.begin(), l.naa.end());
+    } else if (page == 0x8F && cfg_.token) {
+      std::vector<std::uint8_t> rod(36, 0);
+      put_be16(&rod[2], 32);
+      put_be16(&rod[10], cfg_.max_range_descriptors);
+      put_be32(&rod[12], 3600);
+      put_be32(&rod[16], 60);
+      put_be64(&rod[20], cfg_.max_token_transfer_blocks);
+      put_be64(&rod[28], cfg_.optimal_transfer_blocks);
+      r.insert(r.end(), rod.begin(), rod.end());
+      std::vector<std::uint8_t> cmds = {0x00, 0x01, 0, 0, 0, 0x83, 3, 0x00, 0x10, 0x11, 0x84, 2, 0x03, 0x07};
+      cmds[4] = static_cast<std::uint8_t>(cmds.size() - 5);
+      put_be16(&cmds[2], static_cast<std::uint16_t>(cmds.size() - 4));
+      r.insert(r.end(), cmds.begin(), cmds.end());
+    } else {
+      return illegal(0x24, 0x00);
+    }
+    put_be16(&r[2], static_cast<std::uint16_t>(r.size() - 4));
+    return data_in(data, r);
+  }
+  if (op == op_service_action_in_16 && sa == sa_read_capacity_16) {
+    std::vector<std::uint8_t> r(32, 0);
+    put_be64(&r[0], l.blocks() - 1);
+    put_be32(&r[8], l.block_bytes);
+    return data_in(data, r);
+  }
+  if (op == op_third_party_copy_in && sa == sa_receive_copy_operating_parameters) {
+    if (!cfg_.xcopy) return illegal(0x20, 0x00);
+    std::vector<std::uint8_t> r(46, 0);
+    put_be32(&r[0], 42);
+    r[4] = cfg_.snlid ? 1 : 0;
+    put_be16(&r[8], cfg_.max_cscd_descriptors);
+    put_be16(&r[10], cfg_.max_segment_descriptors);
+    put_be32(&r[12], cfg_.max_descriptor_list_bytes);
+    put_be32(&r[16], cfg_.max_segment_bytes);
+    put_be16(&r[34], 1);
+    r[36] = 1;
+    r[37] = 9;
+    r[43] = 2;
+    r[44] = 0x02;
+    r[45] = 0xE4;
+    return data_in(data, r);
+  }
+  if (op == op_third_party_copy_out && dir == data_direction::to_device) {
+    const std::uint32_t len = get_be32(&cdb[10]);
+    std::span<const std::uint8_t> list(data.data(), std::min<std::size_t>(len, data.size()));
+    if (sa == sa_extended_copy_lid1 && cfg_.xcopy) return xcopy(l, list);
+    if (sa == sa_populate_token && cfg_.token) return populate(l, get_be32(&cdb[6]), list);
+    if (sa == sa_write_using_token && cfg_.token) return write_using_token(l, get_be32(&cdb[6]), list);
+    char what[32];
+    std::snprintf(what, sizeof what, " 0x%02x/0x%02x invalid-opcode", op, sa);
+    log_.push_back(l.name + what);
+    return illegal(0x20, 0x00);
+  }
+  if (op == op_third_party_copy_in && sa == sa_receive_rod_token_information && cfg_.token)
+    return rrti(l, get_be32(&cdb[2]), data);
+  return illegal(0x20, 0x00);
+}
+
+scsi_reply scsi_model::xcopy(lu& l, std::span<const std::uint8_t> p) {
+  if (p.size() < 16) return illegal(0x1A, 0x00);
+  const std::uint8_t list_id = p[0];
+  const std::uint8_t usage = (p[1] >> 3) & 3;
+  const std::size_t cscd_len = get_be16(&p[2]);
+  const std::size_t seg_len = get_be32(&p[8]);
+  std::string entry = l.name + " XCOPY id=" + std::to_string(list_id) + " usage=" + std::to_string(usage);
+  if (16 + cscd_len + seg_len > p.size()) return illegal(0x1A, 0x00);
+  if (cscd_len + seg_len > cfg_.max_descriptor_list_bytes) return illegal(0x1A, 0x00);
+  if (cscd_len % 32 != 0) return illegal(0x26, 0x07);
+  if (cscd_len / 32 > cfg_.max_cscd_descriptors) return illegal(0x26, 0x06);
+  if (seg_len / 28 > cfg_.max_segment_descriptors) return illegal(0x26, 0x08);
+  if (usage == 3 && !cfg_.snlid) return illegal(0x26, 0x02);
+  if (usage != 3 && busy_list_ids_ > 0) {
+    --busy_list_ids_;
+    log_.push_back(entry + " busy");
+    return illegal(0x00, 0x16);
+  }
+  std::vector<lu*> cscds;
+  for (std::size_t off = 16; off < 16 + cscd_len; off += 32) {
+    if (p[off] != 0xE4) return illegal(0x26, 0x07);
+    if ((p[off + 5] & 0x0F) != 3) return copy_aborted();
+    lu* t = by_naa(p.subspan(off + 8, p[off + 7]));
+    if (t == nullptr) return copy_aborted();
+    const std::uint32_t dbl = (std::uint32_t{p[off + 29]} << 16) | (std::uint32_t{p[off + 30]} << 8) | p[off + 31];
+    if (dbl != t->block_bytes) return illegal(0x26, 0x00);
+    cscds.push_back(t);
+  }
+  struct seg {
+    lu* src;
+    lu* dst;
+    std::uint64_t s, d, n;
+  };
+  std::vector<seg> segs;
+  bool local = false;
+  for (std::size_t off = 16 + cscd_len; off < 16 + cscd_len + seg_len; off += 28) {
+    if (p[off] != 0x02) return illegal(0x26, 0x09);
+    const std::uint16_t si = get_be16(&p[off + 4]), di = get_be16(&p[off + 6]);
+    if (si >= cscds.size() || di >= cscds.size()) return illegal(0x26, 0x00);
+    seg s{cscds[si], cscds[di], get_be64(&p[off + 12]), get_be64(&p[off + 20]), get_be16(&p[off + 10])};
+    if (s.src->block_bytes != s.dst->block_bytes) return illegal(0x26, 0x00);
+    if (s.n * s.src->block_bytes > cfg_.max_segment_bytes) return illegal(0x26, 0x00);
+    if (s.src == &l || s.dst == &l) local = true;
+    segs.push_back(s);
+    entry += " " + seg_text(s.s, s.d, s.n);
+  }
+  log_.push_back(entry);
+  if (!local && !segs.empty()) return copy_aborted();  // LIO: the receiving LU must be an end
+  unsigned before = 0;
+  const bool fault = fault_now(before);
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    if (fault && i >= before) {
+      scsi_reply r;
+      r.sam_status = 0x02;
+      r.sense = fail_sense_;
+      return r;
+    }
+    std::vector<std::uint8_t> buf;
+    if (!read_blocks(*segs[i].src, segs[i].s, segs[i].n, buf)) return copy_aborted();
+    if (!write_blocks(*segs[i].dst, segs[i].d, buf.data(), segs[i].n)) return copy_aborted();
+  }
+  if (fault) {
+    scsi_reply r;
+    r.sam_status = 0x02;
+    r.sense = fail_sense_;
+    return r;
+  }
+  return {};
+}
+
+scsi_reply scsi_model::populate(lu& l, std::uint32_t list_id, std::span<const std::uint8_t> p) {
+  if (p.size() < 16) return illegal(0x1A, 0x00);
+  const std::size_t list_len = get_be16(&p[14]);
+  if (16 + list_len > p.size() || list_len % 16 != 0) return illegal(0x26, 0x00);
+  const bool immed = p[2] & 1;
+  std::string entry = l.name + " PT id=" + std::to_string(list_id) + (immed ? " immed" : "");
+  if (list_len / 16 > cfg_.max_range_descriptors) {
+    log_.push_back(entry + " too-many");
+    return illegal(0x26, 0x08);
+  }
+  auto r = std::make_shared<rod>();
+  r->block_bytes = l.block_bytes;
+  std::uint64_t total = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (std::size_t off = 16; off < 16 + list_len; off += 16) {
+    ranges.emplace_back(get_be64(&p[off]), get_be32(&p[off + 8]));
+    total += ranges.back().second;
+    entry += " " + std::to_string(ranges.back().first) + "x" + std::to_string(ranges.back().second);
+  }
+  log_.push_back(entry);
+  if (total > cfg_.max_token_transfer_blocks) return illegal(0x26, 0x00);
+  unsigned before = 0;
+  if (fault_now(before)) {
+    scsi_reply f;
+    f.sam_status = 0x02;
+    f.sense = fail_sense_;
+    return f;
+  }
+  for (auto [lba, n] : ranges)
+    if (!read_blocks(l, lba, n, r->data)) return illegal(0x21, 0x00);
+  r->id = next_rod_++;
+  rods_[r->id] = r;
+  auto st = std::make_shared<op_status>();
+  st->service_action = sa_populate_token;
+  st->transfer_blocks = total;
+  st->token.assign(rod_token_bytes, 0);
+  put_be32(&st->token[0], 0x00800000);  // ROD type: access upon reference (model-private)
+  put_be16(&st->token[6], rod_token_bytes - 8);
+  put_be64(&st->token[8], r->id);
+  std::memcpy(&st->token[16], l.naa.data(), l.naa.size());
+  st->polls_left = immed ? cfg_.in_progress_polls : 0;
+  l.status_by_list_id[list_id] = st;
+  return {};
+}
+
+scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span<const std::uint8_t> p) {
+  if (p.size() < 536) return illegal(0x1A, 0x00);
+  const bool immed = p[2] & 1;
+  const std::uint64_t offset = get_be64(&p[8]);
+  const std::uint8_t* token = &p[16];
+  const std::size_t list_len = get_be16(&p[534]);
+  if (536 + list_len > p.size() || list_len % 16 != 0) return illegal(0x26, 0x00);
+  std::string entry = l.name + " WUT id=" + std::to_string(list_id) + (immed ? " immed" : "") +
+                      " off=" + std::to_string(offset);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  std::uint64_t total = 0;
+  for (std::size_t off = 536; off < 536 + list_len; off += 16) {
+    ranges.emplace_back(get_be64(&p[off]), get_be32(&p[off + 8]));
+    total += ranges.back().second;
+    entry += " " + std::to_string(ranges.back().first) + "x" + std::to_string(ranges.back().second);
+  }
+  log_.push_back(entry);
+  if (list_len / 16 > cfg_.max_range_descriptors) return illegal(0x26, 0x08);
+  const bool zero = get_be32(token) == rod_type_zero;
+  std::shared_ptr<rod> r;
+  if (!zero) {
+    auto it = rods_.find(get_be64(token + 8));
+    if (it == rods_.end()) return illegal(0x23, 0x04);  // token unknown
+    r = it->second;
+    if (r->expired) return illegal(0x23, 0x07);  // token expired
+    if (cfg_.token_lifetime_writes != 0 && r->writes >= cfg_.token_lifetime_writes) {
+      r->expired = true;
+      return illegal(0x23, 0x07);
+    }
+    ++r->writes;
+    if (r->block_bytes != l.block_bytes) return illegal(0x23, 0x00);
+  }
+  unsigned before = 0;
+  const bool fault = fault_now(before);
+  std::uint64_t budget = total;
+  if (cfg_.write_using_token_max_blocks != 0) budget = std::min(budget, cfg_.write_using_token_max_blocks);
+  std::uint64_t moved = 0;
+  std::uint64_t rod_pos = offset;
+  auto st = std::make_shared<op_status>();
+  st->service_action = sa_write_using_token;
+  for (std::size_t i = 0; i < ranges.size() && moved < budget; ++i) {
+    if (fault && i >= before) break;
+    const std::uint64_t n = std::min(ranges[i].second, budget - moved);
+    std::vector<std::uint8_t> buf(n * l.block_bytes, 0);
+    if (!zero) {
+      const std::uint64_t from = rod_pos * l.block_bytes;
+      if (from + buf.size() > r->data.size()) {
+        st->copy_status = copy_op_error;
+        st->transfer_blocks = moved;
+        st->sense = make_fixed_sense(sense_key_illegal_request, 0x26, 0x00);
+        l.status_by_list_id[list_id] = st;
+        return illegal(0x26, 0x00);
+      }
+      std::memcpy(buf.data(), r->data.data() + from, buf.size());
+    }
+    if (!write_blocks(l, ranges[i].first, buf.data(), n)) {
+      st->copy_status = copy_op_error;
+      st->transfer_blocks = moved;
+      st->sense = make_fixed_sense(sense_key_illegal_request, 0x21, 0x00);
+      l.status_by_list_id[list_id] = st;
+      return illegal(0x21, 0x00);
+    }
+    moved += n;
+    rod_pos += n;
+  }
+  st->transfer_blocks = moved;
+  st->polls_left = immed ? cfg_.in_progress_polls : 0;
+  if (fault) {
+    st->copy_status = copy_op_error;
+    st->sense = fail_sense_;
+    l.status_by_list_id[list_id] = st;
+    scsi_reply f;
+    f.sam_status = 0x02;
+    f.sense = fail_sense_;
+    return f;
+  }
+  st->copy_status = moved < total ? copy_op_ok_residual : copy_op_ok;
+  l.status_by_list_id[list_id] = st;
+  return {};
+}
+
+scsi_reply scsi_model::rrti(lu& l, std::uint32_t list_id, std::span<std::uint8_t> out) {
+  log_.push_back(l.name + " RRTI id=" + std::to_string(list_id));
+  auto it = l.status_by_list_id.find(list_id);
+  if (it == l.status_by_list_id.end()) return illegal(0x24, 0x00);
+  auto& st = *it->second;
+  std::vector<std::uint8_t> r(32, 0);
+  r[4] = st.service_action;
+  if (st.polls_left > 0) {
+    --st.polls_left;
+    r[5] = copy_op_in_progress_foreground;
+    put_be32(&r[8], 1);
+    put_be32(&r[0], static_cast<std::uint32_t>(r.size() - 4));
+    return data_in(out, r);
+  }
+  r[5] = st.copy_status;
+  r[15] = 0xF1;
+  put_be64(&r[16], st.transfer_blocks);
+  r[13] = static_cast<std::uint8_t>(st.sense.size());
+  r[14] = static_cast<std::uint8_t>(st.sense.size());
+  r.insert(r.end(), st.sense.begin(), st.sense.end());
+  if (!st.token.empty()) {
+    std::uint8_t len[6] = {};
+    put_be32(len, static_cast<std::uint32_t>(2 + st.token.size()));
+    r.insert(r.end(), len, len + 6);
+    r.insert(r.end(), st.token.begin(), st.token.end());
+  }
+  put_be32(&r[0], static_cast<std::uint32_t>(r.size() - 4));
+  return data_in(out, r);
+}
+
+}  // namespace offcopy::test

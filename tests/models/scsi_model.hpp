@@ -1,0 +1,100 @@
+// In-process SCSI copy manager: logical units backed by regular files, answering INQUIRY/VPD,
+// READ CAPACITY(16), RECEIVE COPY OPERATING PARAMETERS, EXTENDED COPY(LID1), POPULATE TOKEN,
+// WRITE USING TOKEN and RECEIVE ROD TOKEN INFORMATION, with configurable limits and faults.
+// Installed as the SCSI transport factory, so device::open() on its files probes the model.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/scsi/transport.hpp"
+
+namespace offcopy::test {
+
+struct scsi_model_config {
+  // EXTENDED COPY (LID1). LIO: 2 CSCDs, 1 segment, 1024-byte lists, 256 MiB segments, SNLID.
+  bool xcopy = true;
+  bool snlid = true;
+  std::uint16_t max_cscd_descriptors = 2;
+  std::uint16_t max_segment_descriptors = 1;
+  std::uint32_t max_descriptor_list_bytes = 1024;
+  std::uint32_t max_segment_bytes = 256u << 20;
+  // Token copy (absent on LIO: POPULATE TOKEN → invalid opcode, no VPD 0x8F).
+  bool token = false;
+  std::uint16_t max_range_descriptors = 8;
+  std::uint64_t max_token_transfer_blocks = 1u << 16;
+  std::uint64_t optimal_transfer_blocks = 1u << 11;
+  /// A token is valid for this many WRITE USING TOKEN commands (0 = forever).
+  unsigned token_lifetime_writes = 0;
+  /// A WRITE USING TOKEN moves at most this many blocks (0 = all): partial transfers.
+  std::uint64_t write_using_token_max_blocks = 0;
+  /// RRTI answers "in progress" this many times after an IMMED command.
+  unsigned in_progress_polls = 0;
+};
+
+/// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8", "lun0 RRTI".
+using scsi_log = std::vector<std::string>;
+
+class scsi_model {
+ public:
+  explicit scsi_model(scsi_model_config cfg = {});
+  ~scsi_model();  // uninstalls the factory
+  scsi_model(const scsi_model&) = delete;
+  scsi_model& operator=(const scsi_model&) = delete;
+
+  /// Adds an LU named `name` backed by the regular file `path` (created/resized to `size_bytes`).
+  void add_lu(const std::string& name, const std::string& path, std::uint64_t size_bytes,
+              std::uint32_t block_bytes = 512);
+
+  /// The n-th (1-based) copy command (XCOPY, POPULATE TOKEN, WRITE USING TOKEN) fails with this
+  /// sense after copying `segments_before_fault` segments/ranges.
+  void fail_copy_command(unsigned n, std::vector<std::uint8_t> sense, unsigned segments_before_fault = 0);
+  /// The next `n` XCOPY commands that carry a list id answer 00/16 (operation in progress).
+  void busy_list_ids(unsigned n) { busy_list_ids_ = n; }
+  /// Every token issued so far expires.
+  void expire_tokens();
+
+  [[nodiscard]] const scsi_log& log() const noexcept { return log_; }
+  void clear_log() { log_.clear(); }
+  [[nodiscard]] scsi_model_config& config() noexcept { return cfg_; }
+  /// Commands that copied data (XCOPY, PT, WUT) seen so far.
+  [[nodiscard]] unsigned copy_commands() const noexcept { return copy_commands_; }
+
+  /// A transport for the LU behind `path` (nullptr when unknown).
+  [[nodiscard]] std::unique_ptr<detail::scsi::transport> transport_for(const std::string& path);
+
+  // Implementation detail, public for the transport class.
+  struct lu;
+  detail::scsi::scsi_reply execute(lu& l, std::span<const std::uint8_t> cdb, detail::scsi::data_direction dir,
+                                   std::span<std::uint8_t> data);
+
+ private:
+  struct rod;
+  struct op_status;
+  detail::scsi::scsi_reply xcopy(lu& l, std::span<const std::uint8_t> list);
+  detail::scsi::scsi_reply populate(lu& l, std::uint32_t list_id, std::span<const std::uint8_t> list);
+  detail::scsi::scsi_reply write_using_token(lu& l, std::uint32_t list_id, std::span<const std::uint8_t> list);
+  detail::scsi::scsi_reply rrti(lu& l, std::uint32_t list_id, std::span<std::uint8_t> out);
+  lu* by_naa(std::span<const std::uint8_t> naa);
+  bool read_blocks(lu& l, std::uint64_t lba, std::uint64_t blocks, std::vector<std::uint8_t>& out);
+  bool write_blocks(lu& l, std::uint64_t lba, const std::uint8_t* data, std::uint64_t blocks);
+  bool fault_now(unsigned& segments_before);
+
+  scsi_model_config cfg_;
+  std::vector<std::unique_ptr<lu>> lus_;
+  std::map<std::string, lu*> by_path_;
+  std::map<std::uint64_t, std::shared_ptr<rod>> rods_;
+  std::uint64_t next_rod_ = 1;
+  scsi_log log_;
+  unsigned copy_commands_ = 0;
+  unsigned fail_at_ = 0;
+  unsigned fail_segments_before_ = 0;
+  std::vector<std::uint8_t> fail_sense_;
+  unsigned busy_list_ids_ = 0;
+};
+
+}  // namespace offcopy::test

@@ -1,0 +1,408 @@
+// The SCSI backends against the in-process copy-manager model: discovery, the exact command
+// sequence the engine sends for a plan, limits, retries, faults, token copy.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "offcopy/copy.hpp"
+#include "src/scsi/lu.hpp"
+#include "src/scsi/token.hpp"
+#include "tests/models/scsi_model.hpp"
+
+using namespace offcopy;
+using offcopy::test::scsi_model;
+using offcopy::test::scsi_model_config;
+using strings = std::vector<std::string>;
+
+namespace {
+
+constexpr std::uint64_t MiB = 1 << 20;
+
+struct tmpdir {
+  tmpdir() {
+    char t[] = "/tmp/offcopy-scsi-model-XXXXXX";
+    REQUIRE(::mkdtemp(t) != nullptr);
+    path = t;
+  }
+  ~tmpdir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& n) const { return path + "/" + n; }
+  std::string path;
+};
+
+std::vector<std::uint8_t> read_file(const std::string& p, std::uint64_t off, std::uint64_t n) {
+  std::vector<std::uint8_t> b(n);
+  std::ifstream in(p, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(off));
+  in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+  return b;
+}
+
+void fill_random(const std::string& p, std::uint64_t off, std::uint64_t n, unsigned seed) {
+  std::vector<std::uint8_t> b(n);
+  std::mt19937 g(seed);
+  for (auto& x : b) x = static_cast<std::uint8_t>(g());
+  std::fstream out(p, std::ios::binary | std::ios::in | std::ios::out);
+  out.seekp(static_cast<std::streamoff>(off));
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(n));
+}
+
+struct rig {
+  explicit rig(scsi_model_config cfg, std::uint64_t size = 64 * MiB, std::uint32_t dst_lbs = 512) : model(cfg) {
+    model.add_lu("lun0", dir.file("lun0"), size, 512);
+    model.add_lu("lun1", dir.file("lun1"), size, dst_lbs);
+    fill_random(dir.file("lun0"), 0, 16 * MiB, 1);
+    auto s = device::open(dir.file("lun0"));
+    open_options wo;
+    wo.writable = true;
+    auto d = device::open(dir.file("lun1"), wo);
+    REQUIRE(s.ok());
+    REQUIRE(d.ok());
+    src = s.value();
+    dst = d.value();
+    model.clear_log();  // discovery commands are not part of the copy
+  }
+  report copy(std::vector<extent> ex, copy_mode mode = copy_mode::offload, std::vector<backend_kind> backends = {}) {
+    request r;
+    r.source = src;
+    r.destination = dst;
+    r.extents = std::move(ex);
+    policy p;
+    p.mode = mode;
+    p.backends = std::move(backends);
+    return offcopy::copy(r, p);
+  }
+  bool same(std::uint64_t src_off, std::uint64_t dst_off, std::uint64_t n) {
+    return read_file(dir.file("lun0"), src_off, n) == read_file(dir.file("lun1"), dst_off, n);
+  }
+  tmpdir dir;
+  scsi_model model;
+  std::shared_ptr<device> src, dst;
+};
+
+scsi_model_config lio() { return {}; }
+scsi_model_config roomy() {
+  scsi_model_config c;
+  c.snlid = false;
+  c.max_segment_descriptors = 4;
+  c.max_descriptor_list_bytes = 1024;
+  return c;
+}
+scsi_model_config token_only() {
+  scsi_model_config c;
+  c.xcopy = false;
+  c.token = true;
+  c.max_range_descriptors = 4;
+  c.max_token_transfer_blocks = 8192;  // 4 MiB
+  return c;
+}
+
+/// The log without list ids (they depend on the process).
+strings shape(const strings& log) {
+  strings out;
+  for (auto s : log) {
+    auto p = s.find(" id=");
+    if (p != std::string::npos) {
+      auto e = s.find(' ', p + 1);
+      s.erase(p, e == std::string::npos ? std::string::npos : e - p);
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace doctest {
+template <>
+struct StringMaker<strings> {
+  static String convert(const strings& v) {
+    std::string s = "{";
+    for (const auto& x : v) s += "\n  \"" + x + "\"";
+    return (s + "}").c_str();
+  }
+};
+}  // namespace doctest
+
+TEST_CASE("model: probe reports LIO-like XCOPY limits and no token copy") {
+  rig r(lio());
+  const auto* x = r.src->caps().find(backend_kind::scsi_xcopy);
+  REQUIRE(x != nullptr);
+  CHECK(x->available);
+  CHECK(x->limits.max_segments_per_command == 1);
+  CHECK(x->limits.max_segment_blocks == 65535);
+  CHECK(x->limits.max_command_blocks == 0);
+  CHECK_FALSE(x->limits.contiguous_destination);
+  const auto* t = r.src->caps().find(backend_kind::scsi_token);
+  REQUIRE(t != nullptr);
+  CHECK_FALSE(t->available);
+  CHECK(t->reason.find("0x8F") != std::string::npos);
+}
+
+TEST_CASE("model: roomier limits: segments bounded by the descriptor list length") {
+  auto c = roomy();
+  c.max_segment_descriptors = 100;
+  c.max_descriptor_list_bytes = 2 * 32 + 10 * 28 + 5;  // room for 10 segments with 2 CSCDs
+  c.max_segment_bytes = 1 * MiB;
+  rig r(c);
+  const auto* x = r.src->caps().find(backend_kind::scsi_xcopy);
+  REQUIRE(x != nullptr);
+  CHECK(x->limits.max_segments_per_command == 10);
+  CHECK(x->limits.max_segment_blocks == 2048);
+}
+
+TEST_CASE("model: LIO-like: one segment per command, no list id, 65535-block split") {
+  rig r(lio());
+  auto rep = r.copy({{0, 8 * MiB, 1 * MiB}, {1 * MiB, 20 * MiB, 2 * MiB}, {12 * MiB, 30 * MiB, 40 * MiB - 12 * MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  // 28 MiB = 57344 blocks fits one segment; 40 MiB would not.
+  CHECK(shape(r.model.log()) == strings{"lun1 XCOPY usage=3 0>16384x2048", "lun1 XCOPY usage=3 2048>40960x4096",
+                                        "lun1 XCOPY usage=3 24576>61440x57344"});
+  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 3);
+  CHECK(r.same(0, 8 * MiB, 1 * MiB));
+  CHECK(r.same(1 * MiB, 20 * MiB, 2 * MiB));
+  r.model.clear_log();
+  auto big = r.copy({{0, 0, 40 * MiB}});
+  REQUIRE(big.result.ok());
+  CHECK(shape(r.model.log()) == strings{"lun1 XCOPY usage=3 0>0x65535", "lun1 XCOPY usage=3 65535>65535x16385"});
+  CHECK(r.same(0, 0, 16 * MiB));
+}
+
+TEST_CASE("model: roomier copy manager: scattered extents packed 4 per command, list ids discarded") {
+  rig r(roomy());
+  std::vector<extent> ex;
+  for (int i = 0; i < 6; ++i)
+    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB});
+  auto rep = r.copy(ex);
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 2);
+  auto log = shape(r.model.log());
+  REQUIRE(log.size() == 2);
+  CHECK(log[0].rfind("lun1 XCOPY usage=2 ", 0) == 0);
+  CHECK(std::count(log[0].begin(), log[0].end(), '>') == 4);
+  CHECK(std::count(log[1].begin(), log[1].end(), '>') == 2);
+  CHECK(r.model.log()[0] != r.model.log()[1]);  // different list ids
+  for (int i = 0; i < 6; ++i) CHECK(r.same(static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB));
+}
+
+TEST_CASE("model: busy list id is retried with another id") {
+  rig r(roomy());
+  r.model.busy_list_ids(2);
+  auto rep = r.copy({{0, 0, MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  const auto& log = r.model.log();
+  REQUIRE(log.size() == 3);
+  CHECK(log[0].find(" busy") != std::string::npos);
+  CHECK(log[1].find(" busy") != std::string::npos);
+  CHECK(log[2].find(" busy") == std::string::npos);
+  CHECK(log[0].substr(0, log[0].find(" usage")) != log[2].substr(0, log[2].find(" usage")));
+  CHECK(r.same(0, 0, MiB));
+}
+
+TEST_CASE("model: 26/08 from the device: the engine splits and re-sends") {
+  rig r(roomy());
+  r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x05, 0x26, 0x08));
+  auto rep = r.copy({{0, 0, MiB}, {2 * MiB, 4 * MiB, MiB}, {6 * MiB, 8 * MiB, MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  auto log = shape(r.model.log());
+  REQUIRE(log.size() >= 3);
+  CHECK(std::count(log[0].begin(), log[0].end(), '>') == 3);  // refused
+  CHECK(std::count(log[1].begin(), log[1].end(), '>') < 3);   // halves
+  CHECK(rep.of(backend_kind::scsi_xcopy).retries >= 1);
+  CHECK(r.same(0, 0, MiB));
+  CHECK(r.same(6 * MiB, 8 * MiB, MiB));
+}
+
+TEST_CASE("model: COPY ABORTED 0D/02 stops the copy with the sense decoded") {
+  rig r(lio());
+  r.model.fail_copy_command(2, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02));
+  auto rep = r.copy({{0, 0, MiB}, {2 * MiB, 4 * MiB, MiB}, {6 * MiB, 8 * MiB, MiB}}, copy_mode::automatic);
+  CHECK(rep.result.code() == errc::device_error);
+  REQUIRE(rep.result.scsi());
+  CHECK(rep.result.scsi()->sense_key == 0x0A);
+  CHECK(rep.result.scsi()->asc == 0x0D);
+  CHECK(rep.result.scsi()->ascq == 0x02);
+  CHECK(rep.result.scsi()->text.find("opy") != std::string::npos);
+  CHECK(rep.bytes_copied == MiB);
+  CHECK(r.model.log().size() == 2);
+}
+
+TEST_CASE("model: invalid opcode mid-copy: auto falls back, offload fails") {
+  {
+    rig r(lio());
+    r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x05, 0x20, 0x00));
+    auto rep = r.copy({{0, 0, 2 * MiB}}, copy_mode::automatic);
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(r.same(0, 0, 2 * MiB));
+    CHECK(rep.of(backend_kind::scsi_xcopy).bytes == 0);
+  }
+  {
+    rig r(lio());
+    r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x05, 0x20, 0x00));
+    auto rep = r.copy({{0, 0, 2 * MiB}}, copy_mode::offload);
+    CHECK(rep.result.code() == errc::not_supported);
+  }
+}
+
+TEST_CASE("model: 512 vs 4096-byte blocks: XCOPY refused with the reason, auto copies anyway") {
+  rig r(lio(), 64 * MiB, 4096);
+  request req;
+  req.source = r.src;
+  req.destination = r.dst;
+  req.extents = {{0, 0, MiB}};
+  auto p = make_plan(req, {});
+  REQUIRE(p.ok());
+  bool seen = false;
+  for (const auto& c : p.value().considered)
+    if (c.backend == backend_kind::scsi_xcopy) {
+      seen = true;
+      CHECK_FALSE(c.chosen);
+      CHECK(c.reason.find("512 vs 4096") != std::string::npos);
+    }
+  CHECK(seen);
+  auto rep = r.copy({{0, 0, MiB}}, copy_mode::automatic);
+  REQUIRE(rep.result.ok());
+  CHECK(r.model.log().empty());
+  CHECK(r.same(0, 0, MiB));
+}
+
+TEST_CASE("model: copy within one LU (one CSCD)") {
+  tmpdir dir;
+  scsi_model m(lio());
+  m.add_lu("lun0", dir.file("lun0"), 64 * MiB);
+  fill_random(dir.file("lun0"), 0, 4 * MiB, 3);
+  open_options wo;
+  wo.writable = true;
+  auto s = device::open(dir.file("lun0"));
+  auto d = device::open(dir.file("lun0"), wo);
+  REQUIRE(s.ok());
+  REQUIRE(d.ok());
+  m.clear_log();
+  request req{s.value(), d.value(), {{0, 32 * MiB, 2 * MiB}}};
+  policy pol;
+  pol.mode = copy_mode::offload;
+  auto rep = copy(req, pol);
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(shape(m.log()) == strings{"lun0 XCOPY usage=3 0>65536x4096"});
+  CHECK(read_file(dir.file("lun0"), 0, 2 * MiB) == read_file(dir.file("lun0"), 32 * MiB, 2 * MiB));
+}
+
+TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per command") {
+  rig r(token_only());
+  const auto* t = r.src->caps().find(backend_kind::scsi_token);
+  REQUIRE(t != nullptr);
+  CHECK(t->available);
+  CHECK(t->limits.max_segments_per_command == 4);
+  CHECK(t->limits.max_command_blocks == 8192);
+  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}, {2 * MiB, 20 * MiB, 3 * MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(rep.of(backend_kind::scsi_token).bytes == 5 * MiB);
+  // 4 MiB per token: 2048 + 2048 + the first 4096 blocks... split at 8192 blocks.
+  CHECK(shape(r.model.log()) ==
+        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT off=0 16384x2048 24576x2048 40960x4096",
+                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT off=0 45056x2048", "lun1 RRTI"});
+  CHECK(r.same(0, 8 * MiB, MiB));
+  CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+  CHECK(r.same(2 * MiB, 20 * MiB, 3 * MiB));
+}
+
+TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the ROD") {
+  auto c = token_only();
+  c.write_using_token_max_blocks = 1500;
+  rig r(c);
+  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
+                                        "lun1 WUT off=0 16384x2048 24576x2048", "lun1 RRTI",
+                                        "lun1 WUT off=1500 17884x548 24576x2048", "lun1 RRTI",
+                                        "lun1 WUT off=3000 25528x1096", "lun1 RRTI"});
+  CHECK(r.same(0, 8 * MiB, MiB));
+  CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+}
+
+TEST_CASE("model: expired token is populated again and the rest written") {
+  auto c = token_only();
+  c.write_using_token_max_blocks = 1024;
+  c.token_lifetime_writes = 1;
+  rig r(c);
+  auto rep = r.copy({{0, 8 * MiB, MiB}});
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI",
+                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI", "lun0 PT 0x2048", "lun0 RRTI",
+                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI"});
+  CHECK(r.same(0, 8 * MiB, MiB));
+}
+
+TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes zeros") {
+  auto c = token_only();
+  c.in_progress_polls = 2;
+  rig r(c);
+  auto ts = detail::scsi::open_transport(r.src->state());
+  auto td = detail::scsi::open_transport(r.dst->state());
+  REQUIRE(ts);
+  REQUIRE(td);
+  detail::scsi::token_options opt;
+  opt.immed = true;
+  opt.poll_floor_ms = 0;
+  detail::scsi::token_stats stats;
+  std::vector<plan_segment> segs = {{0, 100, 50}};
+  std::uint64_t done = 0;
+  auto st = detail::scsi::token_copy(*ts, *td, segs, opt, stats, done, 512);
+  INFO(st.to_string());
+  REQUIRE(st.ok());
+  CHECK(shape(r.model.log()) == strings{"lun0 PT immed 0x50", "lun0 RRTI", "lun0 RRTI", "lun0 RRTI",
+                                        "lun1 WUT immed off=0 100x50", "lun1 RRTI", "lun1 RRTI", "lun1 RRTI"});
+  CHECK(stats.rrti_commands == 6);
+  CHECK(r.same(0, 100 * 512, 50 * 512));
+  r.model.clear_log();
+  std::vector<detail::scsi::block_range> zr = {{100, 10}, {140, 2}};
+  opt.immed = false;
+  st = detail::scsi::token_write_zeros(*td, zr, opt, stats, done);
+  REQUIRE(st.ok());
+  CHECK(done == 12);
+  CHECK(shape(r.model.log()) == strings{"lun1 WUT off=0 100x10 140x2", "lun1 RRTI"});
+  CHECK(read_file(r.dir.file("lun1"), 100 * 512, 10 * 512) == std::vector<std::uint8_t>(10 * 512, 0));
+  CHECK(r.same(10 * 512, 110 * 512, 30 * 512));
+}
+
+TEST_CASE("model: token copy fault reports the blocks known written") {
+  rig r(token_only());
+  r.model.fail_copy_command(2, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 1);
+  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}}, copy_mode::offload, {backend_kind::scsi_token});
+  CHECK(rep.result.code() == errc::device_error);
+  CHECK(rep.bytes_copied == MiB);
+  CHECK(r.same(0, 8 * MiB, MiB));
+}
+
+TEST_CASE("model: token copy on a LIO-like LU (forced): invalid opcode → not supported → fallback") {
+  ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
+  {
+    rig r(lio());
+    auto off = r.copy({{0, 0, MiB}}, copy_mode::offload, {backend_kind::scsi_token});
+    CHECK(off.result.code() == errc::not_supported);
+    CHECK(shape(r.model.log()) == strings{"lun0 0x83/0x10 invalid-opcode"});
+  }
+  {
+    rig r(lio());
+    auto rep = r.copy({{0, 0, MiB}}, copy_mode::automatic, {backend_kind::scsi_token, backend_kind::buffered});
+    INFO(rep.result.to_string());
+    CHECK(rep.result.ok());
+    CHECK(rep.bytes_copied == MiB);
+    CHECK(rep.of(backend_kind::scsi_token).bytes == 0);
+    CHECK(r.same(0, 0, MiB));
+  }
+  ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
+}
