@@ -108,6 +108,28 @@ print(v if isinstance(v, str) else json.dumps(v))
 ' "$1" "$2"
 }
 
+# json_vars PREFIX JSON PATH...: shell assignments PREFIX_<path with . -> _>=VALUE for eval, one
+# python start for many fields (each start costs ~1 s in the emulated guest). Missing -> empty.
+#     eval "$(json_vars r "$report" bytes_copied error backends.nvme-copy.bytes)"; echo "$r_bytes_copied"
+json_vars() {
+    "$PY" -c '
+import json, re, shlex, sys
+prefix, doc = sys.argv[1], json.loads(sys.argv[2])
+for path in sys.argv[3:]:
+    v = doc
+    for p in path.split("."):
+        try:
+            v = v[int(p)] if isinstance(v, list) else v[p]
+        except (KeyError, IndexError, ValueError, TypeError):
+            v = ""
+            break
+    if not isinstance(v, str):
+        v = json.dumps(v)
+    name = prefix + "_" + re.sub("[^A-Za-z0-9_]", "_", path)
+    print(name + "=" + shlex.quote(v))
+' "$@" || fail "not a JSON object: $2"
+}
+
 # json_valid TEXT: returns 0 when TEXT is one JSON object.
 json_valid() {
     "$PY" -c 'import json, sys; sys.exit(0 if isinstance(json.loads(sys.argv[1]), dict) else 1)' "$1" 2>/dev/null
@@ -153,3 +175,48 @@ offcopy() {
 sysfs_block() {
     cat "/sys/block/$(basename "$1")/$2"
 }
+
+# backend_bytes JSON NAME: backends.NAME.bytes of a copy report, 0 when the backend is absent.
+backend_bytes() {
+    json_get "$1" "backends.$2.bytes" 2>/dev/null || echo 0
+}
+
+# backends_total JSON: sum of backends.*.bytes of a copy report.
+backends_total() {
+    "$PY" -c '
+import json, sys
+r = json.loads(sys.argv[1])
+print(sum(int(v.get("bytes", 0)) for v in (r.get("backends") or {}).values()))
+' "$1"
+}
+
+# report_json: the stdout of the last run_rc/offcopy (a --json report; check_copy_report or
+# json_vars check that it parses).
+report_json() {
+    cat "$RUN_OUT"
+}
+
+# check_copy_report JSON BYTES: bytes_copied == BYTES and the backends account for all of it.
+check_copy_report() {
+    local fields
+    fields=$("$PY" -c '
+import json, shlex, sys
+r = json.loads(sys.argv[1])
+total = sum(int(v.get("bytes", 0)) for v in (r.get("backends") or {}).values())
+err = r.get("error")
+print("_copied=%s _total=%s _err=%s _backends=%s _reason=%s" % (
+    shlex.quote(str(r.get("bytes_copied"))), total,
+    shlex.quote("" if err in (None, "") else json.dumps(err)),
+    shlex.quote(json.dumps(r.get("backends"))),
+    shlex.quote(json.dumps(r.get("fallback_reason")))))
+' "$1") || fail "not a JSON report: $1"
+    local _copied _total _err _backends _reason
+    eval "$fields"
+    expect_eq "$_copied" "$2" "bytes_copied"
+    expect_eq "$_total" "$2" "sum of backends.*.bytes"
+    [[ -z $_err ]] || fail "report has an error: $_err"
+    echo "backends: $_backends; fallback_reason: $_reason"
+}
+
+# now: seconds since the epoch with nanoseconds, for timing.
+now() { date +%s.%N; }

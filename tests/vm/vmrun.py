@@ -9,6 +9,7 @@ The scenario's header declares the topology with directive lines:
     # vm-lio: name=lun0 backstore=fileio size=64M [lbs=4096]
     # vm-lio: name=lun1 backstore=iblock dev=nvme0n1
     # vm-timeout: 120
+    # vm-require: OFFCOPY_BIN      (skip without booting unless this env var names an existing path)
 
 Exit status: 0 pass, 1 fail (including timeout), 77 skip (the scenario exited 77, or QEMU / the
 kernel cache is missing and OFFCOPY_REQUIRE_VM is not 1).
@@ -69,8 +70,9 @@ def parse_kv(text, where):
 
 
 def parse_directives(path):
-    """Returns (nvme list, lio list, timeout or None) from the scenario's `# vm-*:` lines."""
-    nvme, lio, timeout = [], [], None
+    """Returns (nvme list, lio list, timeout or None, required env vars) from the scenario's
+    `# vm-*:` lines."""
+    nvme, lio, timeout, require = [], [], None, []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             m = re.match(r"#\s*vm-([a-z]+):\s*(.*?)\s*$", line)
@@ -117,6 +119,8 @@ def parse_directives(path):
                 lio.append(d)
             elif kind == "timeout":
                 timeout = int(rest)
+            elif kind == "require":
+                require += rest.split()
             else:
                 raise DirectiveError(f"{where}: unknown directive vm-{kind}")
     for d in lio:
@@ -124,7 +128,7 @@ def parse_directives(path):
             c, n = map(int, re.findall(r"\d+", d["dev"]))
             if not any(x["ctrl"] == c and x["nsid"] == n for x in nvme):
                 raise DirectiveError(f"{path}: LUN {d['name']}: dev={d['dev']} is not declared")
-    return nvme, lio, timeout
+    return nvme, lio, timeout, require
 
 
 def lio_serial(index, name):
@@ -177,11 +181,19 @@ def main():
         log(f"FAIL: no scenario {scenario}")
         return EXIT_FAIL
     try:
-        nvme, lio, dir_timeout = parse_directives(scenario)
+        nvme, lio, dir_timeout, require_env = parse_directives(scenario)
     except (DirectiveError, ValueError) as e:
         log(f"FAIL: {e}")
         return EXIT_FAIL
     timeout = args.timeout or dir_timeout or DEFAULT_TIMEOUT
+    for var in require_env:
+        value = os.environ.get(var)
+        if not value:
+            log(f"SKIP {name}: {var} is not set")
+            return EXIT_SKIP
+        if not os.path.exists(value):
+            log(f"SKIP {name}: {var}={value} does not exist")
+            return EXIT_SKIP
 
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:

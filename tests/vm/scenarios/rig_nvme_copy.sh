@@ -3,7 +3,7 @@
 # Proves the emulated controller advertises Copy (ONCS bit 8, MSSRL/MCL/MSRC from the nvme-ns
 # properties) and really moves the data.
 # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
-# vm-timeout: 120
+# vm-timeout: 180
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 dev=$NVME0N1
@@ -11,12 +11,13 @@ note "device $dev (generic ${NG0N1:-none})"
 expect_eq "$(dev_size "$dev")" $((64 << 20)) "size of $dev"
 expect_eq "$(dev_lbs "$dev")" 512 "logical block size of $dev"
 
-oncs=$(nvme id-ctrl "$dev" -o json | json_get "$(cat)" oncs)
-(( oncs & 0x100 )) || fail "ONCS bit 8 (Copy) is clear: oncs=$oncs"
-idns=$(nvme id-ns "$dev" -o json)
-expect_eq "$(json_get "$idns" mssrl)" 128 "MSSRL"
-expect_eq "$(json_get "$idns" mcl)" 128 "MCL"
-expect_eq "$(json_get "$idns" msrc)" 127 "MSRC (0-based)"
+eval "$(json_vars c "$(nvme id-ctrl "$dev" -o json)" oncs ocfs)"
+(( c_oncs & 0x100 )) || fail "ONCS bit 8 (Copy) is clear: oncs=$c_oncs"
+note "ONCS $c_oncs, OCFS $c_ocfs"
+eval "$(json_vars n "$(nvme id-ns "$dev" -o json)" mssrl mcl msrc)"
+expect_eq "$n_mssrl" 128 "MSSRL"
+expect_eq "$n_mcl" 128 "MCL"
+expect_eq "$n_msrc" 127 "MSRC (0-based)"
 
 # 1 MiB of random data at LBA 0, copied to LBA 4096 (2 MiB) in 16 commands of 4 ranges x 32 blocks.
 fill_random "$dev" 0 1M seed-nvme

@@ -4,7 +4,7 @@
 # differing early) and share the loopback session, so LIO's copy manager accepts the pair.
 # vm-lio: name=lun0 backstore=fileio size=64M
 # vm-lio: name=lun1 backstore=fileio size=64M
-# vm-timeout: 120
+# vm-timeout: 180
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 note "lun0 $LUN0_SD $LUN0_SG, lun1 $LUN1_SD $LUN1_SG"
