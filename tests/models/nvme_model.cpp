@@ -50,7 +50,8 @@ std::uint16_t nvme_model::run_copy(const copy_fields& f, const std::vector<sourc
   if (cfg_.enforce_limits) {
     std::uint64_t total = 0;
     for (const auto& r : ranges) total += r.blocks;
-    if (ranges.size() > std::size_t{cfg_.msrc_0based} + 1 || total > cfg_.mcl)
+    const std::uint32_t mcl = cfg_.enforced_mcl ? cfg_.enforced_mcl : cfg_.mcl;
+    if (ranges.size() > std::size_t{cfg_.msrc_0based} + 1 || total > mcl)
       return make_raw_status(sct_command_specific, sc_command_size_limit_exceeded, true);
     for (std::size_t i = 0; i < ranges.size(); ++i)
       if (ranges[i].blocks > cfg_.mssrl) return make_raw_status(sct_command_specific, sc_command_size_limit_exceeded, true);

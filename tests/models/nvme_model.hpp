@@ -27,6 +27,9 @@ struct nvme_model_config {
   bool copy_supported = true;  ///< false: Copy → Invalid Command Opcode (nvmet's answer)
   /// Check MSRC/MSSRL/MCL and answer 0x83 (a real controller; QEMU 7.2 does not check MCL).
   bool enforce_limits = true;
+  /// The MCL actually enforced when lower than the advertised `mcl` (devices accept less than they
+  /// advertise): over it → 0x83. 0 = enforce `mcl`.
+  std::uint32_t enforced_mcl = 0;
 };
 
 /// A scripted failure: the `at_command`-th Copy (1-based, counting every Copy received) copies its
