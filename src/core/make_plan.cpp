@@ -1,4 +1,6 @@
 // make_plan: validation, backend choice, packing.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "offcopy/copy.hpp"
@@ -54,6 +56,14 @@ result<plan> make_plan(const request& req, const policy& pol) {
       return status(errc::block_size_mismatch,
                     fmt::format("offload needs equal logical block sizes: {} has {} bytes, {} has {} bytes", sc.path,
                                 sc.logical_block_bytes, dc.path, dc.logical_block_bytes));
+    // Offload addresses whole logical blocks: a misaligned extent is bad input (exit 2) whether or
+    // not some backend could offload this pair, so say so before "offload impossible" (exit 3).
+    std::uint32_t unit = std::max(sc.logical_block_bytes, dc.logical_block_bytes);
+    if (auto i = first_misaligned(extents, unit); i >= 0)
+      return status(errc::misaligned,
+                    fmt::format("extent {} ({}:{}:{}) is not a multiple of the {}-byte logical block", i + 1,
+                                extents[i].src_offset_bytes, extents[i].dst_offset_bytes, extents[i].length_bytes,
+                                unit));
   }
 
   plan p;
