@@ -1,0 +1,62 @@
+#!/bin/bash
+# NVMe Copy through partitions: offsets are translated to namespace LBAs (the command's LBAs are
+# namespace-absolute), inside one partition and from one partition to another of the same
+# namespace; nothing outside the partition is touched and an extent past its end is refused.
+# vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
+# vm-require: OFFCOPY_BIN
+# vm-timeout: 300
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../nvme_lib.sh"
+require_offcopy
+dev=$NVME0N1
+
+note "MBR: p1 at 1 MiB (20 MiB), p2 at 22 MiB (20 MiB)"
+"$PY" - "$dev" <<'PYEOF'
+import struct, sys
+mbr = bytearray(512)
+def entry(i, start, count):
+    struct.pack_into("<B3sB3sII", mbr, 446 + 16 * i, 0, b"\0\0\0", 0x83, b"\0\0\0", start, count)
+entry(0, 2048, 40960)
+entry(1, 45056, 40960)
+mbr[510:512] = b"\x55\xaa"
+with open(sys.argv[1], "r+b") as f:
+    f.write(mbr)
+PYEOF
+blockdev --rereadpt "$dev"
+for i in 1 2 3 4 5; do [[ -b ${dev}p2 ]] && break; sleep 0.5; done
+p1=${dev}p1
+p2=${dev}p2
+[[ -b $p1 && -b $p2 ]] || fail "partitions did not appear"
+expect_eq "$(nvme_probe_get "$p1" available)" true "nvme-copy on $p1"
+expect_eq "$(nvme_probe_get "$p1" details.partition_start_lba)" 2048 "partition start LBA"
+expect_eq "$(nvme_probe_get "$p2" details.partition_start_lba)" 45056 "partition start LBA p2"
+
+fill_random "$dev" 1M 8M seed-part
+whole_before=$(sum_direct "$dev" 0 64M)
+pre_head=$(sum_direct "$dev" 0 9M)
+pre_tail=$(sum_direct "$dev" 13M 51M)
+
+note "inside p1: 4 MiB from p1+0 to p1+8M"
+run_rc rc "$OFFCOPY_BIN" copy "$p1" "$p1" 0:8M:4M --mode offload --json
+expect_eq "$rc" 0 "exit status"
+report=$(report_json)
+check_copy_report "$report" $((4 << 20))
+expect_eq "$(json_get "$report" backends.nvme-copy.commands)" 64 "commands"
+expect_eq "$(sum_direct "$dev" 9M 4M)" "$(sum_direct "$dev" 1M 4M)" "absolute 9M..13M = 1M..5M"
+expect_eq "$(sum_direct "$p1" 8M 4M)" "$(sum_direct "$p1" 0 4M)" "through $p1"
+expect_eq "$(sum_direct "$dev" 0 9M)" "$pre_head" "before the destination untouched (MBR, p1 0..8M)"
+expect_eq "$(sum_direct "$dev" 13M 51M)" "$pre_tail" "after the destination untouched"
+
+note "p1 → p2 (same namespace, two partitions)"
+run_rc rc "$OFFCOPY_BIN" copy "$p1" "$p2" 1M:2M:3M --mode offload --json
+expect_eq "$rc" 0 "exit status"
+check_copy_report "$(report_json)" $((3 << 20))
+expect_eq "$(sum_direct "$dev" 24M 3M)" "$(sum_direct "$dev" 2M 3M)" "absolute 24M..27M = 2M..5M"
+
+note "an extent past the end of p1 is refused and nothing is written"
+before=$(sum_direct "$dev" 0 64M)
+run_rc rc "$OFFCOPY_BIN" copy "$p1" "$p1" 0:19M:2M --mode offload --json
+expect_eq "$rc" 2 "exit status"
+expect_eq "$(sum_direct "$dev" 0 64M)" "$before" "namespace unchanged"
+[[ $whole_before != "$before" ]] || fail "copies above did not change anything?"
+note "nvme_copy_partition: ok"
