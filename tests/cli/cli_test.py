@@ -1,0 +1,685 @@
+#!/usr/bin/python3
+"""End-to-end tests of the offload-copy binary (DESIGN.md section 5, issue 2 item 6).
+
+Usage: cli_test.py BINARY CASE     runs one case: exit 0 passed, 1 failed, 77 skipped (reason printed)
+       cli_test.py BINARY --list   prints the case names (tests/cli/CMakeLists.txt registers each one)
+
+Every bad-input case asserts exit status 2, exactly one line on stderr that starts with "offload-copy: "
+and says what is wrong, and that nothing was written: the destination's checksum is unchanged and a
+missing destination file was not created. Block-device cases use loop devices (losetup); they are
+skipped when losetup is unavailable or not permitted.
+Standard library only.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+BINARY = ""
+CASES = {}
+SKIP = 77
+
+
+class Skip(Exception):
+    pass
+
+
+class Failure(Exception):
+    pass
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def run(*args, stdin=None, user=None):
+    cmd = [BINARY, *[str(a) for a in args]]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_random(path, size, seed):
+    data = random.Random(seed).randbytes(size)
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+@contextlib.contextmanager
+def tempdir():
+    d = tempfile.mkdtemp(prefix="offcopy-cli-")
+    try:
+        yield d
+    finally:
+        for root, dirs, files in os.walk(d):
+            for name in files:
+                p = os.path.join(root, name)
+                subprocess.run(["chattr", "-i", p], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def loop_device(image, read_only=False):
+    if shutil.which("losetup") is None:
+        raise Skip("losetup is not installed")
+    args = ["losetup", "-f", "--show"] + (["-r"] if read_only else []) + [image]
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Skip(f"cannot set up a loop device ({' '.join(args)}): {p.stderr.strip()}")
+    dev = p.stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def expect_bad_input(rc, out, err, *needles):
+    """Exit 2 and one clear line on stderr containing every needle."""
+    lines = err.splitlines()
+    check(rc == 2, f"exit status {rc}, expected 2 (stderr: {err!r})")
+    check(len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {err!r}")
+    check(lines[0].startswith("offload-copy: "), f"error line lacks the program name: {lines[0]!r}")
+    for n in needles:
+        check(n in lines[0], f"error line {lines[0]!r} does not mention {n!r}")
+
+
+class Files:
+    """A random source file and a random destination file in a temp dir."""
+
+    def __init__(self, d, size=256 * 1024):
+        self.dir = d
+        self.src = os.path.join(d, "src.bin")
+        self.dst = os.path.join(d, "dst.bin")
+        self.src_data = write_random(self.src, size, 1)
+        self.dst_data = write_random(self.dst, size, 2)
+        self.dst_sum = digest(self.dst)
+
+    def untouched(self):
+        check(digest(self.dst) == self.dst_sum, "the destination was modified")
+        check(read(self.src) == self.src_data, "the source was modified")
+
+
+def bad_file_case(extents, *needles, extra=()):
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, *extents, *extra)
+        expect_bad_input(rc, out, err, *needles)
+        f.untouched()
+        # The same input to a destination that does not exist yet: it must not be left behind.
+        missing = os.path.join(d, "new.bin")
+        rc, out, err = run("copy", f.src, missing, *extents, *extra)
+        expect_bad_input(rc, out, err, *needles)
+        check(not os.path.exists(missing), "a missing destination was created by a refused copy")
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@case
+def missing_source():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", os.path.join(d, "nope.bin"), f.dst)
+        expect_bad_input(rc, out, err, "nope.bin", "no such file")
+        f.untouched()
+        missing = os.path.join(d, "new.bin")
+        rc, out, err = run("copy", os.path.join(d, "nope.bin"), missing)
+        expect_bad_input(rc, out, err, "no such file")
+        check(not os.path.exists(missing), "destination created although the source is missing")
+
+
+@case
+def missing_destination_directory():
+    with tempdir() as d:
+        f = Files(d)
+        target = os.path.join(d, "no-such-dir", "dst.bin")
+        rc, out, err = run("copy", f.src, target)
+        expect_bad_input(rc, out, err, "no-such-dir")
+        check(not os.path.exists(os.path.dirname(target)), "a directory was created")
+
+
+@case
+def source_is_directory():
+    with tempdir() as d:
+        f = Files(d)
+        sub = os.path.join(d, "sub")
+        os.mkdir(sub)
+        rc, out, err = run("copy", sub, f.dst)
+        expect_bad_input(rc, out, err, "is a directory")
+        f.untouched()
+
+
+@case
+def destination_is_directory():
+    with tempdir() as d:
+        f = Files(d)
+        sub = os.path.join(d, "sub")
+        os.mkdir(sub)
+        rc, out, err = run("copy", f.src, sub)
+        expect_bad_input(rc, out, err, "is a directory")
+        check(os.listdir(sub) == [], "something was written into the directory")
+
+
+@case
+def extent_past_source_end():
+    bad_file_case(["0:0:64K", "200K:100K:57K"], "extent 2", "past the end of the source")
+
+
+@case
+def extent_past_block_device_end():
+    with tempdir() as d:
+        f = Files(d)
+        img = os.path.join(d, "disk.img")
+        write_random(img, 1 << 20, 3)
+        before = digest(img)
+        with loop_device(img) as dev:
+            rc, out, err = run("copy", f.src, dev, "0:1020K:8K")
+            expect_bad_input(rc, out, err, "past the end of the destination")
+            rc, out, err = run("copy", f.src, dev, "0:1M:512")
+            expect_bad_input(rc, out, err, "past the end of the destination")
+            # Exactly up to the end is fine for plan (writes nothing either way).
+            rc, out, err = run("plan", f.src, dev, "0:1020K:4K")
+            check(rc == 0, f"plan up to the end failed: {err}")
+        check(digest(img) == before, "the loop device's backing file changed")
+
+
+@case
+def zero_length():
+    bad_file_case(["0:0:0"], "zero length")
+    bad_file_case(["0:0:4K", "4K:4K:0"], "extent 2", "zero length")
+
+
+@case
+def empty_source():
+    with tempdir() as d:
+        f = Files(d)
+        empty = os.path.join(d, "empty.bin")
+        open(empty, "wb").close()
+        rc, out, err = run("copy", empty, f.dst)
+        expect_bad_input(rc, out, err, "empty")
+        f.untouched()
+
+
+@case
+def malformed_extent():
+    bad_file_case(["0:4K"], "expected SRC_OFFSET:DST_OFFSET:LENGTH")
+    bad_file_case(["0:0:4K:1"], "expected SRC_OFFSET:DST_OFFSET:LENGTH")
+    bad_file_case(["a:b:c"], "not a number")
+
+
+@case
+def malformed_size_suffix():
+    bad_file_case(["0:0:4Q"], "unknown size suffix")
+    bad_file_case(["0:0:1.5K"], "unknown size suffix")
+    bad_file_case(["0:0:4KB"], "unknown size suffix")
+
+
+@case
+def negative_number():
+    bad_file_case(["0:0:-1"], "negative")
+    bad_file_case(["-4K:0:4K"], "negative")
+    bad_file_case(["0:-0x10:4K"], "negative")
+
+
+@case
+def overflowing_number():
+    bad_file_case(["0:0:18446744073709551616"], "too large")
+    bad_file_case(["0:0:16777216T"], "too large")
+    bad_file_case(["0:0:0x10000000000000000"], "too large")
+    # Each number fits, their sum does not.
+    bad_file_case(["18446744073709551615:0:1"], "overflows")
+
+
+@case
+def overlapping_destinations():
+    bad_file_case(["0:0:8K", "100K:4K:8K"], "extents 1 and 2", "both write destination bytes [4096, 8192)")
+
+
+@case
+def misaligned_offload_loop():
+    with tempdir() as d:
+        a, b = os.path.join(d, "a.img"), os.path.join(d, "b.img")
+        write_random(a, 1 << 20, 4)
+        write_random(b, 1 << 20, 5)
+        before = digest(b)
+        with loop_device(a) as src, loop_device(b) as dst:
+            for ext in ("1:0:512", "0:512:100", "0:0:1000"):
+                rc, out, err = run("copy", src, dst, ext, "--mode", "offload")
+                expect_bad_input(rc, out, err, "not a multiple of the 512-byte logical block")
+            # Aligned but no offload on a loop device: exit 3, still nothing written.
+            rc, out, err = run("copy", src, dst, "0:0:4K", "--mode", "offload")
+            check(rc == 3, f"aligned --mode offload on loop devices: exit {rc}, expected 3 ({err!r})")
+            check("offload impossible" in err, f"no reason given: {err!r}")
+        check(digest(b) == before, "the destination changed")
+
+
+@case
+def read_only_loop_device():
+    with tempdir() as d:
+        f = Files(d)
+        img = os.path.join(d, "disk.img")
+        write_random(img, 1 << 20, 6)
+        before = digest(img)
+        with loop_device(img, read_only=True) as dev:
+            rc, out, err = run("copy", f.src, dev, "0:0:4K")
+            expect_bad_input(rc, out, err, "read-only")
+            rc, out, err = run("copy", f.src, dev, "0:0:4K", "--force")
+            expect_bad_input(rc, out, err, "read-only")
+        check(digest(img) == before, "the read-only device changed")
+
+
+@case
+def immutable_file():
+    with tempdir() as d:
+        f = Files(d)
+        p = subprocess.run(["chattr", "+i", f.dst], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip(f"chattr +i not possible here: {p.stderr.strip()}")
+        try:
+            rc, out, err = run("copy", f.src, f.dst, "0:0:4K")
+            expect_bad_input(rc, out, err, "read-only", "cannot open for writing")
+            f.untouched()
+        finally:
+            subprocess.run(["chattr", "-i", f.dst], capture_output=True)
+
+
+@case
+def read_only_file_unprivileged():
+    # Root ignores file modes, so run the binary as nobody when we are root.
+    with tempdir() as d:
+        os.chmod(d, 0o755)
+        f = Files(d)
+        for p in (f.src, f.dst):
+            os.chmod(p, 0o444)
+        user = None
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                raise Skip("running as root and setpriv is missing: file modes cannot be tested")
+            user = 65534
+            binary_ok = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x",
+                                        BINARY], capture_output=True).returncode == 0
+            if not binary_ok:
+                raise Skip(f"{BINARY} is not executable by uid 65534")
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", user=user)
+        expect_bad_input(rc, out, err, "read-only")
+        f.untouched()
+
+
+@case
+def busy_mounted_loop_device():
+    for tool in ("mkfs.ext2", "mount", "umount"):
+        if shutil.which(tool) is None:
+            raise Skip(f"{tool} is not installed")
+    with tempdir() as d:
+        f = Files(d)
+        img = os.path.join(d, "fs.img")
+        with open(img, "wb") as fh:
+            fh.truncate(8 << 20)
+        mnt = os.path.join(d, "mnt")
+        os.mkdir(mnt)
+        with loop_device(img) as dev:
+            p = subprocess.run(["mkfs.ext2", "-q", "-F", dev], capture_output=True, text=True)
+            check(p.returncode == 0, f"mkfs.ext2 failed: {p.stderr}")
+            p = subprocess.run(["mount", dev, mnt], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise Skip(f"cannot mount a loop device here: {p.stderr.strip()}")
+            try:
+                before = digest(dev)
+                rc, out, err = run("copy", f.src, dev, "0:1M:64K")
+                expect_bad_input(rc, out, err, "busy", "--force")
+                check(digest(dev) == before, "the mounted device changed")
+            finally:
+                subprocess.run(["umount", mnt], capture_output=True)
+
+
+@case
+def busy_held_exclusively():
+    with tempdir() as d:
+        f = Files(d)
+        img = os.path.join(d, "disk.img")
+        write_random(img, 1 << 20, 7)
+        before = digest(img)
+        with loop_device(img) as dev:
+            holder = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import os, sys\n"
+                 f"fd = os.open({dev!r}, os.O_RDONLY | os.O_EXCL)\n"
+                 "print('held', flush=True)\n"
+                 "sys.stdin.read()\n"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                check(holder.stdout.readline().strip() == "held", "the holder could not open the device O_EXCL")
+                rc, out, err = run("copy", f.src, dev, "0:0:64K")
+                expect_bad_input(rc, out, err, "busy")
+            finally:
+                holder.stdin.close()
+                holder.wait(timeout=30)
+        check(digest(img) == before, "the busy device changed")
+
+
+@case
+def bad_option_values():
+    bad_file_case(["0:0:4K"], "--mode", extra=["--mode", "sometimes"])
+    bad_file_case(["0:0:4K"], "--backend", extra=["--backend", "teleport"])
+    bad_file_case(["0:0:4K"], "--in-flight", extra=["--in-flight", "0"])
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", os.path.join(d, "missing.txt"))
+        expect_bad_input(rc, out, err, "missing.txt")
+        f.untouched()
+
+
+# -------------------------------------------------------------------------------------- valid behaviour
+
+
+def memmove(data, src, dst, length):
+    b = bytearray(data)
+    b[dst:dst + length] = data[src:src + length]
+    return bytes(b)
+
+
+@case
+def overlap_same_file_memmove():
+    with tempdir() as d:
+        path = os.path.join(d, "one.bin")
+        size = 512 * 1024
+        for (s, t, n) in [(0, 4096, 65536), (4096, 0, 65536), (3, 1000, 50001), (1000, 3, 50001),
+                          (0, 1, 300000), (1, 0, 300000), (8192, 8192, 4096)]:
+            data = write_random(path, size, s * 31 + t)
+            rc, out, err = run("copy", path, path, f"{s}:{t}:{n}", "--json")
+            check(rc == 0, f"{s}:{t}:{n}: exit {rc}: {err}")
+            check(json.loads(out)["bytes_copied"] == n, f"{s}:{t}:{n}: bytes_copied {out}")
+            check(read(path) == memmove(data, s, t, n), f"{s}:{t}:{n}: result differs from memmove")
+
+
+@case
+def overlap_chained_extents():
+    # The second extent reads what the first wrote: request order decides, like successive memmoves.
+    with tempdir() as d:
+        path = os.path.join(d, "one.bin")
+        data = write_random(path, 256 * 1024, 9)
+        rc, out, err = run("copy", path, path, "0:100K:50K", "100K:0:50K", "10K:60K:30K")
+        check(rc == 0, f"exit {rc}: {err}")
+        want = memmove(memmove(memmove(data, 0, 100 * 1024, 50 * 1024), 100 * 1024, 0, 50 * 1024),
+                       10 * 1024, 60 * 1024, 30 * 1024)
+        check(read(path) == want, "result differs from successive memmoves")
+
+
+@case
+def overlap_loop_device_memmove():
+    with tempdir() as d:
+        img = os.path.join(d, "disk.img")
+        data = write_random(img, 1 << 20, 10)
+        with loop_device(img) as dev:
+            rc, out, err = run("copy", dev, dev, "0:4K:512K", "--force")
+            check(rc == 0, f"exit {rc}: {err}")
+            rc, out, err = run("copy", dev, dev, "8K:0:256K", "--force")
+            check(rc == 0, f"exit {rc}: {err}")
+            got = read(dev)
+        want = memmove(memmove(data, 0, 4096, 512 * 1024), 8192, 0, 256 * 1024)
+        check(got == want, "loop device result differs from memmove")
+
+
+@case
+def whole_source_to_new_file():
+    with tempdir() as d:
+        f = Files(d, size=3 * 1024 * 1024 + 123)
+        new = os.path.join(d, "new.bin")
+        rc, out, err = run("copy", f.src, new)
+        check(rc == 0, f"exit {rc}: {err}")
+        check(read(new) == f.src_data, "copy differs from the source")
+
+
+@case
+def json_report_fields():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "0:0:64K", "64K:128K:1K", "--json")
+        check(rc == 0, f"exit {rc}: {err}")
+        check(out.count("\n") == 1, f"expected one JSON line: {out!r}")
+        j = json.loads(out)
+        check(j["status"] == "ok", j)
+        check(j["bytes_copied"] == 65 * 1024 and j["bytes_requested"] == 65 * 1024, j)
+        check(isinstance(j["backends"], dict) and j["backends"], j)
+        known = {"nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"}
+        for name, u in j["backends"].items():
+            check(name in known, f"unknown backend {name}")
+            check(isinstance(u["bytes"], int) and isinstance(u["commands"], int), u)
+        check(sum(u["bytes"] for u in j["backends"].values()) == 65 * 1024, j)
+        for key in ("elapsed_seconds", "verified", "source", "destination", "mode", "planned_backend",
+                    "planned_commands"):
+            check(key in j, f"missing {key}: {j}")
+        check("error" not in j, j)
+        want = bytearray(f.dst_data)
+        want[0:65536] = f.src_data[0:65536]
+        want[131072:132096] = f.src_data[65536:66560]
+        check(read(f.dst) == bytes(want), "destination bytes differ")
+
+        # Failure: one JSON object with the error, and exit status 2.
+        rc, out, err = run("copy", f.src, f.dst, "0:0:0", "--json")
+        check(rc == 2, f"exit {rc}")
+        j = json.loads(out)
+        check(j["status"] == "error" and j["bytes_copied"] == 0, j)
+        check(j["error"]["code"] == "zero-length" and "zero length" in j["error"]["message"], j)
+        f.dst_data = bytes(want)
+
+
+@case
+def json_fallback_reason_block_device():
+    with tempdir() as d:
+        f = Files(d)
+        img = os.path.join(d, "disk.img")
+        write_random(img, 1 << 20, 11)
+        with loop_device(img) as dev:
+            rc, out, err = run("copy", f.src, dev, "0:0:64K", "--json")
+            check(rc == 0, f"exit {rc}: {err}")
+            j = json.loads(out)
+            check("fallback_reason" in j and j["fallback_reason"], f"no fallback_reason: {j}")
+            check(j["bytes_copied"] == 65536, j)
+            check(set(j["backends"]) <= {"copy-file-range", "buffered"}, j)
+            check(read(dev)[:65536] == f.src_data[:65536], "device bytes differ")
+
+
+@case
+def mode_offload_impossible_exit_3():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", "--mode", "offload")
+        check(rc == 3, f"exit {rc}, expected 3: {err}")
+        check(len(err.splitlines()) == 1 and "offload impossible" in err, err)
+        f.untouched()
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", "--mode", "offload", "--json")
+        check(rc == 3 and json.loads(out)["error"]["code"] == "not-supported", out)
+        f.untouched()
+
+
+@case
+def mode_fallback():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "4K:0:8K", "--mode", "fallback", "--json")
+        check(rc == 0, err)
+        check(read(f.dst)[:8192] == f.src_data[4096:12288], "bytes differ")
+
+
+@case
+def extents_file():
+    with tempdir() as d:
+        f = Files(d)
+        lst = os.path.join(d, "list.txt")
+        with open(lst, "w") as fh:
+            fh.write("# src:dst:len\n0:0:4K\n\n  8s:16K:0x1000  \n# end\n")
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", lst, "--json")
+        check(rc == 0, err)
+        check(json.loads(out)["bytes_copied"] == 8192, out)
+        want = bytearray(f.dst_data)
+        want[0:4096] = f.src_data[0:4096]
+        want[16384:20480] = f.src_data[4096:8192]
+        check(read(f.dst) == bytes(want), "bytes differ")
+
+        # Command-line extents and the file combine; an error names the file and line.
+        with open(lst, "w") as fh:
+            fh.write("0:0:4K\n0:0:4Q\n")
+        sum_before = digest(f.dst)
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", lst)
+        expect_bad_input(rc, out, err, "list.txt:2", "unknown size suffix")
+        check(digest(f.dst) == sum_before, "destination changed")
+
+        # An extents file without any extent is an error, not "copy everything".
+        with open(lst, "w") as fh:
+            fh.write("# nothing\n")
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", lst)
+        expect_bad_input(rc, out, err, "no extents")
+
+
+@case
+def extents_file_stdin():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", "-", "--json",
+                           stdin=b"100K:0:1K\n0:200K:2K\n")
+        check(rc == 0, err)
+        check(json.loads(out)["bytes_copied"] == 3072, out)
+        got = read(f.dst)
+        check(got[0:1024] == f.src_data[102400:103424], "first extent differs")
+        check(got[204800:206848] == f.src_data[0:2048], "second extent differs")
+        rc, out, err = run("copy", f.src, f.dst, "--extents-file", "-", stdin=b"1:2\n")
+        expect_bad_input(rc, out, err, "stdin:1")
+
+
+@case
+def verify():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "0:4K:128K", "--verify", "--json")
+        check(rc == 0, err)
+        j = json.loads(out)
+        check(j["verified"] is True, j)
+        rc, out, err = run("copy", f.src, f.dst, "0:4K:128K", "--verify")
+        check(rc == 0 and "verify: source and destination match" in out, out + err)
+
+
+@case
+def plan_json():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("plan", f.src, f.dst, "0:0:4K", "4K:4K:4K", "64K:8K:1K", "--json")
+        check(rc == 0, err)
+        j = json.loads(out)
+        for key in ("backend", "block_bytes", "total_bytes", "commands_total", "segments_total", "ordered",
+                    "limits", "considered", "commands"):
+            check(key in j, f"missing {key}: {j}")
+        check(j["total_bytes"] == 9 * 1024, j)
+        check(j["backend"] in ("copy-file-range", "buffered"), j)
+        segs = [s for c in j["commands"] for s in c["segments"]]
+        bb = j["block_bytes"]
+        # Adjacent extents merged: [0,8K) is one segment.
+        check([0, 0, 8192 // bb] in segs, f"adjacent extents not merged: {segs}")
+        check(sum(s[2] for s in segs) * bb == 9 * 1024, segs)
+        check(all(set(c) == {"backend", "chosen", "reason"} for c in j["considered"]), j)
+        check(sum(1 for c in j["considered"] if c["chosen"]) == 1, j)
+        f.untouched()
+        # Text form, and plan never creates a missing destination.
+        rc, out, err = run("plan", f.src, f.dst, "0:0:4K")
+        check(rc == 0 and "command 1" in out, out + err)
+        missing = os.path.join(d, "new.bin")
+        rc, out, err = run("plan", f.src, missing, "0:0:4K")
+        check(not os.path.exists(missing), "plan created the destination")
+        # Overlap on one file is planned in memmove order with barriers.
+        rc, out, err = run("plan", f.src, f.src, "0:1K:8K", "--json")
+        j = json.loads(out)
+        check(rc == 0 and j["ordered"] is True and all(c["barrier"] for c in j["commands"]), out)
+        f.untouched()
+
+
+@case
+def probe_json():
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("probe", f.src, "--json")
+        check(rc == 0, err)
+        j = json.loads(out)
+        check(j["kind"] == "regular-file" and j["size_bytes"] == len(f.src_data), j)
+        check(isinstance(j["offload"], list), j)
+        rc, out, err = run("probe", os.path.join(d, "nope"))
+        expect_bad_input(rc, out, err, "no such file")
+
+
+@case
+def help_for_every_verb():
+    for args in ([], ["probe"], ["plan"], ["copy"]):
+        rc, out, err = run(*args, "--help")
+        check(rc == 0 and "Usage" in out + err, f"{args} --help: exit {rc}")
+    rc, out, err = run("copy", "--help")
+    for opt in ("--extents-file", "--mode", "--json", "--verify", "--force", "--progress", "--no-progress"):
+        check(opt in out, f"copy --help lacks {opt}")
+    rc, out, err = run("--version")
+    check(rc == 0 and "offload-copy" in out, out)
+    rc, out, err = run()
+    check(rc == 2, f"no verb: exit {rc}")
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main():
+    global BINARY
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    BINARY = os.path.abspath(sys.argv[1])
+    if sys.argv[2] == "--list":
+        print("\n".join(CASES))
+        return 0
+    fn = CASES.get(sys.argv[2])
+    if fn is None:
+        print(f"unknown case {sys.argv[2]}; --list shows them", file=sys.stderr)
+        return 2
+    try:
+        fn()
+    except Skip as e:
+        print(f"SKIP {sys.argv[2]}: {e}")
+        return SKIP
+    except Failure as e:
+        print(f"FAIL {sys.argv[2]}: {e}")
+        return 1
+    print(f"PASS {sys.argv[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
