@@ -202,7 +202,10 @@ class runner {
             continue;
           }
         }
-        if (code == errc::not_supported && offload && pol_.mode == copy_mode::automatic) {
+        // copy_file_range refused by the kernel (EXDEV, EOPNOTSUPP, ...) before moving data:
+        // the buffered copier takes over in every mode (both are fallbacks).
+        if (code == errc::not_supported &&
+            ((offload && pol_.mode == copy_mode::automatic) || kind == backend_kind::copy_file_range)) {
           rep_.fallback_reasons.push_back(fmt::format("{}: {}", to_string(kind), c.result.to_string()));
           queue_.push_front(rest);
           fallback = true;
@@ -224,6 +227,7 @@ class runner {
 
   void fall_back(device_state& src, device_state& dst) {
     for (backend_kind k : {backend_kind::copy_file_range, backend_kind::buffered}) {
+      if (k == plan_.backend) continue;  // already ran (and fell through)
       backend* b = find_backend(k);
       pair_support s = b->check(src, dst, pol_);
       if (!s.ok) continue;

@@ -1,0 +1,55 @@
+// The syscall seam: every system call offcopy makes goes through sys(), so tests can script
+// EINTR, short reads and writes, EIO, EXDEV/EOPNOTSUPP without hardware (STYLE principle 6).
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+
+struct io_uring;
+
+namespace offcopy::detail {
+
+/// The system calls, as function pointers with the libc convention: -1 and errno on failure
+/// (the io_uring entries follow liburing's: -errno returned).
+struct sys_table {
+  int (*open)(const char* path, int flags, mode_t mode);
+  int (*close)(int fd);
+  ssize_t (*pread)(int fd, void* buf, size_t count, off_t offset);
+  ssize_t (*pwrite)(int fd, const void* buf, size_t count, off_t offset);
+  int (*ioctl)(int fd, unsigned long request, void* arg);
+  int (*fsync)(int fd);
+  int (*fdatasync)(int fd);
+  ssize_t (*copy_file_range)(int fd_in, off_t* off_in, int fd_out, off_t* off_out, size_t length,
+                             unsigned flags);
+  int (*fstat)(int fd, struct stat* st);
+
+  /// io_uring_queue_init; a test returning -ENOSYS forces the pread/pwrite path.
+  int (*uring_queue_init)(unsigned entries, struct io_uring* ring, unsigned flags);
+  /// Sees every io_uring read/write completion before the caller does and returns the result
+  /// to use (bytes, or -errno). The real one returns `res`; tests shorten or fail completions.
+  int (*uring_result)(bool is_write, int fd, std::uint64_t offset, std::uint32_t length, int res);
+};
+
+/// The table in use (the real system calls unless a scoped_sys_override is active).
+[[nodiscard]] const sys_table& sys() noexcept;
+
+/// The real system calls (to delegate to from a test's fake).
+[[nodiscard]] const sys_table& real_sys() noexcept;
+
+/// Installs `table` for its lifetime, then restores the previous table. Not thread safe:
+/// tests install it before starting any copy.
+class scoped_sys_override {
+ public:
+  explicit scoped_sys_override(const sys_table& table) noexcept;
+  ~scoped_sys_override();
+  scoped_sys_override(const scoped_sys_override&) = delete;
+  scoped_sys_override& operator=(const scoped_sys_override&) = delete;
+
+ private:
+  sys_table table_;
+  const sys_table* previous_;
+};
+
+}  // namespace offcopy::detail

@@ -1,0 +1,649 @@
+// The buffered copier: the reference path every other backend is checked against.
+//
+// Each command is cut into chunks (at most buffer_bytes). A chunk owns one buffer ("slot") and is
+// read, then written; several slots are in flight at once so reads of later chunks overlap writes
+// of earlier ones, across command boundaries too. I/O goes through io_uring with registered
+// buffers, or through pread/pwrite of the syscall seam when io_uring is unavailable.
+//
+// O_DIRECT is used for a chunk side whose offset and length are multiples of that side's granule;
+// the rest (unaligned heads and tails) goes through the page cache. On the destination the granule
+// is at least a page, so a page-cache write and an O_DIRECT write never share a page: the kernel
+// would otherwise be free to write back a stale copy of the page over the O_DIRECT data.
+#include "src/fallback/buffered.hpp"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "src/core/sys.hpp"
+
+namespace offcopy::detail {
+namespace {
+
+constexpr std::uint32_t page_bytes = 4096;
+constexpr unsigned max_buffers_in_flight = 256;
+/// Resubmissions of one operation that made no progress (EINTR, EAGAIN, 0 bytes written,
+/// O_DIRECT transfers shorter than a granule) before giving up.
+constexpr unsigned max_stalled_retries = 64;
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+/// One side of the copy.
+struct side {
+  std::string path;     ///< for messages
+  int cached_fd = -1;   ///< page-cache I/O
+  bool own_cached_fd = false;
+  int direct_fd = -1;   ///< O_DIRECT, or -1
+  bool direct_refused = false;  ///< the kernel refused an aligned O_DIRECT transfer: stop using it
+  std::uint32_t granule = page_bytes;  ///< O_DIRECT needs offset and length multiples of this
+
+  [[nodiscard]] bool direct() const noexcept { return direct_fd >= 0 && !direct_refused; }
+  void close_all() noexcept {
+    if (direct_fd >= 0) (void)sys().close(direct_fd);
+    if (own_cached_fd && cached_fd >= 0) (void)sys().close(cached_fd);
+    direct_fd = -1;
+    cached_fd = -1;
+  }
+};
+
+// ---- I/O drivers: io_uring, or synchronous pread/pwrite -------------------------------------
+
+struct io_op {
+  unsigned slot = 0;
+  bool is_write = false;
+  int fd = -1;
+  std::byte* buf = nullptr;
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;
+};
+
+struct io_done {
+  unsigned slot = 0;
+  int res = 0;  ///< bytes, or -errno
+};
+
+class io_driver {
+ public:
+  virtual ~io_driver() = default;
+  /// Queues one operation (at most one per slot is outstanding, so this cannot run out of room).
+  virtual void queue(const io_op& op) = 0;
+  /// Submits what is queued and waits until at least `min` completions arrived (min ≤ outstanding).
+  [[nodiscard]] virtual status wait(unsigned min, std::vector<io_done>& out) = 0;
+  [[nodiscard]] virtual bool is_uring() const noexcept { return false; }
+  [[nodiscard]] virtual bool fixed_buffers() const noexcept { return false; }
+};
+
+/// Runs each operation at once through the seam; used when io_uring is not available.
+class sync_driver final : public io_driver {
+ public:
+  void queue(const io_op& op) override {
+    ssize_t r = op.is_write ? sys().pwrite(op.fd, op.buf, op.length, static_cast<off_t>(op.offset))
+                            : sys().pread(op.fd, op.buf, op.length, static_cast<off_t>(op.offset));
+    ready_.push_back({op.slot, r < 0 ? -errno : static_cast<int>(r)});
+  }
+  status wait(unsigned, std::vector<io_done>& out) override {
+    out.insert(out.end(), ready_.begin(), ready_.end());
+    ready_.clear();
+    return {};
+  }
+
+ private:
+  std::vector<io_done> ready_;
+};
+
+class uring_driver final : public io_driver {
+ public:
+  /// Sets up the ring; returns the negative errno of io_uring_queue_init on failure.
+  int init(unsigned entries, std::byte* base, std::uint32_t buffer_bytes, unsigned buffers, bool register_buffers) {
+    ops_.resize(buffers);
+    int r = sys().uring_queue_init(entries, &ring_, IORING_SETUP_COOP_TASKRUN);
+    if (r == -EINVAL) r = sys().uring_queue_init(entries, &ring_, 0);  // kernels before 5.19
+    if (r < 0) return r;
+    ready_ = true;
+    if (register_buffers) {
+      std::vector<iovec> iov(buffers);
+      for (unsigned i = 0; i < buffers; ++i) {
+        iov[i].iov_base = base + static_cast<std::size_t>(i) * buffer_bytes;
+        iov[i].iov_len = buffer_bytes;
+      }
+      // Fails under a small RLIMIT_MEMLOCK on older kernels: unregistered buffers still work.
+      fixed_ = io_uring_register_buffers(&ring_, iov.data(), buffers) == 0;
+    }
+    return 0;
+  }
+  ~uring_driver() override {
+    if (ready_) io_uring_queue_exit(&ring_);
+  }
+
+  void queue(const io_op& op) override {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {  // cannot happen with entries ≥ slots; submit and retry to be safe
+      (void)io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    if (op.is_write) {
+      if (fixed_) io_uring_prep_write_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
+      else io_uring_prep_write(sqe, op.fd, op.buf, op.length, op.offset);
+    } else {
+      if (fixed_) io_uring_prep_read_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
+      else io_uring_prep_read(sqe, op.fd, op.buf, op.length, op.offset);
+    }
+    io_uring_sqe_set_data64(sqe, op.slot);
+    ops_[op.slot] = op;
+  }
+
+  status wait(unsigned min, std::vector<io_done>& out) override {
+    int r;
+    do {
+      r = io_uring_submit_and_wait(&ring_, min);
+    } while (r == -EINTR || r == -EAGAIN || r == -EBUSY);
+    if (r < 0) return errno_status(-r, "io_uring_submit_and_wait");
+    io_uring_cqe* cqe = nullptr;
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      auto slot = static_cast<unsigned>(io_uring_cqe_get_data64(cqe));
+      const io_op& op = ops_[slot];
+      out.push_back({slot, sys().uring_result(op.is_write, op.fd, op.offset, op.length, cqe->res)});
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    return {};
+  }
+  bool is_uring() const noexcept override { return true; }
+  bool fixed_buffers() const noexcept override { return fixed_; }
+
+ private:
+  io_uring ring_{};
+  bool ready_ = false;
+  bool fixed_ = false;
+  std::vector<io_op> ops_;
+};
+
+// ---- the session ------------------------------------------------------------------------------
+
+struct chunk {
+  std::uint64_t src_offset = 0;
+  std::uint64_t dst_offset = 0;
+  std::uint32_t length = 0;
+  std::uint64_t seq = 0;  ///< position within its command (for the done prefix)
+  bool read_direct = false;
+  bool write_direct = false;
+};
+
+struct command_state {
+  std::uint64_t tag = 0;
+  std::uint64_t block_bytes = 1;
+  std::vector<plan_segment> segments;  ///< copied: the caller's span need not outlive submit()
+  std::size_t segment_index = 0;       ///< where the next chunk starts
+  std::uint64_t segment_offset_bytes = 0;
+  std::uint64_t next_seq = 0;
+  bool all_issued = false;
+  unsigned in_flight = 0;  ///< chunks of this command holding a slot
+  status error;            ///< first failure
+  std::uint64_t prefix_bytes = 0;  ///< bytes of chunks 0..prefix_seq-1, all written
+  std::uint64_t prefix_seq = 0;
+  std::map<std::uint64_t, std::uint32_t> done_ahead;  ///< written chunks past the prefix
+  std::list<command_state>::iterator self;
+};
+
+struct slot_state {
+  command_state* cmd = nullptr;
+  chunk c;
+  std::byte* buf = nullptr;
+  std::uint32_t done = 0;  ///< bytes of the current phase done
+  bool writing = false;
+  unsigned stalls = 0;
+};
+
+class buffered_session final : public copy_session {
+ public:
+  buffered_session() = default;
+  buffered_session(const buffered_session&) = delete;
+  buffered_session& operator=(const buffered_session&) = delete;
+
+  ~buffered_session() override {
+    // The engine may drop a session with I/O outstanding (after an error): the kernel still
+    // owns the buffers until those complete.
+    std::vector<io_done> done;
+    while (ops_in_flight_ > 0 && driver_) {
+      done.clear();
+      if (!driver_->wait(1, done).ok()) break;
+      ops_in_flight_ -= static_cast<unsigned>(std::min<std::size_t>(done.size(), ops_in_flight_));
+    }
+    driver_.reset();
+    if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
+    src_.close_all();
+    dst_.close_all();
+  }
+
+  status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
+    sync_ = pol.sync;
+    const bool src_direct = want_direct(src, tuning);
+    const bool dst_direct = want_direct(dst, tuning);
+    if (auto s = open_side(src, false, src_direct, src_); !s.ok()) return s;
+    if (auto s = open_side(dst, true, dst_direct, dst_); !s.ok()) return s;
+    src_.granule = std::lcm<std::uint32_t>(std::max<std::uint32_t>(src.caps.direct_io_align_bytes, 512), 512);
+    dst_.granule =
+        std::lcm<std::uint32_t>(std::max<std::uint32_t>(dst.caps.direct_io_align_bytes, 512), page_bytes);
+
+    std::uint64_t want = pol.buffer_bytes != 0 ? pol.buffer_bytes : default_buffer_bytes;
+    const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
+    buffer_bytes_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(align_up(want, unit), 1ULL << 30));
+    unsigned buffers = pol.buffers_in_flight != 0 ? pol.buffers_in_flight : default_buffers_in_flight;
+    buffers = std::clamp(buffers, 1U, max_buffers_in_flight);
+
+    if (tuning.use_io_uring) {
+      auto d = std::make_unique<uring_driver>();
+      buffers_len_ = static_cast<std::size_t>(buffers) * buffer_bytes_;
+      if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
+      if (d->init(buffers, buffers_, buffer_bytes_, buffers, tuning.register_buffers) == 0) driver_ = std::move(d);
+    }
+    if (!driver_) {
+      // Synchronous I/O: one buffer is all it can use.
+      if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
+      buffers_ = nullptr;
+      buffers = 1;
+      buffers_len_ = buffer_bytes_;
+      if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
+      driver_ = std::make_unique<sync_driver>();
+    }
+    slots_.resize(buffers);
+    for (unsigned i = 0; i < buffers; ++i) {
+      slots_[i].buf = buffers_ + static_cast<std::size_t>(i) * buffer_bytes_;
+      free_slots_.push_back(buffers - 1 - i);
+    }
+    return {};
+  }
+
+  unsigned queue_depth() const noexcept override { return 64; }
+
+  status submit(const command& cmd) override {
+    if (!fatal_.ok()) return fatal_;
+    std::uint64_t total = 0;
+    for (const plan_segment& s : cmd.segments) total += s.blocks;
+    if (total == 0) {
+      completion c;
+      c.tag = cmd.tag;
+      ready_.push_back(std::move(c));
+      return {};
+    }
+    command_state& st = commands_.emplace_back();
+    st.self = std::prev(commands_.end());
+    st.tag = cmd.tag;
+    st.block_bytes = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
+    st.segments.assign(cmd.segments.begin(), cmd.segments.end());
+    pending_.push_back(&st);
+    return pump(0);
+  }
+
+  status reap(unsigned min_completions, std::vector<completion>& out) override {
+    if (!fatal_.ok()) return fatal_;
+    if (min_completions == 0) {
+      if (auto s = pump(0); !s.ok()) return s;
+    }
+    while (ready_.size() < min_completions && !commands_.empty()) {
+      if (auto s = pump(1); !s.ok()) return s;
+    }
+    for (completion& c : ready_) out.push_back(std::move(c));
+    ready_.clear();
+    return {};
+  }
+
+  status finish() override {
+    if (!fatal_.ok()) return fatal_;
+    if (!sync_) return {};
+    for (;;) {
+      if (sys().fdatasync(dst_.cached_fd) == 0) return {};
+      if (errno != EINTR) return errno_status(errno, "fdatasync " + dst_.path);
+    }
+  }
+
+  buffered_session_info info() const {
+    buffered_session_info i;
+    i.io_uring = driver_ && driver_->is_uring();
+    i.registered_buffers = driver_ && driver_->fixed_buffers();
+    i.src_direct = src_.direct();
+    i.dst_direct = dst_.direct();
+    i.buffer_bytes = buffer_bytes_;
+    i.buffers = static_cast<unsigned>(slots_.size());
+    i.direct_ops = direct_ops_;
+    i.cached_ops = cached_ops_;
+    return i;
+  }
+
+ private:
+  static bool want_direct(const device_state& dev, const buffered_tuning& tuning) {
+    switch (tuning.direct) {
+      case buffered_tuning::direct_io::never: return false;
+      case buffered_tuning::direct_io::always: return true;
+      case buffered_tuning::direct_io::automatic: break;
+    }
+    // Files: the page cache is usually warm and the kernel's writeback is good at files.
+    return dev.caps.kind != device_kind::regular_file;
+  }
+
+  static status open_side(device_state& dev, bool write, bool direct, side& out) {
+    const capabilities& caps = dev.caps;
+    out.path = caps.block_path.empty() ? caps.path : caps.block_path;
+    if (caps.block_path.empty() && caps.kind != device_kind::regular_file &&
+        caps.kind != device_kind::block_device) {
+      return status(errc::not_supported, fmt::format("{}: no block device to read and write", caps.path));
+    }
+    if (out.path == caps.path && dev.fd >= 0) {
+      out.cached_fd = dev.fd;
+    } else {
+      int fd = sys().open(out.path.c_str(), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+      if (fd < 0) return errno_status(errno, "open " + out.path);
+      out.cached_fd = fd;
+      out.own_cached_fd = true;
+    }
+    if (direct) {
+      // Filesystems without O_DIRECT (tmpfs on older kernels) refuse it: page cache only then.
+      int fd = sys().open(out.path.c_str(), (write ? O_WRONLY : O_RDONLY) | O_DIRECT | O_CLOEXEC, 0);
+      out.direct_fd = fd >= 0 ? fd : -1;
+    }
+    return {};
+  }
+
+  bool allocate() {
+    void* p = ::mmap(nullptr, buffers_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                     -1, 0);
+    if (p == MAP_FAILED) return false;
+    buffers_ = static_cast<std::byte*>(p);
+    return true;
+  }
+
+  /// Cuts the next chunk of `cmd`; false when the command is exhausted.
+  bool next_chunk(command_state& cmd, chunk& out) const {
+    while (cmd.segment_index < cmd.segments.size()) {
+      const plan_segment& seg = cmd.segments[cmd.segment_index];
+      const std::uint64_t seg_bytes = seg.blocks * cmd.block_bytes;
+      if (cmd.segment_offset_bytes >= seg_bytes) {
+        ++cmd.segment_index;
+        cmd.segment_offset_bytes = 0;
+        continue;
+      }
+      const std::uint64_t s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
+      const std::uint64_t d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
+      const std::uint64_t rest = seg_bytes - cmd.segment_offset_bytes;
+      const std::uint64_t len = piece_length(s, d, rest);
+      out.src_offset = s;
+      out.dst_offset = d;
+      out.length = static_cast<std::uint32_t>(len);
+      out.seq = cmd.next_seq++;
+      out.read_direct = src_.direct() && s % src_.granule == 0 && len % src_.granule == 0;
+      out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
+      cmd.segment_offset_bytes += len;
+      return true;
+    }
+    return false;
+  }
+
+  /// Chunk boundaries fall on the destination's granule (or the source's when only it is direct),
+  /// so an unaligned head and tail become small page-cache pieces and the middle goes direct.
+  std::uint64_t piece_length(std::uint64_t s, std::uint64_t d, std::uint64_t rest) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(rest, buffer_bytes_);
+    std::uint64_t granule = 0;
+    std::uint64_t key = 0;
+    if (dst_.direct()) {
+      granule = dst_.granule;
+      key = d;
+    } else if (src_.direct()) {
+      granule = src_.granule;
+      key = s;
+    }
+    if (granule == 0) return cap;
+    if (key % granule != 0) return std::min(cap, granule - key % granule);
+    if (cap < granule) return cap;
+    return cap - cap % granule;
+  }
+
+  void issue(unsigned index) {
+    slot_state& sl = slots_[index];
+    const bool w = sl.writing;
+    const side& sd = w ? dst_ : src_;
+    bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
+    if (direct && !sd.direct()) direct = false;
+    io_op op;
+    op.slot = index;
+    op.is_write = w;
+    op.fd = direct ? sd.direct_fd : sd.cached_fd;
+    op.buf = sl.buf + sl.done;
+    op.offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
+    op.length = sl.c.length - sl.done;
+    ++(direct ? direct_ops_ : cached_ops_);
+    ++ops_in_flight_;
+    driver_->queue(op);
+  }
+
+  /// Gives idle slots the next chunks, in command order.
+  void start_idle_slots() {
+    while (!free_slots_.empty() && !pending_.empty()) {
+      command_state* cmd = pending_.front();
+      chunk c;
+      if (!cmd->error.ok() || !next_chunk(*cmd, c)) {
+        cmd->all_issued = true;
+        pending_.pop_front();
+        maybe_complete(cmd);
+        continue;
+      }
+      const unsigned index = free_slots_.back();
+      free_slots_.pop_back();
+      slot_state& sl = slots_[index];
+      sl.cmd = cmd;
+      sl.c = c;
+      sl.done = 0;
+      sl.writing = false;
+      sl.stalls = 0;
+      ++cmd->in_flight;
+      issue(index);
+    }
+  }
+
+  status pump(unsigned min) {
+    start_idle_slots();
+    if (ops_in_flight_ == 0) return {};
+    results_.clear();
+    if (auto s = driver_->wait(std::min(min, ops_in_flight_), results_); !s.ok()) {
+      fatal_ = std::move(s);
+      return fatal_;
+    }
+    for (const io_done& r : results_) {
+      --ops_in_flight_;
+      handle(r.slot, r.res);
+    }
+    start_idle_slots();
+    return {};
+  }
+
+  void handle(unsigned index, int res) {
+    slot_state& sl = slots_[index];
+    const bool w = sl.writing;
+    side& sd = w ? dst_ : src_;
+    bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
+    const std::uint64_t offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
+    const char* verb = w ? "write" : "read";
+
+    if (res < 0) {
+      const int err = -res;
+      if ((err == EINTR || err == EAGAIN) && ++sl.stalls <= max_stalled_retries) {
+        issue(index);
+        return;
+      }
+      if (err == EINVAL && direct) {
+        // The device wants a stricter O_DIRECT alignment than it told us: page cache from now on.
+        // (Operations in flight on the O_DIRECT fd finish; issue() moves the rest over.)
+        sd.direct_refused = true;
+        direct = false;
+        issue(index);
+        return;
+      }
+      fail(index, errno_status(err, fmt::format("{} {} at offset {}", verb, sd.path, offset)));
+      return;
+    }
+    auto n = static_cast<std::uint32_t>(res);
+    if (n > sl.c.length - sl.done) n = sl.c.length - sl.done;  // never trust more than asked
+    // A short O_DIRECT transfer: redo from the last granule boundary so the rest stays aligned.
+    if (direct) n -= n % sd.granule;
+    if (n == 0) {
+      if (res == 0 && !w) {
+        fail(index, status(errc::io_error,
+                           fmt::format("short read: {} has no data at offset {} (end of device or file)",
+                                       sd.path, offset)));
+        return;
+      }
+      if (++sl.stalls > max_stalled_retries) {
+        fail(index, status(errc::io_error, fmt::format("short {}: {} makes no progress at offset {}", verb,
+                                                       sd.path, offset)));
+        return;
+      }
+      issue(index);
+      return;
+    }
+    sl.stalls = 0;
+    sl.done += n;
+    if (sl.done < sl.c.length) {
+      issue(index);
+      return;
+    }
+    if (!w) {
+      sl.writing = true;
+      sl.done = 0;
+      issue(index);
+      return;
+    }
+    chunk_written(index);
+  }
+
+  void chunk_written(unsigned index) {
+    slot_state& sl = slots_[index];
+    command_state* cmd = sl.cmd;
+    if (cmd->prefix_seq == sl.c.seq) {
+      cmd->prefix_bytes += sl.c.length;
+      ++cmd->prefix_seq;
+      for (auto it = cmd->done_ahead.begin(); it != cmd->done_ahead.end() && it->first == cmd->prefix_seq;
+           it = cmd->done_ahead.erase(it)) {
+        cmd->prefix_bytes += it->second;
+        ++cmd->prefix_seq;
+      }
+    } else {
+      cmd->done_ahead.emplace(sl.c.seq, sl.c.length);
+    }
+    release(index);
+  }
+
+  void fail(unsigned index, status s) {
+    command_state* cmd = slots_[index].cmd;
+    if (cmd->error.ok()) cmd->error = std::move(s);
+    if (!cmd->all_issued) {
+      cmd->all_issued = true;
+      pending_.erase(std::find(pending_.begin(), pending_.end(), cmd));
+    }
+    release(index);
+  }
+
+  void release(unsigned index) {
+    slot_state& sl = slots_[index];
+    command_state* cmd = sl.cmd;
+    sl.cmd = nullptr;
+    free_slots_.push_back(index);
+    --cmd->in_flight;
+    maybe_complete(cmd);
+  }
+
+  void maybe_complete(command_state* cmd) {
+    if (!cmd->all_issued || cmd->in_flight != 0) return;
+    completion c;
+    c.tag = cmd->tag;
+    c.result = std::move(cmd->error);
+    c.blocks_done = c.result.ok() ? 0 : cmd->prefix_bytes / cmd->block_bytes;
+    ready_.push_back(std::move(c));
+    commands_.erase(cmd->self);
+  }
+
+  side src_;
+  side dst_;
+  bool sync_ = true;
+  std::uint32_t buffer_bytes_ = 0;
+  std::byte* buffers_ = nullptr;
+  std::size_t buffers_len_ = 0;
+  std::unique_ptr<io_driver> driver_;
+  std::vector<slot_state> slots_;
+  std::vector<unsigned> free_slots_;
+  std::list<command_state> commands_;
+  std::deque<command_state*> pending_;  ///< commands with chunks not yet cut
+  std::vector<completion> ready_;
+  std::vector<io_done> results_;
+  unsigned ops_in_flight_ = 0;
+  std::uint64_t direct_ops_ = 0;
+  std::uint64_t cached_ops_ = 0;
+  status fatal_;
+};
+
+bool has_io_path(const device_state& dev) {
+  return !dev.caps.block_path.empty() || dev.caps.kind == device_kind::regular_file ||
+         dev.caps.kind == device_kind::block_device;
+}
+
+class buffered_backend_impl final : public backend {
+ public:
+  backend_kind kind() const noexcept override { return backend_kind::buffered; }
+  void probe(device_state&) override {}
+
+  pair_support check(const device_state& src, const device_state& dst, const policy&) const override {
+    pair_support p;
+    if (!has_io_path(src)) {
+      p.reason = fmt::format("{}: no block device to read from", src.caps.path);
+      return p;
+    }
+    if (!has_io_path(dst)) {
+      p.reason = fmt::format("{}: no block device to write to", dst.caps.path);
+      return p;
+    }
+    p.ok = true;
+    p.block_bytes = 1;
+    return p;
+  }
+
+  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
+                                                     const policy& pol) override {
+    return open_buffered_session(src, dst, pol, buffered_tuning{});
+  }
+};
+
+}  // namespace
+
+result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src, device_state& dst, const policy& pol,
+                                                            const buffered_tuning& tuning) {
+  auto s = std::make_unique<buffered_session>();
+  if (auto st = s->open(src, dst, pol, tuning); !st.ok()) return st;
+  return std::unique_ptr<copy_session>(std::move(s));
+}
+
+buffered_session_info describe_buffered_session(const copy_session& s) {
+  const auto* b = dynamic_cast<const buffered_session*>(&s);
+  return b != nullptr ? b->info() : buffered_session_info{};
+}
+
+backend& buffered_backend() {
+  static buffered_backend_impl b;
+  return b;
+}
+
+}  // namespace offcopy::detail

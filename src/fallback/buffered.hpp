@@ -1,0 +1,47 @@
+// The buffered copier's knobs that are not in the public policy (tests and benchmarks).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "src/core/backend.hpp"
+
+namespace offcopy::detail {
+
+struct buffered_tuning {
+  enum class direct_io : std::uint8_t {
+    automatic,  ///< O_DIRECT for block devices, page cache for regular files
+    always,     ///< O_DIRECT wherever a chunk is aligned (files too)
+    never,      ///< page cache only
+  };
+  direct_io direct = direct_io::automatic;
+  /// false: plain pread/pwrite through the seam (also used when io_uring cannot be set up).
+  bool use_io_uring = true;
+  /// Register the buffers with io_uring (READ_FIXED/WRITE_FIXED).
+  bool register_buffers = true;
+};
+
+/// Defaults of the buffered path when the policy leaves them 0.
+inline constexpr std::uint32_t default_buffer_bytes = 1U << 20;
+inline constexpr unsigned default_buffers_in_flight = 16;
+
+/// What buffered_backend().open_session() does, with explicit tuning.
+[[nodiscard]] result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src,
+                                                                          device_state& dst,
+                                                                          const policy& pol,
+                                                                          const buffered_tuning& tuning);
+
+/// Facts about an open buffered session (tests): whether io_uring and O_DIRECT are in use.
+struct buffered_session_info {
+  bool io_uring = false;
+  bool registered_buffers = false;
+  bool src_direct = false;
+  bool dst_direct = false;
+  std::uint32_t buffer_bytes = 0;
+  unsigned buffers = 0;
+  std::uint64_t direct_ops = 0;  ///< reads+writes issued with O_DIRECT so far
+  std::uint64_t cached_ops = 0;  ///< reads+writes issued through the page cache so far
+};
+[[nodiscard]] buffered_session_info describe_buffered_session(const copy_session& s);
+
+}  // namespace offcopy::detail

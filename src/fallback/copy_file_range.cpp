@@ -1,0 +1,149 @@
+// copy_file_range between regular files: the kernel copies (page cache to page cache, or a
+// reflink / server-side copy where the filesystem offers one) and user space moves no data.
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "src/core/backend.hpp"
+#include "src/core/sys.hpp"
+
+namespace offcopy::detail {
+namespace {
+
+/// Errors with which the kernel says "not between these two files" rather than "I/O failed".
+bool is_refusal(int err) noexcept {
+  return err == EXDEV || err == EINVAL || err == EOPNOTSUPP || err == ENOSYS;
+}
+
+class cfr_session final : public copy_session {
+ public:
+  cfr_session(device_state& src, device_state& dst, const policy& pol)
+      : src_(src), dst_(dst), sync_(pol.sync) {}
+
+  status submit(const command& cmd) override {
+    completion c;
+    c.tag = cmd.tag;
+    std::uint64_t done_bytes = 0;
+    const std::uint64_t bb = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
+    for (const plan_segment& seg : cmd.segments) {
+      status s = copy_range(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes);
+      if (!s.ok()) {
+        c.result = std::move(s);
+        break;
+      }
+    }
+    c.blocks_done = done_bytes / bb;
+    ready_.push_back(std::move(c));
+    return {};
+  }
+
+  status reap(unsigned, std::vector<completion>& out) override {
+    while (!ready_.empty()) {
+      out.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+    }
+    return {};
+  }
+
+  status finish() override {
+    if (!sync_) return {};
+    for (;;) {
+      if (sys().fdatasync(dst_.fd) == 0) return {};
+      if (errno != EINTR) return errno_status(errno, "fdatasync " + dst_.caps.path);
+    }
+  }
+
+ private:
+  /// Copies one range, looping over short copies; adds what was copied to `done_bytes`.
+  status copy_range(std::uint64_t src_offset, std::uint64_t dst_offset, std::uint64_t length,
+                    std::uint64_t& done_bytes) {
+    // One call moves at most ~2 GiB (MAX_RW_COUNT); ask for 1 GiB so progress stays prompt.
+    constexpr std::uint64_t max_call_bytes = 1ULL << 30;
+    while (length > 0) {
+      auto in = static_cast<off_t>(src_offset);
+      auto out = static_cast<off_t>(dst_offset);
+      std::size_t ask = static_cast<std::size_t>(std::min(length, max_call_bytes));
+      ssize_t n = sys().copy_file_range(src_.fd, &in, dst_.fd, &out, ask, 0);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR || err == EAGAIN) continue;
+        if (!copied_any_ && is_refusal(err)) {
+          return status(errc::not_supported,
+                        fmt::format("copy_file_range {} -> {}: {}", src_.caps.path, dst_.caps.path,
+                                    std::strerror(err)),
+                        err);
+        }
+        // Data has moved: whatever the errno, this is no longer "cannot copy this pair".
+        status s = errno_status(err, fmt::format("copy_file_range {} -> {} at source offset {}",
+                                                 src_.caps.path, dst_.caps.path, src_offset));
+        if (s.code() == errc::not_supported || s.code() == errc::invalid_argument) s.recode(errc::io_error);
+        return s;
+      }
+      if (n == 0) {
+        return status(errc::io_error,
+                      fmt::format("short read: {} ends before offset {}", src_.caps.path, src_offset), 0);
+      }
+      copied_any_ = true;
+      auto moved = static_cast<std::uint64_t>(n);
+      src_offset += moved;
+      dst_offset += moved;
+      length -= moved;
+      done_bytes += moved;
+    }
+    return {};
+  }
+
+  device_state& src_;
+  device_state& dst_;
+  bool sync_;
+  bool copied_any_ = false;
+  std::deque<completion> ready_;
+};
+
+class cfr_backend final : public backend {
+ public:
+  backend_kind kind() const noexcept override { return backend_kind::copy_file_range; }
+
+  void probe(device_state& dev) override {
+    // Only files can use it; listing it as "unavailable" on every device would be noise.
+    if (dev.caps.kind != device_kind::regular_file) return;
+    offload_mechanism m;
+    m.backend = backend_kind::copy_file_range;
+    m.available = true;
+    dev.caps.offload.push_back(std::move(m));
+  }
+
+  pair_support check(const device_state& src, const device_state& dst, const policy&) const override {
+    pair_support p;
+    if (src.caps.kind != device_kind::regular_file || dst.caps.kind != device_kind::regular_file) {
+      p.reason = "copy_file_range needs regular files on both sides";
+      return p;
+    }
+    if (src.fd < 0 || dst.fd < 0) {
+      p.reason = "device not open";
+      return p;
+    }
+    p.ok = true;
+    p.block_bytes = 1;
+    return p;
+  }
+
+  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
+                                                     const policy& pol) override {
+    pair_support p = check(src, dst, pol);
+    if (!p.ok) return status(errc::not_supported, p.reason);
+    return std::unique_ptr<copy_session>(std::make_unique<cfr_session>(src, dst, pol));
+  }
+};
+
+}  // namespace
+
+backend& copy_file_range_backend() {
+  static cfr_backend b;
+  return b;
+}
+
+}  // namespace offcopy::detail
