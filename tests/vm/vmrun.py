@@ -249,6 +249,10 @@ def run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_
            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
            "-virtfs", f"local,path={share},mount_tag=vmshare,security_model=none,multidevs=remap"]
 
+    # qboot (shipped with Debian's QEMU) hands over to -kernel faster than SeaBIOS.
+    if any(os.path.isfile(os.path.join(d, "qboot.rom")) for d in ("/usr/share/qemu", "/usr/share/seabios")):
+        cmd[cmd.index("-kernel"):cmd.index("-kernel")] = ["-bios", "qboot.rom"]
+
     topo = []
     for c in sorted({d["ctrl"] for d in nvme}):
         cmd += ["-device", f"nvme,id=nvme{c},serial=offcopy-c{c}"]
