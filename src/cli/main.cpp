@@ -244,11 +244,14 @@ int do_plan_or_copy(const copy_args& a, bool execute_it) {
     j["mode"] = a.mode;
     j["planned_backend"] = to_string(p.value().backend);
     j["planned_commands"] = p.value().batches.size();
+    if (a.verify && p.value().ordered) j["verify_skipped"] = "source and destination overlap on one device";
     std::cout << j.dump() << "\n";
   } else {
     fmt::print("{} -> {}: planned {} command{} on {}\n", a.src, a.dst, p.value().batches.size(),
                p.value().batches.size() == 1 ? "" : "s", to_string(p.value().backend));
     std::cout << rep.to_text();
+    if (a.verify && p.value().ordered && rep.result.ok())
+      std::cout << "  verify: skipped: source and destination overlap on one device\n";
   }
   if (!rep.result.ok()) {
     std::cerr << "offload-copy: " << rep.result.to_string() << "\n";

@@ -293,8 +293,8 @@ report execute(const request& req, const plan& p, const policy& pol) {
     request vr = req;
     if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
     if (p.ordered) {
-      rep.result = status();  // cannot compare after an overlapping same-device move
-      rep.fallback_reasons.push_back("verify skipped: source and destination overlap on one device");
+      // Cannot compare after an overlapping same-device move: verified stays false. Not a fallback
+      // reason (DESIGN §5: fallback_reason means a fallback happened); callers see plan::ordered.
     } else if (auto s = verify(vr, mismatch); !s.ok()) {
       rep.first_mismatch_offset = mismatch;
       rep.result = std::move(s);

@@ -449,6 +449,26 @@ TEST_CASE("engine: verify reads both sides back") {
   }
 }
 
+TEST_CASE("engine: verify after an overlapping move on one file is skipped, and is not a fallback reason") {
+  fake_backend fake;
+  backend_swap swap(fake);
+  test::scratch_dir dir;
+  std::string path = dir.file("one.bin");
+  test::write_file(path, test::random_bytes(64 * 1024, 3));
+  auto src = test::open_device(path, false);
+  auto dst = test::open_device(path, true);
+  request req{src, dst, {blocks(0, 2, 8)}};
+  policy pol;
+  pol.verify = true;
+  plan p = must_plan(req, pol);
+  REQUIRE(p.ordered);
+  report rep = execute(req, p, pol);
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  CHECK_FALSE(rep.verified);
+  CHECK(rep.fallback_reasons.empty());
+  CHECK(rep.of(backend_kind::nvme_copy).bytes == 8 * kb);
+}
+
 TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
   SUBCASE("misaligned extent: offload mode refuses it, auto mode plans the fallback and says why") {
     fake_backend fake;
