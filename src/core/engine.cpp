@@ -124,7 +124,12 @@ class runner {
     }
     if (session) {
       if (offload) flush_before(src, dst);
-      if (!drive(*session, kind, offload)) return;
+      if (!drive(*session, kind, offload)) {
+        // Even a failed offload may have written blocks (bytes_copied says which): the destination's
+        // cached pages over them are stale all the same (DESIGN §1 coherence).
+        if (offload) invalidate_after(dst, segs_, plan_.block_bytes);
+        return;
+      }
       status fin = session->finish();
       if (offload) invalidate_after(dst, segs_, plan_.block_bytes);
       if (!fin.ok()) {
