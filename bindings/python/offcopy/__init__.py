@@ -1,0 +1,271 @@
+"""offcopy: copy inside storage (NVMe Copy, SCSI XCOPY / token copy) with a fast buffered fallback.
+
+Three calls, each returning the same JSON object the ``offload-copy`` CLI prints with ``--json``:
+
+    offcopy.probe(path)                      -> what a device is and which offloads it offers
+    offcopy.plan(src, dst, extents=None)     -> the commands a copy would send (writes nothing)
+    offcopy.copy(src, dst, extents=None)     -> copy, and report what ran
+
+Extents are ``(src_offset, dst_offset, length)`` tuples in bytes; none means the whole source to
+offset 0 of the destination. Failures raise a subclass of :class:`Error` chosen by its code, with the
+same meaning as the CLI's exit status: :class:`InvalidRequest` (2: bad input, nothing written),
+:class:`OffloadImpossible` (3: ``mode="offload"`` and no backend can offload, nothing written),
+:class:`CopyError` (1: a device, I/O or verify error; ``.report["bytes_copied"]`` says how far it got).
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+
+from . import _offcopy
+
+__all__ = [
+    "Error",
+    "InvalidRequest",
+    "OffloadImpossible",
+    "CopyError",
+    "probe",
+    "plan",
+    "copy",
+    "version",
+    "LIMIT_NAMES",
+    "__version__",
+]
+
+
+def version() -> str:
+    """Version of the C++ library linked into the module ("MAJOR.MINOR.PATCH")."""
+    return _offcopy.version()
+
+
+__version__ = version()
+
+#: Keyword arguments of plan() and copy() that tighten the device's copy limits (0 = no override).
+#: Units are the device's logical blocks (bytes for regular files), as in probe()'s "limits".
+LIMIT_NAMES = ("max_segments_per_command", "max_segment_blocks", "max_command_blocks")
+
+_UINT32_MAX = (1 << 32) - 1
+_UINT64_MAX = (1 << 64) - 1
+
+
+class Error(Exception):
+    """A failed offcopy operation.
+
+    Attributes: ``code`` (the library's stable name, "out-of-range", "io-error", ...),
+    ``message``, ``errno`` (0 when no system call failed) and ``report``: the CLI's JSON report as a
+    dict, with at least "status" ("error"), "bytes_copied" and "error" (code, message, errno, and
+    the device's own status under "nvme" or "scsi" when a device refused a command).
+    """
+
+    def __init__(self, message: str, code: str, errno: int = 0, report: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.errno = errno
+        if report is None:
+            error = {"code": code, "message": message}
+            if errno:
+                error["errno"] = errno
+            report = {"status": "error", "bytes_copied": 0, "error": error}
+        self.report = report
+
+    @property
+    def bytes_copied(self) -> int:
+        """Bytes known to be at the destination when the operation stopped."""
+        return int(self.report.get("bytes_copied", 0))
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InvalidRequest(Error, ValueError):
+    """Bad input; nothing was written (invalid-argument, not-found, out-of-range, misaligned,
+    zero-length, overlap, block-size-mismatch, read-only, busy)."""
+
+
+class OffloadImpossible(Error):
+    """``mode="offload"`` and no backend can offload this pair (not-supported); nothing was written."""
+
+
+class CopyError(Error):
+    """A device, I/O or verify error (or one of the codes above after bytes were written)."""
+
+
+# The codes that mean "bad input, nothing written" (the CLI's exit status 2).
+_INVALID_REQUEST_CODES = frozenset(
+    {
+        "invalid-argument",
+        "not-found",
+        "out-of-range",
+        "misaligned",
+        "zero-length",
+        "overlap",
+        "block-size-mismatch",
+        "read-only",
+        "busy",
+    }
+)
+
+
+def _error_from_report(report: dict) -> Error:
+    """The exception for a failure report, classified as the CLI's exit status is."""
+    error = report.get("error", {})
+    code = error.get("code", "internal")
+    written = report.get("bytes_copied", 0)
+    if code in _INVALID_REQUEST_CODES and written == 0:
+        cls = InvalidRequest
+    elif code == "not-supported" and written == 0:
+        cls = OffloadImpossible
+    else:
+        cls = CopyError
+    return cls(error.get("message", ""), code, error.get("errno", 0), report)
+
+
+def _invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message, "invalid-argument")
+
+
+def _path(value, what: str) -> str:
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise TypeError(f"{what}: expected str, bytes or os.PathLike, got {type(value).__name__}") from None
+    return os.fsdecode(path)
+
+
+def _uint(value, what: str, maximum: int = _UINT64_MAX) -> int:
+    try:
+        n = operator.index(value)  # int and int-likes (numpy integers), not float or bool-as-number
+    except TypeError:
+        raise TypeError(f"{what}: expected an integer, got {type(value).__name__}") from None
+    if isinstance(value, bool):
+        raise TypeError(f"{what}: expected an integer, got bool")
+    if n < 0 or n > maximum:
+        raise _invalid(f"{what}: {n} is outside 0..{maximum}")
+    return n
+
+
+def _extents(extents) -> list[tuple[int, int, int]]:
+    if extents is None:
+        return []
+    if isinstance(extents, (str, bytes)):
+        raise TypeError("extents: expected a sequence of (src_offset, dst_offset, length) tuples")
+    out = []
+    for i, e in enumerate(extents):
+        try:
+            src_offset, dst_offset, length = e
+        except (TypeError, ValueError):
+            raise _invalid(f"extent {i}: expected a (src_offset, dst_offset, length) tuple, got {e!r}") from None
+        out.append(
+            (
+                _uint(src_offset, f"extent {i} src_offset"),
+                _uint(dst_offset, f"extent {i} dst_offset"),
+                _uint(length, f"extent {i} length"),
+            )
+        )
+    return out
+
+
+def _options(fn: str, mode, backends, limits: dict) -> _offcopy.CopyOptions:
+    o = _offcopy.CopyOptions()
+    if not isinstance(mode, str):
+        raise TypeError(f"mode: expected 'auto', 'offload' or 'fallback', got {type(mode).__name__}")
+    o.mode = mode
+    if backends is not None:
+        if isinstance(backends, str):
+            backends = [backends]
+        names = list(backends)
+        for b in names:
+            if not isinstance(b, str):
+                raise TypeError(f"backends: expected backend names, got {type(b).__name__}")
+        o.backends = names
+    for name, value in limits.items():
+        if name not in LIMIT_NAMES:
+            raise TypeError(f"{fn}() got an unexpected keyword argument '{name}'")
+        if value is None:
+            continue
+        maximum = _UINT32_MAX if name == "max_segments_per_command" else _UINT64_MAX
+        setattr(o, name, _uint(value, name, maximum))
+    return o
+
+
+def probe(path) -> dict:
+    """What ``path`` is and which copy offloads it offers (``offload-copy probe --json``).
+
+    Keys: path, kind, size_bytes, logical_block_bytes, physical_block_bytes, read_only, block_path,
+    identity (parent_path and partition_start_bytes for partitions), and offload: a list of
+    {backend, available, reason, limits{...}, details{...}}.
+    Raises InvalidRequest (not-found, invalid-argument) or CopyError (io-error).
+    """
+    value, failure = _offcopy.probe(_path(path, "path"))
+    if failure is not None:
+        raise _error_from_report(failure)
+    return value
+
+
+def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, **limits) -> dict:
+    """The commands a copy would send, without writing anything (``offload-copy plan --json``).
+
+    ``mode`` is "auto" (offload where possible, else fall back), "offload" (fail rather than fall
+    back) or "fallback" (never offload). ``backends`` restricts and orders the backends tried
+    ("nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"). ``limits`` are
+    max_segments_per_command, max_segment_blocks and max_command_blocks: they can only tighten the
+    device's own. A missing regular-file destination is created for planning and removed again.
+
+    Keys: backend, block_bytes, total_bytes, commands_total, segments_total, ordered, limits,
+    considered [{backend, chosen, reason}], fallback_reason (when set), and commands: a list of
+    {barrier, segments: [[src_block, dst_block, blocks], ...]} in units of block_bytes.
+    Raises InvalidRequest or OffloadImpossible.
+    """
+    options = _options("plan", mode, backends, limits)
+    value, failure = _offcopy.plan(_path(src, "src"), _path(dst, "dst"), _extents(extents), options)
+    if failure is not None:
+        raise _error_from_report(failure)
+    return value
+
+
+def copy(
+    src,
+    dst,
+    extents=None,
+    mode: str = "auto",
+    verify: bool = False,
+    in_flight: int = 32,
+    force: bool = False,
+    progress=None,
+    *,
+    backends=None,
+    sync: bool = True,
+    **limits,
+) -> dict:
+    """Copies, offloaded where possible, and returns the report (``offload-copy copy --json``).
+
+    The destination is opened writable and, unless ``force``, exclusively (a mounted or claimed
+    block device is refused with "busy"); a missing regular-file destination is created, and removed
+    again when the request turns out to be invalid. ``verify`` reads both sides back and compares;
+    ``in_flight`` is the number of offload commands kept in flight; ``sync`` makes the destination
+    durable before returning. ``progress(bytes_done, bytes_total)`` is called after each completed
+    command, from the calling thread, with bytes_done never decreasing; an exception it raises (and
+    Ctrl-C) stops the copy between commands and propagates. The GIL is released while copying.
+    ``mode``, ``backends`` and ``limits`` are as for plan().
+
+    Keys: status ("ok"), bytes_requested, bytes_copied, backends {name: {bytes, commands, retries}},
+    fallback_reason(s) (when a fallback happened), elapsed_seconds, verified, source, destination,
+    mode, planned_backend, planned_commands.
+    Raises InvalidRequest, OffloadImpossible (nothing written) or CopyError (``.report`` says how
+    many bytes were copied).
+    """
+    options = _options("copy", mode, backends, limits)
+    options.verify = bool(verify)
+    options.force = bool(force)
+    options.sync = bool(sync)
+    options.in_flight = _uint(in_flight, "in_flight", _UINT32_MAX)
+    if options.in_flight == 0:
+        raise _invalid("in_flight must be at least 1")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress: expected a callable(bytes_done, bytes_total), got {type(progress).__name__}")
+    value, failure = _offcopy.copy(_path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress)
+    if failure is not None:
+        raise _error_from_report(failure)
+    return value

@@ -1,0 +1,137 @@
+# Type stubs for the offcopy package (bindings/python/offcopy/__init__.py).
+import os
+from typing import Any, Callable, Iterable, Literal, Sequence, TypedDict, Union
+
+_Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
+_Extent = tuple[int, int, int]
+Mode = Literal["auto", "offload", "fallback"]
+Backend = Literal["nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"]
+
+LIMIT_NAMES: tuple[str, str, str]
+__version__: str
+
+def version() -> str: ...
+
+class Limits(TypedDict):
+    max_segments_per_command: int
+    max_segment_blocks: int
+    max_command_blocks: int
+    contiguous_destination: bool
+
+class OffloadMechanism(TypedDict):
+    backend: Backend
+    available: bool
+    reason: str
+    limits: Limits
+    details: dict[str, str]
+
+class _ProbeRequired(TypedDict):
+    path: str
+    kind: Literal["regular-file", "block-device", "nvme-char", "scsi-generic"]
+    size_bytes: int
+    logical_block_bytes: int
+    physical_block_bytes: int
+    read_only: bool
+    block_path: str
+    identity: str
+    offload: list[OffloadMechanism]
+
+class ProbeResult(_ProbeRequired, total=False):
+    parent_path: str
+    partition_start_bytes: int
+
+class BackendChoice(TypedDict):
+    backend: Backend
+    chosen: bool
+    reason: str
+
+class PlanCommand(TypedDict):
+    barrier: bool
+    segments: list[list[int]]  # [src_block, dst_block, blocks] in units of block_bytes
+
+class _PlanRequired(TypedDict):
+    backend: Backend
+    block_bytes: int
+    total_bytes: int
+    commands_total: int
+    segments_total: int
+    ordered: bool
+    limits: Limits
+    considered: list[BackendChoice]
+    commands: list[PlanCommand]
+
+class PlanResult(_PlanRequired, total=False):
+    fallback_reason: str
+
+class BackendUsage(TypedDict):
+    bytes: int
+    commands: int
+    retries: int
+
+class ErrorDetail(TypedDict, total=False):
+    code: str
+    message: str
+    errno: int
+    nvme: dict[str, Any]  # sct, sc, dnr, dw0, status, name
+    scsi: dict[str, Any]  # status, sense_key, asc, ascq, text, information
+
+class _ReportRequired(TypedDict):
+    status: Literal["ok", "error"]
+    bytes_copied: int
+
+class Report(_ReportRequired, total=False):
+    bytes_requested: int
+    backends: dict[str, BackendUsage]
+    fallback_reason: str
+    fallback_reasons: list[str]
+    elapsed_seconds: float
+    verified: bool
+    first_mismatch_offset: int
+    error: ErrorDetail
+    source: str
+    destination: str
+    mode: str
+    planned_backend: str
+    planned_commands: int
+
+class Error(Exception):
+    message: str
+    code: str
+    errno: int
+    report: Report
+    def __init__(self, message: str, code: str, errno: int = ..., report: Report | None = ...) -> None: ...
+    @property
+    def bytes_copied(self) -> int: ...
+
+class InvalidRequest(Error, ValueError): ...
+class OffloadImpossible(Error): ...
+class CopyError(Error): ...
+
+def probe(path: _Path) -> ProbeResult: ...
+def plan(
+    src: _Path,
+    dst: _Path,
+    extents: Iterable[_Extent] | None = ...,
+    mode: Mode = ...,
+    *,
+    backends: Sequence[Backend] | Backend | None = ...,
+    max_segments_per_command: int | None = ...,
+    max_segment_blocks: int | None = ...,
+    max_command_blocks: int | None = ...,
+) -> PlanResult: ...
+def copy(
+    src: _Path,
+    dst: _Path,
+    extents: Iterable[_Extent] | None = ...,
+    mode: Mode = ...,
+    verify: bool = ...,
+    in_flight: int = ...,
+    force: bool = ...,
+    progress: Callable[[int, int], object] | None = ...,
+    *,
+    backends: Sequence[Backend] | Backend | None = ...,
+    sync: bool = ...,
+    max_segments_per_command: int | None = ...,
+    max_segment_blocks: int | None = ...,
+    max_command_blocks: int | None = ...,
+) -> Report: ...
