@@ -46,7 +46,10 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
   f.ranges = static_cast<std::uint32_t>(list.size());
   f.format = p.descriptor_format;
   if (p.pi_regenerate) {
-    f.prinfor = 0;
+    // PRACT in both: no PRCHK bits, so the source's PI is not checked, and the controller writes
+    // fresh PI for the destination (Type 1/2 reference tags from ILBRT). QEMU 7.2 refuses a Copy
+    // whose PRINFOR.PRACT differs from PRINFOW.PRACT with Invalid Field (seen in the guest).
+    f.prinfor = prinfo_pract;
     f.prinfow = prinfo_pract;
     f.ilbrt = f.sdlba & 0xffffffffu;  // Type 1/2 reference tag of the first destination block
   }

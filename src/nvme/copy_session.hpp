@@ -20,8 +20,8 @@ struct session_params {
   std::uint8_t descriptor_format = 0;   ///< 0h..3h
   std::uint64_t src_offset_blocks = 0;  ///< partition start of the source, in namespace blocks
   std::uint64_t dst_offset_blocks = 0;  ///< partition start of the destination
-  /// Protection information: regenerate the destination's PI (PRINFOW.PRACT) with reference tags
-  /// starting at SDLBA, and do not check the source (PRINFOR = 0).
+  /// Protection information: regenerate the destination's PI (PRINFOR.PRACT = PRINFOW.PRACT = 1,
+  /// no PRCHK bits) with reference tags starting at SDLBA; the source's PI is not checked.
   bool pi_regenerate = false;
   /// Flush (opcode 00h) the destination namespace in finish() when true.
   bool flush_on_finish = true;
