@@ -458,3 +458,79 @@ def test_gil_released_during_copy(tmp_path):
     t.join()
     assert result["report"]["bytes_copied"] == size - 4096
     assert ticks >= 20, (ticks, result["report"]["elapsed_seconds"])
+
+
+# --- the same objects as the CLI's --json, and the stubs match the module -----------------------
+
+
+def cli():
+    path = os.environ.get("OFFCOPY_CLI")
+    if not path:
+        pytest.skip("OFFCOPY_CLI not set (CTest sets it to the built offload-copy)")
+    return path
+
+
+def run_cli(*args, expect=0):
+    import json
+
+    out = subprocess.run([cli(), *map(str, args), "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == expect, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_probe_and_plan_equal_the_cli(tmp_path, rng):
+    src = tmp_path / "src"
+    dst = tmp_path / "dst"
+    write_random(src, 300_000, rng)
+    assert offcopy.probe(src) == run_cli("probe", src)
+    extents = [(0, 4096, 8192), (100_000, 7, 333)]
+    cli_extents = [f"{s}:{d}:{n}" for s, d, n in extents]
+    assert offcopy.plan(src, dst, extents) == run_cli("plan", src, dst, *cli_extents)
+    assert offcopy.plan(src, src, [(0, 4096, 200_000)]) == run_cli("plan", src, src, "0:4096:200000")
+
+
+def test_copy_report_and_errors_match_the_cli(tmp_path, rng):
+    src = tmp_path / "src"
+    write_random(src, 300_000, rng)
+    ours = offcopy.copy(src, tmp_path / "a", force=True)
+    theirs = run_cli("copy", src, tmp_path / "b", "--force")
+    for r in (ours, theirs):
+        r.pop("elapsed_seconds")
+        r.pop("destination")
+    assert ours == theirs
+    # Exit status 2 <-> InvalidRequest, 3 <-> OffloadImpossible, with the same error object.
+    with pytest.raises(offcopy.InvalidRequest) as e:
+        offcopy.copy(src, tmp_path / "c", [(0, 0, 1 << 30)])
+    assert e.value.report["error"] == run_cli("copy", src, tmp_path / "c", "0:0:1G", expect=2)["error"]
+    with pytest.raises(offcopy.OffloadImpossible) as e:
+        offcopy.copy(src, tmp_path / "c", mode="offload")
+    assert e.value.report["error"] == run_cli("copy", src, tmp_path / "c", "--mode", "offload", expect=3)["error"]
+
+
+def test_stub_matches_the_module():
+    import ast
+    import inspect
+
+    stub_path = os.path.join(os.path.dirname(offcopy.__file__), "__init__.pyi")
+    tree = ast.parse(open(stub_path).read())
+    defined = set()
+    functions = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+            if isinstance(node, ast.FunctionDef):
+                functions[node.name] = node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defined.add(node.target.id)
+    assert set(offcopy.__all__) <= defined
+    for name in ("probe", "plan", "copy", "version"):
+        sig = inspect.signature(getattr(offcopy, name))
+        expected = []
+        for p in sig.parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                expected += list(offcopy.LIMIT_NAMES)
+            else:
+                expected.append(p.name)
+        args = functions[name].args
+        stub = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+        assert stub == expected, name
