@@ -101,19 +101,32 @@ status validate_extents(std::vector<extent>& extents, const side_geometry& src, 
                     fmt::format("extent {}: destination bytes [{}, {}) are past the end of the destination ({} bytes)",
                                 i + 1, e.dst_offset_bytes, e.dst_offset_bytes + e.length_bytes, dst.size_bytes));
   }
-  // Two extents writing the same destination bytes: sort an index by destination.
-  if (extents.size() > 1) {
-    std::vector<std::uint32_t> order(extents.size());
-    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return extents[a].dst_offset_bytes < extents[b].dst_offset_bytes;
-    });
-    for (std::size_t k = 1; k < order.size(); ++k) {
-      const extent& a = extents[order[k - 1]];
-      const extent& b = extents[order[k]];
+  // Two extents writing the same destination bytes: sort (destination, index) pairs, which is
+  // much faster than an index sorted through the extents (bench/planner.cpp); skipped when the
+  // extents are already in destination order.
+  const bool in_order = std::is_sorted(extents.begin(), extents.end(), [](const extent& a, const extent& b) {
+    return a.dst_offset_bytes < b.dst_offset_bytes;
+  });
+  if (in_order) {
+    for (std::size_t k = 1; k < extents.size(); ++k) {
+      const extent& a = extents[k - 1];
+      const extent& b = extents[k];
+      if (a.dst_offset_bytes + a.length_bytes > b.dst_offset_bytes)
+        return status(errc::overlap,
+                      fmt::format("extents {} and {} both write destination bytes [{}, {})", k, k + 1, b.dst_offset_bytes,
+                                  std::min(a.dst_offset_bytes + a.length_bytes, b.dst_offset_bytes + b.length_bytes)));
+    }
+  } else {
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> by_dst(extents.size());
+    for (std::uint32_t i = 0; i < by_dst.size(); ++i) by_dst[i] = {extents[i].dst_offset_bytes, i};
+    std::sort(by_dst.begin(), by_dst.end());
+    for (std::size_t k = 1; k < by_dst.size(); ++k) {
+      const std::uint32_t order_a = by_dst[k - 1].second, order_b = by_dst[k].second;
+      const extent& a = extents[order_a];
+      const extent& b = extents[order_b];
       if (a.dst_offset_bytes + a.length_bytes > b.dst_offset_bytes) {
-        auto lo = std::min(order[k - 1], order[k]) + 1;
-        auto hi = std::max(order[k - 1], order[k]) + 1;
+        auto lo = std::min(order_a, order_b) + 1;
+        auto hi = std::max(order_a, order_b) + 1;
         return status(errc::overlap,
                       fmt::format("extents {} and {} both write destination bytes [{}, {})", lo, hi,
                                   b.dst_offset_bytes,
@@ -167,9 +180,8 @@ void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const 
   const std::uint64_t u = unit_bytes;
 
   if (!ordered) {
-    std::sort(extents.begin(), extents.end(), [](const extent& a, const extent& b) {
-      return a.dst_offset_bytes < b.dst_offset_bytes;
-    });
+    auto by_dst = [](const extent& a, const extent& b) { return a.dst_offset_bytes < b.dst_offset_bytes; };
+    if (!std::is_sorted(extents.begin(), extents.end(), by_dst)) std::sort(extents.begin(), extents.end(), by_dst);
     for (const extent& e : extents) pk.add(e.src_offset_bytes / u, e.dst_offset_bytes / u, e.length_bytes / u, false);
     return;
   }
