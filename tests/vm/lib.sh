@@ -49,18 +49,31 @@ to_bytes() {
     esac
 }
 
-# random_stream LEN SEED: LEN deterministic pseudo-random bytes on stdout.
+# random_stream LEN SEED [SUMFILE]: LEN deterministic pseudo-random bytes on stdout; with SUMFILE,
+# also leaves their sha256 there (generation is the slow part in the emulated guest: do it once).
 random_stream() {
     "$PY" -c '
-import random, sys
+import hashlib, random, sys
 n, seed = int(sys.argv[1]), sys.argv[2]
 r = random.Random(seed)
+h = hashlib.sha256()
 out = sys.stdout.buffer
 while n > 0:
     k = min(n, 1 << 20)
-    out.write(r.randbytes(k))
+    b = r.randbytes(k)
+    out.write(b)
+    h.update(b)
     n -= k
-' "$(to_bytes "$1")" "$2"
+out.flush()
+if len(sys.argv) > 3:
+    with open(sys.argv[3], "w") as f:
+        f.write(h.hexdigest() + "\n")
+' "$(to_bytes "$1")" "$2" "${@:3}"
+}
+
+_sum_cache() { # LEN SEED -> path of the cached sha256 of random_stream LEN SEED
+    mkdir -p /tmp/.vm-sums
+    echo "/tmp/.vm-sums/$(to_bytes "$1")-$(printf '%s' "$2" | sha256sum | cut -c1-16)"
 }
 
 # fill_random DEV OFFSET LEN SEED: write LEN pseudo-random bytes (seeded) at byte OFFSET, O_DIRECT.
@@ -69,14 +82,20 @@ fill_random() {
     local dev=$1 off len
     off=$(to_bytes "$2")
     len=$(to_bytes "$3")
-    random_stream "$len" "$4" |
+    random_stream "$len" "$4" "$(_sum_cache "$len" "$4")" |
         dd of="$dev" bs=1M seek="$off" count="$len" iflag=fullblock,count_bytes \
             oflag=direct,seek_bytes conv=notrunc,fsync status=none
 }
 
 # sum_random LEN SEED: sha256 of what fill_random LEN SEED writes.
 sum_random() {
-    random_stream "$1" "$2" | sha256sum | cut -d' ' -f1
+    local cache
+    cache=$(_sum_cache "$1" "$2")
+    if [[ -s $cache ]]; then
+        cat "$cache"
+    else
+        random_stream "$1" "$2" | sha256sum | cut -d' ' -f1
+    fi
 }
 
 # sum_direct DEV OFFSET LEN: sha256 of LEN bytes at OFFSET, read with O_DIRECT.

@@ -299,7 +299,7 @@ def run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_
             # Strip terminal control sequences the firmware/console emits.
             line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc", "", line)
             now = time.monotonic() - t0
-            logf.write(line + "\n")
+            logf.write(f"[{now:7.2f}] {line}\n")  # host seconds since QEMU started
             logf.flush()
             if line.startswith("vm-init: chroot") and "chroot" not in marks:
                 marks["chroot"] = now

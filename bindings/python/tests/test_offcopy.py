@@ -534,3 +534,24 @@ def test_stub_matches_the_module():
         args = functions[name].args
         stub = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
         assert stub == expected, name
+
+
+def test_parallel_copies_in_threads(tmp_path, rng):
+    datas = [write_random(tmp_path / f"src{i}", 2 * MiB + i, rng) for i in range(4)]
+    errors = []
+
+    def run(i):
+        try:
+            backends = ["buffered"] if i % 2 else ["copy-file-range"]
+            offcopy.copy(tmp_path / f"src{i}", tmp_path / f"dst{i}", backends=backends, verify=True)
+        except Exception as e:  # re-raised below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, data in enumerate(datas):
+        assert (tmp_path / f"dst{i}").read_bytes() == data

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Bad input on real block devices must be refused with exit 2 before anything is written:
 # a destination with a mounted file system, extents past the end of either namespace.
-# vm-nvme: ctrl=0 nsid=1 size=64M lbs=512
-# vm-nvme: ctrl=0 nsid=2 size=64M lbs=512
-# vm-nvme: ctrl=0 nsid=3 size=64M lbs=512
+# vm-nvme: ctrl=0 nsid=1 size=32M lbs=512
+# vm-nvme: ctrl=0 nsid=2 size=32M lbs=512
+# vm-nvme: ctrl=0 nsid=3 size=32M lbs=512
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -19,11 +19,11 @@ mkdir -p /tmp/mnt
 mount -t ext4 "$mnt_dev" /tmp/mnt || fail "mount $mnt_dev"
 echo hello >/tmp/mnt/file
 sync
-# The region the copy would write: 32M..36M of the file system's device.
-before=$(sum_direct "$mnt_dev" 32M 4M)
-run_rc rc "$OFFCOPY_BIN" copy "$src" "$mnt_dev" 0:32M:4M --json
+# The region the copy would write: 24M..28M of the file system's device.
+before=$(sum_direct "$mnt_dev" 24M 4M)
+run_rc rc "$OFFCOPY_BIN" copy "$src" "$mnt_dev" 0:24M:4M --json
 expect_eq "$rc" 2 "exit status, destination mounted"
-expect_eq "$(sum_direct "$mnt_dev" 32M 4M)" "$before" "mounted destination unchanged"
+expect_eq "$(sum_direct "$mnt_dev" 24M 4M)" "$before" "mounted destination unchanged"
 expect_eq "$(cat /tmp/mnt/file)" hello "file on the mounted file system"
 out=$(cat "$RUN_OUT")
 if json_valid "$out"; then
@@ -34,21 +34,21 @@ fi
 umount /tmp/mnt
 
 note "extent past the end of the destination"
-fill_random "$dst" 56M 8M seed-bad-dst
-before=$(sum_direct "$dst" 0 64M)
-run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:60M:8M --json
+fill_random "$dst" 24M 8M seed-bad-dst
+before=$(sum_direct "$dst" 0 32M)
+run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:28M:8M --json
 expect_eq "$rc" 2 "exit status, destination extent past the end"
-expect_eq "$(sum_direct "$dst" 0 64M)" "$before" "destination unchanged"
+expect_eq "$(sum_direct "$dst" 0 32M)" "$before" "destination unchanged"
 
 note "extent past the end of the source (first extent valid)"
-run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:0:1M 60M:8M:8M --json
+run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:0:1M 28M:8M:8M --json
 expect_eq "$rc" 2 "exit status, source extent past the end"
-expect_eq "$(sum_direct "$dst" 0 64M)" "$before" "destination unchanged (no partial copy)"
+expect_eq "$(sum_direct "$dst" 0 32M)" "$before" "destination unchanged (no partial copy)"
 
 note "extent past the end in --mode offload and --mode fallback"
 for mode in offload fallback; do
-    run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 63M:63M:2M --mode "$mode" --json
+    run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 31M:31M:2M --mode "$mode" --json
     expect_eq "$rc" 2 "exit status, --mode $mode"
 done
-expect_eq "$(sum_direct "$dst" 0 64M)" "$before" "destination unchanged"
+expect_eq "$(sum_direct "$dst" 0 32M)" "$before" "destination unchanged"
 note "bad_input_block: ok"
