@@ -14,9 +14,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -167,6 +169,19 @@ class opened_pair {
   std::string created_;
 };
 
+/// The report of an execution that wrote nothing: the codes the CLI maps to exit status 2 or 3.
+bool refused_before_writing(const report& rep) {
+  if (rep.result.ok() || rep.bytes_copied != 0) return false;
+  switch (rep.result.code()) {
+    case errc::invalid_argument: case errc::not_found: case errc::out_of_range: case errc::misaligned:
+    case errc::zero_length: case errc::overlap: case errc::block_size_mismatch: case errc::read_only:
+    case errc::busy: case errc::not_supported:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<extent> to_extents(const std::vector<extent_tuple>& in) {
   std::vector<extent> out;
   out.reserve(in.size());
@@ -223,12 +238,16 @@ class progress_bridge {
     if (callback_.is_none() && now - last_signal_check_ < std::chrono::milliseconds(100)) return;
     last_signal_check_ = now;
     py::gil_scoped_acquire gil;
-    if (pending_) return;
+    if (pending_ || pending_other_) return;
     try {
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
       if (!callback_.is_none()) callback_(p.bytes_done, p.bytes_total);
     } catch (py::error_already_set& e) {
       pending_.emplace(std::move(e));
+      cancel.store(true);
+    } catch (...) {
+      // Nothing may unwind through the engine (library code does not expect exceptions).
+      pending_other_ = std::current_exception();
       cancel.store(true);
     }
   }
@@ -240,6 +259,7 @@ class progress_bridge {
       pending_.reset();
       throw e;
     }
+    if (pending_other_) std::rethrow_exception(std::exchange(pending_other_, nullptr));
   }
 
   std::atomic<bool> cancel{false};
@@ -247,6 +267,7 @@ class progress_bridge {
  private:
   py::object callback_;
   std::optional<py::error_already_set> pending_;
+  std::exception_ptr pending_other_;
   std::chrono::steady_clock::time_point last_signal_check_{};
 };
 
@@ -273,10 +294,12 @@ py::tuple py_copy(const std::string& src, const std::string& dst, const std::vec
       if (!p.ok()) {
         bad = p.error();
       } else {
-        pair.keep();  // from here on the destination may hold copied bytes
         pol.on_progress = [&bridge](const progress& pr) { bridge(pr); };
         pol.cancel = &bridge.cancel;
         report rep = execute(pair.req, p.value(), pol);
+        // A refusal before any byte moved ("bad input" or "offload impossible" codes, the CLI's
+        // exit 2 and 3) leaves no new file behind; any other outcome may have written to it.
+        if (!refused_before_writing(rep)) pair.keep();
         report_json = rep.to_json();
         planned_backend = to_string(p.value().backend);
         planned_commands = p.value().batches.size();
