@@ -18,6 +18,7 @@ kernel cache is missing and OFFCOPY_REQUIRE_VM is not 1).
 import argparse
 import hashlib
 import os
+import resource
 import re
 import shlex
 import shutil
@@ -158,7 +159,19 @@ def keep_tmp_names(paths):
     return sorted(names)
 
 
+class Terminated(Exception):
+    pass
+
+
+def _terminate(signum, _frame):
+    # QEMU runs in its own session (so a kill reaches all its threads and helpers): turn SIGTERM
+    # and SIGHUP (CTest's timeout, a closed terminal) into an exception that kills it.
+    raise Terminated(f"signal {signum}")
+
+
 def main():
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", required=True, help="directory prepared by tests/vm/setup.sh")
     ap.add_argument("--scenario", required=True)
@@ -224,6 +237,9 @@ def main():
     try:
         return run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_env,
                    workdir, guest_script, keep, tmp, share)
+    except Terminated as e:
+        log(f"FAIL {name}: terminated by {e}")
+        return EXIT_FAIL
     finally:
         if args.keep:
             log(f"kept {tmp}")
@@ -313,8 +329,9 @@ def run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_
             scenario_rc = int(open(rc_file).read().strip())
         except ValueError:
             pass
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     timing = (f"boot {marks['begin']:.1f}s, scenario {marks.get('end', elapsed) - marks['begin']:.1f}s, "
-              if "begin" in marks else "") + f"total {elapsed:.1f}s"
+              if "begin" in marks else "") + f"total {elapsed:.1f}s, qemu cpu {ru.ru_utime + ru.ru_stime:.1f}s"
     logf.write(f"# vmrun: qemu exit {qemu_rc}, scenario rc {scenario_rc}, {timing}\n")
     logf.close()
 
@@ -373,7 +390,7 @@ def boot_once(cmd, logf, t0, deadline, quiet):
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         qemu_rc = proc.wait()
-    except KeyboardInterrupt:
+    except BaseException:  # KeyboardInterrupt, Terminated (CTest's timeout), ...
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
