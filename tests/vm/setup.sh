@@ -34,10 +34,14 @@ skip() { log "SKIP: $*"; exit 77; }
 packages=(qemu-system-x86 qemu-utils busybox-static cpio kmod nvme-cli sg3-utils ddpt fio
           e2fsprogs util-linux python3 bash coreutils)
 
+# One dpkg-query for all (a loop costs seconds on a loaded machine).
+declare -A installed
+while read -r name status; do
+    [[ $status == "install ok installed" ]] && installed[${name%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true)
 missing=()
 for p in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [[ $status == "install ok installed" ]] || missing+=("$p")
+    [[ -n ${installed[$p]:-} ]] || missing+=("$p")
 done
 
 apt_updated=0
