@@ -424,7 +424,7 @@ def overlap_same_file_memmove():
         path = os.path.join(d, "one.bin")
         size = 512 * 1024
         for (s, t, n) in [(0, 4096, 65536), (4096, 0, 65536), (3, 1000, 50001), (1000, 3, 50001),
-                          (0, 1, 300000), (1, 0, 300000), (8192, 8192, 4096)]:
+                          (0, 1, 20000), (1, 0, 20000), (8192, 8192, 4096)]:
             data = write_random(path, size, s * 31 + t)
             rc, out, err = run("copy", path, path, f"{s}:{t}:{n}", "--json")
             check(rc == 0, f"{s}:{t}:{n}: exit {rc}: {err}")
