@@ -98,7 +98,7 @@ class xcopy_session final : public copy_session {
   status submit(const command& cmd) override {
     completion c;
     c.tag = cmd.tag;
-    c.result = run(cmd);
+    c.result = run(cmd, c.blocks_done);
     done_.push_back(std::move(c));
     return {};
   }
@@ -113,7 +113,8 @@ class xcopy_session final : public copy_session {
   }
 
  private:
-  status run(const command& cmd) {
+  status run(const command& cmd, std::uint64_t& blocks_done) {
+    blocks_done = 0;
     if (cmd.segments.empty()) return {};
     if (limits_.max_segments_per_command != 0 && cmd.segments.size() > limits_.max_segments_per_command)
       return status(errc::size_limit_exceeded, "EXTENDED COPY: more segments than the copy manager accepts");
@@ -131,6 +132,8 @@ class xcopy_session final : public copy_session {
       auto cdb = extended_copy_lid1_cdb(static_cast<std::uint32_t>(list.size()));
       auto s = run_command(*t_, cdb, data_direction::to_device, list, copy_timeout_seconds(bytes), "EXTENDED COPY");
       if (s.code() == errc::busy && usage_ != list_id_usage::none) continue;
+      if (!s.ok() && s.code() != errc::busy && usage_ != list_id_usage::none)
+        blocks_done = blocks_known_done(id, cmd.segments);
       if (s.code() == errc::busy) {
         status e(errc::device_error, s.message());
         if (s.scsi()) e.with_scsi(*s.scsi());
@@ -139,6 +142,21 @@ class xcopy_session final : public copy_session {
       return s;
     }
     return status(errc::device_error, "EXTENDED COPY: every list identifier tried was busy");
+  }
+
+  /// After a failed command that carried a list id: RECEIVE COPY STATUS(LID1). SEGMENTS PROCESSED
+  /// includes the segment being processed when the error happened, so the segments before it are
+  /// the ones known copied. 0 when the device keeps no status (LIO).
+  std::uint64_t blocks_known_done(std::uint8_t list_id, std::span<const plan_segment> segments) {
+    std::vector<std::uint8_t> buf(32, 0);
+    auto cdb = receive_copy_status_lid1_cdb(list_id, static_cast<std::uint32_t>(buf.size()));
+    if (!run_command(*t_, cdb, data_direction::from_device, buf, 30, "RECEIVE COPY STATUS").ok()) return 0;
+    auto st = parse_copy_status_lid1(buf);
+    if (!st || st->copy_status != 0x02 || st->segments_processed == 0) return 0;
+    std::uint64_t done = 0;
+    const std::size_t complete = std::min<std::size_t>(st->segments_processed - 1u, segments.size());
+    for (std::size_t i = 0; i < complete; ++i) done += segments[i].blocks;
+    return done;
   }
 
   std::unique_ptr<transport> t_;

@@ -24,6 +24,7 @@ struct scsi_model::lu {
   std::uint32_t block_bytes = 512;
   std::vector<std::uint8_t> naa;
   std::map<std::uint32_t, std::shared_ptr<op_status>> status_by_list_id;
+  std::map<std::uint8_t, std::pair<std::uint8_t, std::uint16_t>> lid1_status;  // list id -> {status, processed}
   [[nodiscard]] std::uint64_t blocks() const { return size_bytes / block_bytes; }
 };
 
@@ -250,6 +251,17 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
     log_.push_back(l.name + what);
     return illegal(0x20, 0x00);
   }
+  if (op == op_third_party_copy_in && sa == sa_receive_copy_status_lid1 && cfg_.copy_status_lid1) {
+    log_.push_back(l.name + " RCS id=" + std::to_string(cdb[2]));
+    auto it = l.lid1_status.find(cdb[2]);
+    if (it == l.lid1_status.end()) return illegal(0x24, 0x00);
+    std::vector<std::uint8_t> r(12, 0);
+    put_be32(&r[0], 8);
+    r[4] = it->second.first;
+    put_be16(&r[5], it->second.second);
+    r[7] = 0xF1;
+    return data_in(data, r);
+  }
   if (op == op_third_party_copy_in && sa == sa_receive_rod_token_information && cfg_.token)
     return rrti(l, get_be32(&cdb[2]), data);
   return illegal(0x20, 0x00);
@@ -305,8 +317,11 @@ scsi_reply scsi_model::xcopy(lu& l, std::span<const std::uint8_t> p) {
   if (!local && !segs.empty()) return copy_aborted();  // LIO: the receiving LU must be an end
   unsigned before = 0;
   const bool fault = fault_now(before);
+  const bool held = usage != 3 && cfg_.copy_status_lid1;
   for (std::size_t i = 0; i < segs.size(); ++i) {
     if (fault && i >= before) {
+      // SEGMENTS PROCESSED includes the one being processed.
+      if (held) l.lid1_status[list_id] = {0x02, static_cast<std::uint16_t>(i + 1)};
       scsi_reply r;
       r.sam_status = 0x02;
       r.sense = fail_sense_;
@@ -317,11 +332,13 @@ scsi_reply scsi_model::xcopy(lu& l, std::span<const std::uint8_t> p) {
     if (!write_blocks(*segs[i].dst, segs[i].d, buf.data(), segs[i].n)) return copy_aborted();
   }
   if (fault) {
+    if (held) l.lid1_status[list_id] = {0x02, static_cast<std::uint16_t>(segs.size())};
     scsi_reply r;
     r.sam_status = 0x02;
     r.sense = fail_sense_;
     return r;
   }
+  if (held) l.lid1_status[list_id] = {0x01, static_cast<std::uint16_t>(segs.size())};
   return {};
 }
 

@@ -23,6 +23,8 @@ struct scsi_model_config {
   std::uint16_t max_segment_descriptors = 1;
   std::uint32_t max_descriptor_list_bytes = 1024;
   std::uint32_t max_segment_bytes = 256u << 20;
+  /// RECEIVE COPY STATUS(LID1) for commands that carry a list id (LIO: no).
+  bool copy_status_lid1 = false;
   // Token copy (absent on LIO: POPULATE TOKEN → invalid opcode, no VPD 0x8F).
   bool token = false;
   std::uint16_t max_range_descriptors = 8;

@@ -406,3 +406,22 @@ TEST_CASE("model: token copy on a LIO-like LU (forced): invalid opcode → not s
   }
   ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
 }
+
+TEST_CASE("model: RECEIVE COPY STATUS after a failed XCOPY gives the segments known copied") {
+  auto c = roomy();
+  c.copy_status_lid1 = true;
+  rig r(c);
+  // The first command (4 segments) fails in its third segment: two segments are known copied.
+  r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 2);
+  std::vector<extent> ex;
+  for (int i = 0; i < 4; ++i)
+    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
+  auto rep = r.copy(ex);
+  CHECK(rep.result.code() == errc::device_error);
+  CHECK(rep.bytes_copied == 2 * MiB);
+  auto log = shape(r.model.log());
+  REQUIRE(log.size() == 2);
+  CHECK(log[1] == "lun1 RCS");
+  CHECK(r.same(0, 32 * MiB, MiB));
+  CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+}
