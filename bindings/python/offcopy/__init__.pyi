@@ -1,4 +1,6 @@
 # Type stubs for the offcopy package (bindings/python/offcopy/__init__.py).
+# The TypedDicts (ProbeResult, PlanResult, Report, ...) and the Mode/Backend aliases exist for type
+# checkers only: import them under `if typing.TYPE_CHECKING:`.
 import os
 from typing import Any, Callable, Iterable, Literal, Sequence, TypedDict, Union
 
