@@ -409,7 +409,7 @@ def test_signal_interrupts_a_copy_without_progress(tmp_path):
     # Ctrl-C must work while the GIL is released: the module polls for signals between commands.
     path = tmp_path / "f"
     block = 4096
-    blocks = 16 * 1024  # 64 MiB: ~16k ordered commands, far longer than the 50 ms below
+    blocks = 16 * 1024  # 64 MiB: ~16k ordered commands
     data = b"".join(i.to_bytes(4, "little") * (block // 4) for i in range(blocks))
     path.write_bytes(data)
 
@@ -419,14 +419,25 @@ def test_signal_interrupts_a_copy_without_progress(tmp_path):
     def handler(signum, frame):
         raise Interrupted
 
+    def send_once_started():
+        # The signal goes out once the copy has visibly started (a forward move runs from the end
+        # of the file towards its start), so it cannot arrive before the copy enters C++.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            deadline = time.monotonic() + 60
+            while os.pread(fd, block, len(data) - block) == data[-block:] and time.monotonic() < deadline:
+                time.sleep(0.001)
+        finally:
+            os.close(fd)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
     old = signal.signal(signal.SIGUSR1, handler)
     try:
-        timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1))
-        timer.start()
+        sender = threading.Thread(target=send_once_started)
+        sender.start()
         with pytest.raises(Interrupted):
-            # A forward move runs from the end of the file towards its start.
             offcopy.copy(path, path, [(0, block, len(data) - block)], sync=False)
-        timer.join()
+        sender.join()
     finally:
         signal.signal(signal.SIGUSR1, old)
     out = path.read_bytes()
