@@ -10,10 +10,10 @@
 #include "tests/unit/core/fake_backend.hpp"
 
 using namespace offcopy;
-using offcopy::test::backend_swap;
-using offcopy::test::fake_backend;
-using offcopy::test::file_pair;
-using offcopy::test::recorded_command;
+using offcopy::core_test::backend_swap;
+using offcopy::core_test::fake_backend;
+using offcopy::core_test::file_pair;
+using offcopy::core_test::recorded_command;
 
 namespace {
 
@@ -73,7 +73,7 @@ TEST_CASE("engine: the commands sent are the plan's batches, in order, with thei
   CHECK(rep.of(backend_kind::nvme_copy).commands == 3);
   CHECK(rep.of(backend_kind::nvme_copy).retries == 0);
   CHECK(rep.fallback_reasons.empty());
-  CHECK(test::read_file(f.dst_path) == f.expected(ext));
+  CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
 }
 
 TEST_CASE("engine: the in-flight window is min(session queue depth, policy commands_in_flight)") {
@@ -100,7 +100,7 @@ TEST_CASE("engine: the in-flight window is min(session queue depth, policy comma
     // The window is kept full: once it is, every later command is submitted with the window minus one out.
     for (std::size_t i = wc.expect; i < fake.log.submitted.size(); ++i)
       CHECK(fake.log.submitted[i].in_flight_before == wc.expect - 1);
-    CHECK(test::read_file(f.dst_path) == f.expected(ext));
+    CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
 }
 
@@ -110,12 +110,12 @@ TEST_CASE("engine: a barrier batch waits for every earlier command; the rest ove
   fake.cfg.queue_depth = 8;
   fake.cfg.complete_newest_first = true;  // out-of-order completion
   backend_swap swap(fake);
-  test::scratch_dir dir;
+  core_test::scratch_dir dir;
   std::string path = dir.file("one.bin");
-  std::vector<std::uint8_t> data = test::random_bytes(64 * 1024, 7);
-  test::write_file(path, data);
-  auto src = test::open_device(path, false);
-  auto dst = test::open_device(path, true);
+  std::vector<std::uint8_t> data = core_test::random_bytes(64 * 1024, 7);
+  core_test::write_file(path, data);
+  auto src = core_test::open_device(path, false);
+  auto dst = core_test::open_device(path, true);
   // Move 16 blocks up by 4 within one file, then copy the moved region's start back down elsewhere.
   std::vector<extent> ext{blocks(0, 4, 16), blocks(4, 60, 3)};
   request req{src, dst, ext};
@@ -138,7 +138,7 @@ TEST_CASE("engine: a barrier batch waits for every earlier command; the rest ove
   std::vector<std::uint8_t> want = data;
   for (const extent& e : ext)
     std::memmove(want.data() + e.dst_offset_bytes, want.data() + e.src_offset_bytes, e.length_bytes);
-  CHECK(test::read_file(path) == want);
+  CHECK(core_test::read_file(path) == want);
 }
 
 TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends them") {
@@ -163,7 +163,7 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
     CHECK(rep.of(backend_kind::nvme_copy).retries == 3);
     CHECK(rep.of(backend_kind::nvme_copy).commands == 7);
     CHECK(rep.bytes_copied == 16 * kb);
-    CHECK(test::read_file(f.dst_path) == f.expected(ext));
+    CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
   SUBCASE("several segments, split by segments") {
     fake_backend fake;
@@ -183,7 +183,7 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
     CHECK(fake.log.submitted[1].segments == std::vector<plan_segment>{{10, 0, 2}, {20, 2, 2}});
     CHECK(fake.log.submitted[2].segments == std::vector<plan_segment>{{30, 4, 2}, {40, 6, 2}});
     CHECK(rep.of(backend_kind::nvme_copy).retries == 1);
-    CHECK(test::read_file(f.dst_path) == f.expected(ext));
+    CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
   SUBCASE("a refused single block cannot be split: the error stands") {
     fake_backend fake;
@@ -196,7 +196,7 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
     CHECK(rep.result.code() == errc::size_limit_exceeded);
     CHECK(rep.bytes_copied == 0);
     CHECK(fake.log.submitted.size() == 2);  // 2 blocks, then the first single block
-    CHECK(test::read_file(f.dst_path) == f.dst_data);
+    CHECK(core_test::read_file(f.dst_path) == f.dst_data);
   }
 }
 
@@ -221,7 +221,7 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
     CHECK(rep.bytes_copied == 16 * kb);
     REQUIRE(rep.fallback_reasons.size() == 1);
     CHECK(rep.fallback_reasons[0] == "nvme-copy: not-supported: Invalid Opcode");
-    CHECK(test::read_file(f.dst_path) == f.expected(ext));
+    CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
   SUBCASE("offload: nothing done yet -> not supported (exit 3), nothing more sent") {
     fake_backend fake;
@@ -239,7 +239,7 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
     CHECK(fake.log.submitted.size() == 1);
     CHECK(rep.of(backend_kind::copy_file_range).bytes == 0);
     CHECK(rep.of(backend_kind::buffered).bytes == 0);
-    CHECK(test::read_file(f.dst_path) == f.dst_data);
+    CHECK(core_test::read_file(f.dst_path) == f.dst_data);
   }
   SUBCASE("offload: after data moved it is a device error, not 'offload impossible'") {
     fake_backend fake;
@@ -273,11 +273,11 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
         REQUIRE(rep.fallback_reasons.size() == 1);
         CHECK(rep.fallback_reasons[0] == "nvme-copy: no Copy on this namespace");
         CHECK(rep.bytes_copied == 16 * kb);
-        CHECK(test::read_file(f.dst_path) == f.expected(ext));
+        CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
       } else {
         CHECK(rep.result.code() == errc::not_supported);
         CHECK(rep.bytes_copied == 0);
-        CHECK(test::read_file(f.dst_path) == f.dst_data);
+        CHECK(core_test::read_file(f.dst_path) == f.dst_data);
       }
     }
   }
@@ -315,7 +315,7 @@ TEST_CASE("engine: a device error stops the copy with the exact bytes known done
     CHECK(rep.of(backend_kind::copy_file_range).bytes == 0);  // a real error never falls back
     CHECK(rep.of(backend_kind::buffered).bytes == 0);
     std::vector<std::uint8_t> want = f.expected({blocks(0, 0, 11)});
-    CHECK(test::read_file(f.dst_path) == want);
+    CHECK(core_test::read_file(f.dst_path) == want);
   }
   SUBCASE("a partial prefix spanning segments") {
     fake_backend fake;
@@ -327,7 +327,7 @@ TEST_CASE("engine: a device error stops the copy with the exact bytes known done
     report rep = execute(req, must_plan(req));
     CHECK(rep.result.code() == errc::device_error);
     CHECK(rep.bytes_copied == 3 * kb);
-    CHECK(test::read_file(f.dst_path) == f.expected({blocks(10, 0, 2), blocks(20, 2, 1)}));
+    CHECK(core_test::read_file(f.dst_path) == f.expected({blocks(10, 0, 2), blocks(20, 2, 1)}));
   }
   SUBCASE("asynchronous, out of order: commands in flight still count, bytes match what landed") {
     fake_backend fake;
@@ -380,7 +380,7 @@ TEST_CASE("engine: cancellation stops between commands") {
     CHECK(rep.result.code() == errc::cancelled);
     CHECK(fake.log.submitted.size() == 2);
     CHECK(rep.bytes_copied == 4 * kb);
-    CHECK(test::read_file(f.dst_path) == f.expected({blocks(0, 0, 4)}));
+    CHECK(core_test::read_file(f.dst_path) == f.expected({blocks(0, 0, 4)}));
   }
   SUBCASE("set before the start: nothing is sent") {
     fake_backend fake;
@@ -452,11 +452,11 @@ TEST_CASE("engine: verify reads both sides back") {
 TEST_CASE("engine: verify after an overlapping move on one file is skipped, and is not a fallback reason") {
   fake_backend fake;
   backend_swap swap(fake);
-  test::scratch_dir dir;
+  core_test::scratch_dir dir;
   std::string path = dir.file("one.bin");
-  test::write_file(path, test::random_bytes(64 * 1024, 3));
-  auto src = test::open_device(path, false);
-  auto dst = test::open_device(path, true);
+  core_test::write_file(path, core_test::random_bytes(64 * 1024, 3));
+  auto src = core_test::open_device(path, false);
+  auto dst = core_test::open_device(path, true);
   request req{src, dst, {blocks(0, 2, 8)}};
   policy pol;
   pol.verify = true;
@@ -528,7 +528,7 @@ TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
     fake_backend fake;
     backend_swap swap(fake);
     file_pair f(4096);
-    auto ro = test::open_device(f.dst_path, false);
+    auto ro = core_test::open_device(f.dst_path, false);
     request req{f.src, ro, {}};
     auto p = make_plan(req);
     REQUIRE_FALSE(p.ok());
@@ -538,7 +538,7 @@ TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
     fake_backend fake;
     backend_swap swap(fake);
     file_pair f(64 * 1024);
-    auto same = test::open_device(f.src_path, true);
+    auto same = core_test::open_device(f.src_path, true);
     request req{f.src, same, {blocks(0, 1, 4)}};
     policy pol;
     pol.allow_overlap = false;

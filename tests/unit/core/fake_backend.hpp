@@ -22,7 +22,7 @@
 #include "offcopy/offcopy.hpp"
 #include "src/core/backend.hpp"
 
-namespace offcopy::test {
+namespace offcopy::core_test {
 
 /// A directory removed at scope exit.
 class scratch_dir {
@@ -265,4 +265,4 @@ struct file_pair {
   }
 };
 
-}  // namespace offcopy::test
+}  // namespace offcopy::core_test
