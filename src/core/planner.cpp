@@ -96,6 +96,12 @@ status validate_extents(std::vector<extent>& extents, const side_geometry& src, 
       return status(errc::out_of_range,
                     fmt::format("extent {}: source bytes [{}, {}) are past the end of the source ({} bytes)", i + 1,
                                 e.src_offset_bytes, e.src_offset_bytes + e.length_bytes, src.size_bytes));
+    // A growing file still ends at the largest off_t: past it every write fails (EINVAL/EFBIG).
+    if (dst.can_grow && e.dst_offset_bytes + e.length_bytes >
+                            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return status(errc::out_of_range,
+                    fmt::format("extent {}: destination bytes [{}, {}) are past the largest file offset", i + 1,
+                                e.dst_offset_bytes, e.dst_offset_bytes + e.length_bytes));
     if (!dst.can_grow && e.dst_offset_bytes + e.length_bytes > dst.size_bytes)
       return status(errc::out_of_range,
                     fmt::format("extent {}: destination bytes [{}, {}) are past the end of the destination ({} bytes)",

@@ -262,6 +262,8 @@ def overflowing_number():
     bad_file_case(["0:0:0x10000000000000000"], "too large")
     # Each number fits, their sum does not.
     bad_file_case(["18446744073709551615:0:1"], "overflows")
+    # Fits in 64 bits but not in a file offset (off_t).
+    bad_file_case(["0:0xfffffffffffffff0:10"], "past the largest file offset")
 
 
 @case

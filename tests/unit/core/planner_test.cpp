@@ -67,6 +67,16 @@ TEST_CASE("validate_extents: out of range on either side") {
     std::vector<extent> ext{{0, 1 << 20, 512}};
     CHECK(validate_extents(ext, side(8192), side(0, "", 0, true)).ok());
   }
+  SUBCASE("but not past the largest file offset (off_t)") {
+    const std::uint64_t off_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    std::vector<extent> fits{{0, off_max - 512, 512}};
+    CHECK(validate_extents(fits, side(8192), side(0, "", 0, true)).ok());
+    std::vector<extent> past{{0, off_max - 511, 512}};
+    status s = validate_extents(past, side(8192), side(0, "", 0, true));
+    CHECK(s.code() == errc::out_of_range);
+    CHECK(s.message() == "extent 1: destination bytes [9223372036854775296, 9223372036854775808) are past the "
+                         "largest file offset");
+  }
 }
 
 TEST_CASE("validate_extents: two extents writing the same destination bytes") {
