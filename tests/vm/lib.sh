@@ -49,67 +49,38 @@ to_bytes() {
     esac
 }
 
-# random_stream LEN SEED [SUMFILE]: LEN deterministic pseudo-random bytes on stdout; with SUMFILE,
-# also leaves their sha256 there (generation is the slow part in the emulated guest: do it once).
-random_stream() {
-    "$PY" -c '
-import hashlib, random, sys
-n, seed = int(sys.argv[1]), sys.argv[2]
-r = random.Random(seed)
-h = hashlib.sha256()
-out = sys.stdout.buffer
-while n > 0:
-    k = min(n, 1 << 20)
-    b = r.randbytes(k)
-    out.write(b)
-    h.update(b)
-    n -= k
-out.flush()
-if len(sys.argv) > 3:
-    with open(sys.argv[3], "w") as f:
-        f.write(h.hexdigest() + "\n")
-' "$(to_bytes "$1")" "$2" "${@:3}"
-}
+VMDATA=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/vmdata.py
 
-_sum_cache() { # LEN SEED -> path of the cached sha256 of random_stream LEN SEED
-    mkdir -p /tmp/.vm-sums
-    echo "/tmp/.vm-sums/$(to_bytes "$1")-$(printf '%s' "$2" | sha256sum | cut -c1-16)"
-}
+# Data helpers: tests/vm/vmdata.py, one python process each, O_DIRECT I/O, no pipes (a
+# `dd | sha256sum` pipeline moves ~2 MB/s under emulation).
 
-# fill_random DEV OFFSET LEN SEED: write LEN pseudo-random bytes (seeded) at byte OFFSET, O_DIRECT.
-# OFFSET and LEN must be multiples of the logical block size.
+# fill_random DEV OFFSET LEN SEED: write LEN bytes of the seeded pattern at OFFSET (O_DIRECT).
+# OFFSET and LEN must be multiples of the logical block size. Every 512-byte block is distinct.
 fill_random() {
-    local dev=$1 off len
-    off=$(to_bytes "$2")
-    len=$(to_bytes "$3")
-    random_stream "$len" "$4" "$(_sum_cache "$len" "$4")" |
-        dd of="$dev" bs=1M seek="$off" count="$len" iflag=fullblock,count_bytes \
-            oflag=direct,seek_bytes conv=notrunc,fsync status=none
+    "$PY" "$VMDATA" fill "$1" "$2" "$3" "$4" || fail "fill_random $*"
 }
 
 # sum_random LEN SEED: sha256 of what fill_random LEN SEED writes.
 sum_random() {
-    local cache
-    cache=$(_sum_cache "$1" "$2")
-    if [[ -s $cache ]]; then
-        cat "$cache"
-    else
-        random_stream "$1" "$2" | sha256sum | cut -d' ' -f1
-    fi
+    "$PY" "$VMDATA" sum-pattern "$1" "$2"
 }
 
 # sum_direct DEV OFFSET LEN: sha256 of LEN bytes at OFFSET, read with O_DIRECT.
 sum_direct() {
-    local dev=$1 off len
-    off=$(to_bytes "$2")
-    len=$(to_bytes "$3")
-    dd if="$dev" bs=1M skip="$off" count="$len" iflag=direct,skip_bytes,count_bytes status=none |
-        sha256sum | cut -d' ' -f1
+    "$PY" "$VMDATA" sum "$1" "$2" "$3"
 }
 
 # sum_zero LEN: sha256 of LEN zero bytes.
 sum_zero() {
-    head -c "$(to_bytes "$1")" /dev/zero | sha256sum | cut -d' ' -f1
+    "$PY" "$VMDATA" sum-zero "$1"
+}
+
+# expect_data CHECK...: several data checks in one process (O_DIRECT, memcmp), each CHECK one
+# argument:  "same DEV1 OFF1 DEV2 OFF2 LEN WHAT..."  "zero DEV OFF LEN WHAT..."
+#            "pattern DEV OFF LEN SEED WHAT..."  (the range holds fill_random ... SEED)
+# Prints "ok: WHAT" per check, fails at the first mismatch saying where.
+expect_data() {
+    "$PY" "$VMDATA" check "$@" || fail "data check failed"
 }
 
 # json_get JSON PATH: value at a dotted PATH (keys or list indexes; "a.b.0.c"). Strings print raw,

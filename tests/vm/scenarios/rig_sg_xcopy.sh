@@ -19,13 +19,11 @@ expect_ne "$naa0" "$naa1" "NAA of lun0 vs lun1"
 
 # 2 MiB random at 1 MiB of lun0, XCOPY to 8 MiB of lun1 (the copy manager splits in segments).
 fill_random "$LUN0_SD" 1M 2M seed-xcopy
-want=$(sum_random 2M seed-xcopy)
-expect_eq "$(sum_direct "$LUN0_SD" 1M 2M)" "$want" "source after fill"
-expect_eq "$(sum_direct "$LUN1_SD" 8M 2M)" "$(sum_zero 2M)" "destination before copy"
+expect_data "pattern $LUN0_SD 1M 2M seed-xcopy source after fill" \
+    "zero $LUN1_SD 8M 2M destination before copy"
 sg_xcopy if="$LUN0_SG" of="$LUN1_SG" bs=512 skip=2048 seek=16384 count=4096 ||
     fail "sg_xcopy exited $?"
-expect_eq "$(sum_direct "$LUN1_SD" 8M 2M)" "$want" "destination after sg_xcopy"
-# Nothing else on lun1 changed.
-expect_eq "$(sum_direct "$LUN1_SD" 0 8M)" "$(sum_zero 8M)" "lun1 before the destination"
-expect_eq "$(sum_direct "$LUN1_SD" 10M 54M)" "$(sum_zero 54M)" "lun1 after the destination"
+# The data landed, and nothing else on lun1 changed.
+expect_data "pattern $LUN1_SD 8M 2M seed-xcopy destination after sg_xcopy" \
+    "zero $LUN1_SD 0 8M lun1 before the destination" "zero $LUN1_SD 10M 54M lun1 after the destination"
 note "rig_sg_xcopy: ok"
