@@ -692,6 +692,18 @@ def probe_json():
         check(isinstance(j["offload"], list), j)
         rc, out, err = run("probe", os.path.join(d, "nope"))
         expect_bad_input(rc, out, err, "no such file")
+        if shutil.which("losetup") is None:
+            return
+        img = os.path.join(d, "disk.img")
+        write_random(img, 1 << 20, 12)
+        with loop_device(img) as dev:
+            rc, out, err = run("probe", dev, "--json")
+            check(rc == 0, err)
+            j = json.loads(out)
+            check(j["kind"] == "block-device" and j["size_bytes"] == 1 << 20, j)
+            check(j["logical_block_bytes"] == 512 and j["block_path"] == dev and j["identity"].startswith("blk:"), j)
+            rc, out, err = run("probe", dev)
+            check(rc == 0 and "block-device" in out and "512-byte logical blocks" in out, out)
 
 
 @case
