@@ -13,8 +13,7 @@ dst=$NVME1N1
 reps=${OFFCOPY_BENCH_REPS:-3}
 
 note "filling $src (256 MiB)"
-dd if=/dev/urandom of="$src" bs=1M count=256 oflag=direct status=none
-want=$(sum_direct "$src" 0 256M)
+fill_random "$src" 0 256M seed-bench
 
 elapsed() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -33,7 +32,7 @@ for i in $(seq 1 "$reps"); do
     oc_times+=("$(elapsed "$t0" "$t1")")
     echo "rep $i: dd ${dd_times[-1]} s, offload-copy ${oc_times[-1]} s"
 done
-expect_eq "$(sum_direct "$dst" 0 256M)" "$want" "destination after offload-copy"
+expect_data "pattern $dst 0 256M seed-bench destination after offload-copy"
 dd_med=$(median "${dd_times[@]}")
 oc_med=$(median "${oc_times[@]}")
 ratio=$("$PY" -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$dd_med" "$oc_med")
