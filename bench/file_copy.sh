@@ -5,7 +5,8 @@
 #   page cache: nobody syncs (ours with --no-sync), the copy ends in the destination's page cache;
 #   durable:    every tool ends with fdatasync of the destination (ours by default,
 #               `cp` followed by `sync --data`, dd with conv=fdatasync).
-# Runs are interleaved (RUNS rounds, default 5) and the median is reported.
+# Runs are interleaved (RUNS rounds, default 5); the median and the best run are reported, with
+# ratios on both (the best run is the one least disturbed by other load on a shared host).
 # Usage: bench/file_copy.sh [DIR]  (DIR holds the two files; default /tmp; needs 2 GiB free)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -40,7 +41,7 @@ for ((i = 0; i < RUNS; i++)); do
 done
 fresh
 
-echo "### 1 GiB file -> file, source page-cache warm ($(uname -r), $(nproc) CPUs, $(df --output=fstype "$DIR" | tail -1) on $(df --output=source "$DIR" | tail -1))"
+echo "### ${SIZE_MIB} MiB file -> file, source page-cache warm ($(uname -r), $(nproc) CPUs, load average $(cut -d" " -f1-3 /proc/loadavg), $(df --output=fstype "$DIR" | tail -1) on $(df --output=source "$DIR" | tail -1))"
 echo
 echo "Which backend ran: $("$OFFLOAD_COPY" copy "$A" "$B" --json --no-progress | grep -o '"planned_backend":"[^"]*"')"
 rm -f "$B"

@@ -21,17 +21,26 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END{print (NR%
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-# table BYTES REFERENCE NAME...: a markdown table of medians, MiB/s and "ours vs X" ratios
-# (ratio = X's time / our time: > 1 means we are faster). REFERENCE names our row.
+best() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
+
+# table BYTES OURS NAME...: a markdown table of every run, the median and the best, MiB/s of the
+# median, and OURS's speed-up against each other row = its time / our time (> 1: we are faster),
+# computed on the medians and on the best runs.
 table() {
   local bytes=$1 ours=$2; shift 2
-  local ours_t; ours_t=$(echo "${TIMES[$ours]}" | median)
-  echo "| command | runs (s) | median (s) | MiB/s | ${ours} speed-up vs it |"
-  echo "|---|---|---|---|---|"
+  local ours_med ours_best
+  ours_med=$(echo "${TIMES[$ours]}" | median)
+  ours_best=$(echo "${TIMES[$ours]}" | best)
+  echo "| command | runs (s) | median (s) | best (s) | MiB/s (median) | speed-up of ours, median | speed-up of ours, best |"
+  echo "|---|---|---|---|---|---|---|"
   for name in "$ours" "$@"; do
-    local t; t=$(echo "${TIMES[$name]}" | median)
-    awk -v n="$name" -v on="$ours" -v runs="${TIMES[$name]}" -v t="$t" -v o="$ours_t" -v b="$bytes" -v cmd="${CMDS[$name]}" \
-      'BEGIN{printf "| `%s` | %s| %.3f | %.0f | %s |\n", cmd, runs, t, b/1048576/t, (n==on) ? "—" : sprintf("**%.2f×**", t/o)}'
+    local med bst
+    med=$(echo "${TIMES[$name]}" | median)
+    bst=$(echo "${TIMES[$name]}" | best)
+    awk -v n="$name" -v on="$ours" -v runs="${TIMES[$name]}" -v t="$med" -v b1="$bst" -v o="$ours_med" \
+      -v ob="$ours_best" -v b="$bytes" -v cmd="${CMDS[$name]}" 'BEGIN{
+        r1 = (n == on) ? "—" : sprintf("**%.2f×**", t / o); r2 = (n == on) ? "—" : sprintf("**%.2f×**", b1 / ob);
+        printf "| `%s` | %s| %.3f | %.3f | %.0f | %s | %s |\n", cmd, runs, t, b1, b / 1048576 / t, r1, r2 }'
   done
 }
 declare -A CMDS

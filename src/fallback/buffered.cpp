@@ -36,6 +36,7 @@ namespace offcopy::detail {
 namespace {
 
 constexpr std::uint32_t page_bytes = 4096;
+constexpr std::uint64_t command_bytes = 64ULL << 20;
 constexpr unsigned max_buffers_in_flight = 256;
 /// Resubmissions of one operation that made no progress (EINTR, EAGAIN, 0 bytes written,
 /// O_DIRECT transfers shorter than a granule) before giving up.
@@ -618,6 +619,9 @@ class buffered_backend_impl final : public backend {
     }
     p.ok = true;
     p.block_bytes = 1;
+    // Commands of at most 64 MiB: progress and cancellation between them, while the session
+    // pipelines across command boundaries so the size costs no speed.
+    p.limits.max_command_blocks = command_bytes;
     return p;
   }
 

@@ -128,6 +128,8 @@ class cfr_backend final : public backend {
     }
     p.ok = true;
     p.block_bytes = 1;
+    // Commands of at most 256 MiB: progress and cancellation between them (one call each).
+    p.limits.max_command_blocks = 256ULL << 20;
     return p;
   }
 
