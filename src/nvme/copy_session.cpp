@@ -108,9 +108,10 @@ status copy_session::reap(unsigned min_completions, std::vector<detail::completi
     } else if (c.raw_status != 0) {
       comp.result = copy_status(c.raw_status, c.dw0, "NVMe Copy");
       // CQE DW0 = index of the first source range not copied: the ranges before it are done.
+      // A DW0 past the range count is not a range index: claim nothing rather than too much.
       const auto& rb = it->second.range_blocks;
-      const std::size_t n = std::min<std::size_t>(c.dw0, rb.size());
-      for (std::size_t i = 0; i < n; ++i) comp.blocks_done += rb[i];
+      if (c.dw0 <= rb.size())
+        for (std::size_t i = 0; i < c.dw0; ++i) comp.blocks_done += rb[i];
     }
     in_flight_.erase(it);
     out.push_back(std::move(comp));

@@ -119,6 +119,7 @@ io_completion nvme_model::execute(const io_command& cmd) {
   }
   std::uint32_t dw0 = 0;
   const std::uint16_t st = run_copy(f, rec.ranges, dw0, fault);
+  if (fault && fault->report_dw0 >= 0) dw0 = static_cast<std::uint32_t>(fault->report_dw0);
   return finish(st, dw0);
 }
 

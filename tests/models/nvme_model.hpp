@@ -38,6 +38,8 @@ struct nvme_fault {
   std::uint64_t at_command = 1;
   std::uint16_t raw_status = 0;
   std::uint32_t ranges_done = 0;
+  /// DW0 to report instead of the ranges actually done (a misbehaving controller); -1 = honest.
+  std::int64_t report_dw0 = -1;
 };
 
 /// One command as the controller saw it.

@@ -163,6 +163,20 @@ TEST_CASE("statuses: 0x83, invalid opcode, partial progress from DW0") {
   }
 }
 
+TEST_CASE("a DW0 past the range count claims no progress") {
+  nvme_model m(nvme_model_config{});
+  // One range copied, but DW0 = 5: past the single range of this command.
+  m.inject(nvme_fault{1, make_raw_status(sct_generic, sc_internal_error), 1, 5});
+  copy_session s(m.make_transport(1), session_params{});
+  const std::vector<plan_segment> segs{{0, 100, 8}};
+  REQUIRE(s.submit(make_cmd(1, segs)).ok());
+  auto out = reap_all(s, 1);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].result.code() == errc::device_error);
+  CHECK(out[0].result.nvme()->dw0 == 5);
+  CHECK(out[0].blocks_done == 0);
+}
+
 TEST_CASE("out-of-order completions are matched by tag; finish() flushes the namespace") {
   nvme_model m(nvme_model_config{});
   copy_session s(m.make_transport(8, /*reverse_completion=*/true), session_params{});
