@@ -181,17 +181,28 @@ void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const 
   p.block_bytes = unit_bytes;
   p.limits = limits;
   p.ordered = ordered;
-  p.segments.reserve(extents.size());
   packer pk(p, limits);
   const std::uint64_t u = unit_bytes;
 
   if (!ordered) {
+    // Reserve what the limits can split the extents into: growing past a plain reserve(n) by even
+    // one segment doubles the vector and the planner's peak memory (bench/planner.cpp).
+    std::size_t bound = 0;
+    std::uint64_t total_blocks = 0;
+    for (const extent& e : extents) {
+      const std::uint64_t blocks = e.length_bytes / u;
+      total_blocks += blocks;
+      bound += limits.max_segment_blocks ? (blocks + limits.max_segment_blocks - 1) / limits.max_segment_blocks : 1;
+    }
+    if (limits.max_command_blocks) bound += total_blocks / limits.max_command_blocks + 1;
+    p.segments.reserve(bound);
     auto by_dst = [](const extent& a, const extent& b) { return a.dst_offset_bytes < b.dst_offset_bytes; };
     if (!std::is_sorted(extents.begin(), extents.end(), by_dst)) std::sort(extents.begin(), extents.end(), by_dst);
     for (const extent& e : extents) pk.add(e.src_offset_bytes / u, e.dst_offset_bytes / u, e.length_bytes / u, false);
     return;
   }
 
+  p.segments.reserve(extents.size());
   for (const extent& e : extents) {
     // Positions on the shared medium decide self-overlap: dst_medium - src_medium.
     std::int64_t shift = static_cast<std::int64_t>(e.dst_offset_bytes) - static_cast<std::int64_t>(e.src_offset_bytes) +
