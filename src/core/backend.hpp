@@ -23,7 +23,9 @@ struct pair_support {
   bool offload = false;       ///< true for device-side copies (cache coherence handled by the engine)
 };
 
-/// One command handed to a session.
+/// One command handed to a session. `segments` is valid only during submit(): the engine may
+/// grow its segment store (splits, partial re-sends) while the command is in flight, so a
+/// session that needs the segments later must copy them.
 struct command {
   std::uint64_t tag = 0;
   std::span<const plan_segment> segments;

@@ -74,8 +74,19 @@ bool split(std::vector<plan_segment>& segs, const work& w, work& a, work& b) {
 
 void flush_before(device_state& src, device_state& dst) {
   // Dirty pages of either side must be on the medium before the device copies behind the cache.
-  ::fsync(src.fd);
-  ::fsync(dst.fd);
+  // A char device (/dev/ngXnY, /dev/sgN) has no page cache of its own: the cache that matters
+  // is that of its block device, so sync that one.
+  for (device_state* d : {&src, &dst}) {
+    ::fsync(d->fd);
+    if (d->caps.kind != device_kind::regular_file && d->caps.kind != device_kind::block_device &&
+        !d->caps.block_path.empty()) {
+      int fd = ::open(d->caps.block_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+  }
 }
 
 void invalidate_after(device_state& dst, const std::vector<plan_segment>& segs, std::uint32_t unit) {
