@@ -41,9 +41,26 @@ result<plan> make_plan(const request& req, const policy& pol) {
     return status(errc::read_only, fmt::format("{}: destination is not open for writing", dc.path));
   if (dc.read_only) return status(errc::read_only, fmt::format("{}: destination is read-only", dc.path));
 
+  // One sort by destination serves validation (overlaps are neighbours) and packing. Request
+  // order is only needed for error messages (extent numbers) and for overlapping same-device
+  // moves, and both re-read req.extents.
   std::vector<extent> extents = req.extents;
+  auto by_dst = [](const extent& a, const extent& b) { return a.dst_offset_bytes < b.dst_offset_bytes; };
+  bool reordered = !std::is_sorted(extents.begin(), extents.end(), by_dst);
+  if (reordered) std::sort(extents.begin(), extents.end(), by_dst);
   side_geometry sg = geometry_of(sc, false), dg = geometry_of(dc, true);
-  if (auto s = validate_extents(extents, sg, dg); !s.ok()) return s;
+  if (auto s = validate_extents(extents, sg, dg); !s.ok()) {
+    if (!reordered) return s;
+    std::vector<extent> in_request_order = req.extents;
+    if (auto again = validate_extents(in_request_order, sg, dg); !again.ok()) return again;
+    return s;
+  }
+  // Extent numbers in messages count in request order.
+  auto first_misaligned_in_request = [&](std::uint32_t unit) -> std::pair<std::int64_t, extent> {
+    const std::vector<extent>& order = req.extents.empty() ? extents : req.extents;
+    std::int64_t i = first_misaligned(order, unit);
+    return {i, i >= 0 ? order[static_cast<std::size_t>(i)] : extent{}};
+  };
 
   bool same_medium = !sc.identity.empty() && sc.identity == dc.identity;
   bool hazard = has_overlap_hazard(extents, sg, dg);
@@ -59,11 +76,10 @@ result<plan> make_plan(const request& req, const policy& pol) {
     // Offload addresses whole logical blocks: a misaligned extent is bad input (exit 2) whether or
     // not some backend could offload this pair, so say so before "offload impossible" (exit 3).
     std::uint32_t unit = std::max(sc.logical_block_bytes, dc.logical_block_bytes);
-    if (auto i = first_misaligned(extents, unit); i >= 0)
+    if (auto [i, e] = first_misaligned_in_request(unit); i >= 0)
       return status(errc::misaligned,
                     fmt::format("extent {} ({}:{}:{}) is not a multiple of the {}-byte logical block", i + 1,
-                                extents[i].src_offset_bytes, extents[i].dst_offset_bytes, extents[i].length_bytes,
-                                unit));
+                                e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes, unit));
   }
 
   plan p;
@@ -81,12 +97,11 @@ result<plan> make_plan(const request& req, const policy& pol) {
     if (pol.mode == copy_mode::offload && !is_offload(k)) continue;
     pair_support s = b->check(req.source->state(), req.destination->state(), pol);
     if (s.ok && s.block_bytes > 1) {
-      if (auto i = first_misaligned(extents, s.block_bytes); i >= 0) {
+      if (auto [i, e] = first_misaligned_in_request(s.block_bytes); i >= 0) {
         if (pol.mode == copy_mode::offload)
           return status(errc::misaligned,
                         fmt::format("extent {} ({}:{}:{}) is not a multiple of the {}-byte logical block", i + 1,
-                                    extents[i].src_offset_bytes, extents[i].dst_offset_bytes, extents[i].length_bytes,
-                                    s.block_bytes));
+                                    e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes, s.block_bytes));
         s.ok = false;
         s.reason = fmt::format("extent {} is not aligned to {}-byte blocks", i + 1, s.block_bytes);
       }
@@ -117,6 +132,7 @@ result<plan> make_plan(const request& req, const policy& pol) {
   copy_limits limits = is_offload(p.backend) ? support.limits.tightened(pol.limit_override) : support.limits;
   limits.contiguous_destination = support.limits.contiguous_destination;
   std::int64_t delta = static_cast<std::int64_t>(dc.identity_offset_bytes) - static_cast<std::int64_t>(sc.identity_offset_bytes);
+  if (hazard && reordered) extents = req.extents;  // overlapping moves run in request order
   pack_extents(extents, support.block_bytes, limits, hazard, delta, p);
   return p;
 }
