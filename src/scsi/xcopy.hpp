@@ -47,6 +47,7 @@ struct pair_decision {
   xcopy_pair pair;
   list_id_usage usage = list_id_usage::none;
   copy_limits limits;
+  unsigned concurrent_copies = 1;  ///< RCOP MAXIMUM CONCURRENT COPIES (LIO: 1), at most 16
 };
 /// Can src → dst run as XCOPY, sent to which LU, with which list-id usage and limits.
 [[nodiscard]] pair_decision decide_pair(const lu_info& src, const lu_info& dst);

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
+#include <thread>
 
 #include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
@@ -90,21 +93,50 @@ namespace {
 
 std::atomic<unsigned> next_list_id{static_cast<unsigned>(::getpid())};
 
+/// Synchronous with depth 1 (LIO: one concurrent copy). With a copy manager that advertises more
+/// concurrent copies, `depth` worker threads each keep one EXTENDED COPY outstanding (sg_pt is
+/// synchronous; the transport is safe to use from several threads).
 class xcopy_session final : public copy_session {
  public:
-  xcopy_session(std::unique_ptr<transport> t, xcopy_pair pair, list_id_usage usage, copy_limits limits)
-      : t_(std::move(t)), pair_(std::move(pair)), usage_(usage), limits_(limits) {}
+  xcopy_session(std::unique_ptr<transport> t, xcopy_pair pair, list_id_usage usage, copy_limits limits,
+                unsigned depth)
+      : t_(std::move(t)), pair_(std::move(pair)), usage_(usage), limits_(limits), depth_(std::max(depth, 1u)) {}
+
+  ~xcopy_session() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  unsigned queue_depth() const noexcept override { return depth_; }
 
   status submit(const command& cmd) override {
-    completion c;
-    c.tag = cmd.tag;
-    c.result = run(cmd, c.blocks_done);
-    done_.push_back(std::move(c));
+    if (depth_ == 1) {
+      completion c;
+      c.tag = cmd.tag;
+      c.result = run(cmd.segments, c.blocks_done);
+      std::lock_guard lock(mu_);
+      done_.push_back(std::move(c));
+      return {};
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (workers_.empty())
+        for (unsigned i = 0; i < depth_; ++i) workers_.emplace_back([this] { work(); });
+      // The engine may reallocate its segment vector while we run: keep our own copy.
+      queue_.push_back({cmd.tag, std::vector<plan_segment>(cmd.segments.begin(), cmd.segments.end())});
+      ++outstanding_;
+    }
+    cv_.notify_all();
     return {};
   }
 
   status reap(unsigned min_completions, std::vector<completion>& out) override {
-    (void)min_completions;  // synchronous: everything submitted is complete
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return done_.size() >= min_completions || outstanding_ == 0; });
     while (!done_.empty()) {
       out.push_back(std::move(done_.front()));
       done_.pop_front();
@@ -113,13 +145,40 @@ class xcopy_session final : public copy_session {
   }
 
  private:
-  status run(const command& cmd, std::uint64_t& blocks_done) {
+  struct queued {
+    std::uint64_t tag;
+    std::vector<plan_segment> segments;
+  };
+
+  void work() {
+    for (;;) {
+      queued q;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;  // the engine is done with us: queued commands are not sent
+        q = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      completion c;
+      c.tag = q.tag;
+      c.result = run(q.segments, c.blocks_done);
+      {
+        std::lock_guard lock(mu_);
+        done_.push_back(std::move(c));
+        --outstanding_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  status run(std::span<const plan_segment> segments, std::uint64_t& blocks_done) {
     blocks_done = 0;
-    if (cmd.segments.empty()) return {};
-    if (limits_.max_segments_per_command != 0 && cmd.segments.size() > limits_.max_segments_per_command)
+    if (segments.empty()) return {};
+    if (limits_.max_segments_per_command != 0 && segments.size() > limits_.max_segments_per_command)
       return status(errc::size_limit_exceeded, "EXTENDED COPY: more segments than the copy manager accepts");
     std::uint64_t bytes = 0;
-    for (const auto& s : cmd.segments) {
+    for (const auto& s : segments) {
       if (s.blocks == 0 || s.blocks > max_block_segment_blocks ||
           (limits_.max_segment_blocks != 0 && s.blocks > limits_.max_segment_blocks))
         return status(errc::size_limit_exceeded, "EXTENDED COPY: segment longer than the copy manager accepts");
@@ -128,12 +187,12 @@ class xcopy_session final : public copy_session {
     // A busy list id (00/16, another copy holds it) is retried with the next id.
     for (int attempt = 0; attempt < 8; ++attempt) {
       const auto id = static_cast<std::uint8_t>(next_list_id.fetch_add(1));
-      auto list = build_xcopy_list(pair_, id, usage_, cmd.segments);
+      auto list = build_xcopy_list(pair_, id, usage_, segments);
       auto cdb = extended_copy_lid1_cdb(static_cast<std::uint32_t>(list.size()));
       auto s = run_command(*t_, cdb, data_direction::to_device, list, copy_timeout_seconds(bytes), "EXTENDED COPY");
       if (s.code() == errc::busy && usage_ != list_id_usage::none) continue;
       if (!s.ok() && s.code() != errc::busy && usage_ != list_id_usage::none)
-        blocks_done = blocks_known_done(id, cmd.segments);
+        blocks_done = blocks_known_done(id, segments);
       if (s.code() == errc::busy) {
         status e(errc::device_error, s.message());
         if (s.scsi()) e.with_scsi(*s.scsi());
@@ -163,7 +222,14 @@ class xcopy_session final : public copy_session {
   xcopy_pair pair_;
   list_id_usage usage_;
   copy_limits limits_;
+  unsigned depth_ = 1;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<queued> queue_;
   std::deque<completion> done_;
+  std::vector<std::thread> workers_;
+  unsigned outstanding_ = 0;
+  bool stop_ = false;
 };
 
 class xcopy_backend final : public backend {
@@ -222,7 +288,6 @@ class xcopy_backend final : public backend {
 
   result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
                                                      const policy& pol) override {
-    (void)pol;
     auto s = lu_of(src);
     auto d = lu_of(dst);
     if (!s || !d) return status(errc::not_supported, "not a SCSI logical unit");
@@ -231,7 +296,8 @@ class xcopy_backend final : public backend {
     auto t = open_transport(decided.send_to_destination ? dst : src);
     if (!t) return status(errc::not_supported, "no SCSI pass-through for this device");
     return std::unique_ptr<copy_session>(
-        std::make_unique<xcopy_session>(std::move(t), decided.pair, decided.usage, decided.limits));
+        std::make_unique<xcopy_session>(std::move(t), decided.pair, decided.usage, decided.limits,
+                                        std::min(decided.concurrent_copies, std::max(pol.commands_in_flight, 1u))));
   }
 };
 
@@ -276,6 +342,7 @@ pair_decision decide_pair(const lu_info& src, const lu_info& dst) {
     return r;
   }
   r.usage = p.snlid ? list_id_usage::none : list_id_usage::discard;
+  r.concurrent_copies = std::clamp<unsigned>(p.max_concurrent_copies, 1, 16);
   r.ok = true;
   return r;
 }

@@ -52,6 +52,7 @@ class model_transport final : public transport {
   model_transport(scsi_model* m, scsi_model::lu* l, std::string name) : m_(m), l_(l), name_(std::move(name)) {}
   scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
                      unsigned) override {
+    std::lock_guard lock(m_->mutex);
     return m_->execute(*l_, cdb, dir, data);
   }
   std::string name() const override { return name_; }
@@ -232,8 +233,8 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
     put_be16(&r[10], cfg_.max_segment_descriptors);
     put_be32(&r[12], cfg_.max_descriptor_list_bytes);
     put_be32(&r[16], cfg_.max_segment_bytes);
-    put_be16(&r[34], 1);
-    r[36] = 1;
+    put_be16(&r[34], cfg_.max_concurrent_copies);
+    r[36] = cfg_.max_concurrent_copies;
     r[37] = 9;
     r[43] = 2;
     r[44] = 0x02;

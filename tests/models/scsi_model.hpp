@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@ struct scsi_model_config {
   std::uint32_t max_segment_bytes = 256u << 20;
   /// RECEIVE COPY STATUS(LID1) for commands that carry a list id (LIO: no).
   bool copy_status_lid1 = false;
+  std::uint8_t max_concurrent_copies = 1;  ///< RCOP byte 36
   // Token copy (absent on LIO: POPULATE TOKEN → invalid opcode, no VPD 0x8F).
   bool token = false;
   std::uint16_t max_range_descriptors = 8;
@@ -97,6 +99,9 @@ class scsi_model {
   unsigned fail_segments_before_ = 0;
   std::vector<std::uint8_t> fail_sense_;
   unsigned busy_list_ids_ = 0;
+
+ public:
+  std::mutex mutex;  ///< transports from several threads: one command at a time in the model
 };
 
 }  // namespace offcopy::test

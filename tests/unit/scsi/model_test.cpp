@@ -10,6 +10,7 @@
 #include <random>
 
 #include "offcopy/copy.hpp"
+#include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/token.hpp"
 #include "tests/models/scsi_model.hpp"
@@ -424,4 +425,46 @@ TEST_CASE("model: RECEIVE COPY STATUS after a failed XCOPY gives the segments kn
   CHECK(log[1] == "lun1 RCS");
   CHECK(r.same(0, 32 * MiB, MiB));
   CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+}
+
+TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in flight") {
+  auto c = roomy();
+  c.max_segment_descriptors = 1;
+  c.max_concurrent_copies = 4;
+  rig r(c);
+  policy pol;
+  auto sess = detail::scsi_xcopy_backend().open_session(r.src->state(), r.dst->state(), pol);
+  REQUIRE(sess.ok());
+  CHECK(sess.value()->queue_depth() == 4);
+  sess = detail::scsi_xcopy_backend().open_session(r.src->state(), r.dst->state(), [] {
+    policy p;
+    p.commands_in_flight = 2;
+    return p;
+  }());
+  REQUIRE(sess.ok());
+  CHECK(sess.value()->queue_depth() == 2);
+  std::vector<extent> ex;
+  for (int i = 0; i < 12; ++i)
+    ex.push_back({static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024});
+  auto rep = r.copy(ex);
+  INFO(rep.result.to_string());
+  REQUIRE(rep.result.ok());
+  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 12);
+  CHECK(r.model.log().size() == 12);
+  for (int i = 0; i < 12; ++i)
+    CHECK(r.same(static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024));
+}
+
+TEST_CASE("model: concurrent copies: a fault in one command stops the copy, others complete") {
+  auto c = roomy();
+  c.max_segment_descriptors = 1;
+  c.max_concurrent_copies = 4;
+  rig r(c);
+  r.model.fail_copy_command(3, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02));
+  std::vector<extent> ex;
+  for (int i = 0; i < 8; ++i)
+    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
+  auto rep = r.copy(ex);
+  CHECK(rep.result.code() == errc::device_error);
+  CHECK(rep.bytes_copied < 8 * MiB);
 }
