@@ -87,6 +87,7 @@ result<plan> make_plan(const request& req, const policy& pol) {
   const pair_support* chosen = nullptr;
   pair_support support;
   std::string first_offload_reason;
+  bool offload_reason_recognised = false;
   for (backend_kind k : candidate_order(pol)) {
     backend* b = find_backend(k);
     if (b == nullptr) continue;
@@ -108,7 +109,13 @@ result<plan> make_plan(const request& req, const policy& pol) {
     }
     p.considered.push_back({k, s.ok, s.ok ? std::string() : s.reason});
     if (!s.ok) {
-      if (is_offload(k) && first_offload_reason.empty()) first_offload_reason = fmt::format("{}: {}", to_string(k), s.reason);
+      // The reason worth reporting comes from a backend that recognised one of the devices
+      // (probe listed its mechanism), not from "nvme-copy: not an NVMe namespace" on a SCSI pair.
+      bool recognised = sc.find(k) != nullptr || dc.find(k) != nullptr;
+      if (is_offload(k) && (first_offload_reason.empty() || (recognised && !offload_reason_recognised))) {
+        first_offload_reason = fmt::format("{}: {}", to_string(k), s.reason);
+        offload_reason_recognised = recognised;
+      }
       continue;
     }
     support = s;
