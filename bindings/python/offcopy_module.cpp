@@ -74,37 +74,6 @@ py::object failure(const status& s) {
   return json_to_py(j);
 }
 
-/// The CLI's `probe --json` object (src/cli/main.cpp caps_json).
-nlohmann::json caps_json(const capabilities& c) {
-  nlohmann::json j{{"path", c.path},
-                   {"kind", to_string(c.kind)},
-                   {"size_bytes", c.size_bytes},
-                   {"logical_block_bytes", c.logical_block_bytes},
-                   {"physical_block_bytes", c.physical_block_bytes},
-                   {"read_only", c.read_only},
-                   {"block_path", c.block_path},
-                   {"identity", c.identity}};
-  if (!c.parent_path.empty()) {
-    j["parent_path"] = c.parent_path;
-    j["partition_start_bytes"] = c.partition_start_bytes;
-  }
-  auto& off = j["offload"] = nlohmann::json::array();
-  for (const auto& m : c.offload) {
-    nlohmann::json d = nlohmann::json::object();
-    for (const auto& [k, v] : m.details) d[k] = v;
-    off.push_back({{"backend", to_string(m.backend)},
-                   {"available", m.available},
-                   {"reason", m.reason},
-                   {"limits",
-                    {{"max_segments_per_command", m.limits.max_segments_per_command},
-                     {"max_segment_blocks", m.limits.max_segment_blocks},
-                     {"max_command_blocks", m.limits.max_command_blocks},
-                     {"contiguous_destination", m.limits.contiguous_destination}}},
-                   {"details", d}});
-  }
-  return j;
-}
-
 status build_policy(const copy_options& o, policy& pol) {
   if (o.mode == "auto") pol.mode = copy_mode::automatic;
   else if (o.mode == "offload") pol.mode = copy_mode::offload;
@@ -197,7 +166,7 @@ py::tuple py_probe(const std::string& path) {
     dev.emplace(device::open(path));
   }
   if (!dev->ok()) return py::make_tuple(py::none(), failure(dev->error()));
-  return py::make_tuple(json_to_py(caps_json(dev->value()->caps())), py::none());
+  return py::make_tuple(json_to_py(nlohmann::json::parse(dev->value()->caps().to_json())), py::none());
 }
 
 /// plan(src, dst, extents, options) -> (plan dict | None, failure | None). Writes nothing.

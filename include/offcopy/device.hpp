@@ -61,6 +61,9 @@ struct capabilities {
   std::vector<offload_mechanism> offload;
 
   [[nodiscard]] const offload_mechanism* find(backend_kind b) const noexcept;
+  /// The `offload-copy probe --json` object: path, kind, sizes, offload [{backend, available,
+  /// reason, limits, details}].
+  [[nodiscard]] std::string to_json() const;
 };
 
 /// How to open.

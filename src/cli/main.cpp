@@ -51,42 +51,12 @@ int fail(const status& s, bool json, std::uint64_t written = 0) {
   return cli::exit_code(s, written);
 }
 
-nlohmann::json caps_json(const capabilities& c) {
-  nlohmann::json j{{"path", c.path},
-                   {"kind", to_string(c.kind)},
-                   {"size_bytes", c.size_bytes},
-                   {"logical_block_bytes", c.logical_block_bytes},
-                   {"physical_block_bytes", c.physical_block_bytes},
-                   {"read_only", c.read_only},
-                   {"block_path", c.block_path},
-                   {"identity", c.identity}};
-  if (!c.parent_path.empty()) {
-    j["parent_path"] = c.parent_path;
-    j["partition_start_bytes"] = c.partition_start_bytes;
-  }
-  auto& off = j["offload"] = nlohmann::json::array();
-  for (const auto& m : c.offload) {
-    nlohmann::json d = nlohmann::json::object();
-    for (const auto& [k, v] : m.details) d[k] = v;
-    off.push_back({{"backend", to_string(m.backend)},
-                   {"available", m.available},
-                   {"reason", m.reason},
-                   {"limits",
-                    {{"max_segments_per_command", m.limits.max_segments_per_command},
-                     {"max_segment_blocks", m.limits.max_segment_blocks},
-                     {"max_command_blocks", m.limits.max_command_blocks},
-                     {"contiguous_destination", m.limits.contiguous_destination}}},
-                   {"details", d}});
-  }
-  return j;
-}
-
 int do_probe(const std::string& path, bool json) {
   auto dev = device::open(path);
   if (!dev.ok()) return fail(dev.error(), json);
   const capabilities& c = dev.value()->caps();
   if (json) {
-    std::cout << caps_json(c).dump() << "\n";
+    std::cout << c.to_json() << "\n";
     return 0;
   }
   fmt::print("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind), c.size_bytes,

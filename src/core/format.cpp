@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "offcopy/device.hpp"
 #include "offcopy/plan.hpp"
 #include "offcopy/report.hpp"
 
@@ -42,6 +43,37 @@ nlohmann::json status_json(const status& s) {
 }
 
 }  // namespace
+
+std::string capabilities::to_json() const {
+  const capabilities& c = *this;
+  nlohmann::json j{{"path", c.path},
+                   {"kind", to_string(c.kind)},
+                   {"size_bytes", c.size_bytes},
+                   {"logical_block_bytes", c.logical_block_bytes},
+                   {"physical_block_bytes", c.physical_block_bytes},
+                   {"read_only", c.read_only},
+                   {"block_path", c.block_path},
+                   {"identity", c.identity}};
+  if (!c.parent_path.empty()) {
+    j["parent_path"] = c.parent_path;
+    j["partition_start_bytes"] = c.partition_start_bytes;
+  }
+  auto& off = j["offload"] = nlohmann::json::array();
+  for (const auto& m : c.offload) {
+    nlohmann::json d = nlohmann::json::object();
+    for (const auto& [k, v] : m.details) d[k] = v;
+    off.push_back({{"backend", to_string(m.backend)},
+                   {"available", m.available},
+                   {"reason", m.reason},
+                   {"limits",
+                    {{"max_segments_per_command", m.limits.max_segments_per_command},
+                     {"max_segment_blocks", m.limits.max_segment_blocks},
+                     {"max_command_blocks", m.limits.max_command_blocks},
+                     {"contiguous_destination", m.limits.contiguous_destination}}},
+                   {"details", d}});
+  }
+  return j.dump();
+}
 
 std::uint64_t plan::batch_blocks(const plan_batch& b) const noexcept {
   std::uint64_t n = 0;
