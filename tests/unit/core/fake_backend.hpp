@@ -21,53 +21,20 @@
 
 #include "offcopy/offcopy.hpp"
 #include "src/core/backend.hpp"
+#include "tests/unit/test_files.hpp"
 
 namespace offcopy::core_test {
 
-/// A directory removed at scope exit.
-class scratch_dir {
- public:
-  scratch_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "offcopy-core-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using test_files::scratch_dir;
+using test_files::write_file;
+using test_files::read_file;
+using test_files::open_device;
 
 inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<std::uint8_t> v(n);
   for (auto& b : v) b = static_cast<std::uint8_t>(rng());
   return v;
-}
-
-inline void write_file(const std::string& path, const std::vector<std::uint8_t>& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  REQUIRE(f.good());
-}
-
-inline std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-inline std::shared_ptr<device> open_device(const std::string& path, bool writable) {
-  open_options o;
-  o.writable = writable;
-  auto d = device::open(path, o);
-  REQUIRE_MESSAGE(d.ok(), (d.ok() ? std::string() : d.error().to_string()));
-  return d.value();
 }
 
 /// One command as the session received it.

@@ -17,26 +17,13 @@
 #include "offcopy/device.hpp"
 #include "offcopy/plan.hpp"
 #include "src/core/backend.hpp"
+#include "tests/unit/test_files.hpp"
 
 namespace offcopy::test {
 
-/// A directory removed at scope exit. On the same filesystem as the build (O_DIRECT capable).
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "offcopy-fallback-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using temp_dir = test_files::scratch_dir;
+using test_files::write_file;
+using test_files::read_file;
 
 inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::uint8_t> v(n);
@@ -44,24 +31,9 @@ inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937_64& rn
   return v;
 }
 
-inline void write_file(const std::string& path, const std::vector<std::uint8_t>& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  REQUIRE(f.good());
-}
-
-inline std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 /// Opens a device through the library (a writable one for destinations).
 inline std::shared_ptr<device> open_dev(const std::string& path, bool writable) {
-  open_options o;
-  o.writable = writable;
-  auto d = device::open(path, o);
-  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().to_string()));
-  return d.value();
+  return test_files::open_device(path, writable);
 }
 
 /// Random segments in units of `block_bytes`: disjoint destinations, sources anywhere inside
