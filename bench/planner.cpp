@@ -129,7 +129,7 @@ std::map<std::string, measured> g_results;
 offcopy::policy plan_policy(bool aligned) {
   offcopy::policy pol;
   pol.mode = offcopy::copy_mode::fallback;
-  if (aligned) pol.backends = {offcopy::backend_kind::buffered};
+  if (aligned) pol.backends = {"buffered"};
   return pol;
 }
 

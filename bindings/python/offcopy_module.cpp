@@ -79,11 +79,7 @@ status build_policy(const copy_options& o, policy& pol) {
   else if (o.mode == "offload") pol.mode = copy_mode::offload;
   else if (o.mode == "fallback") pol.mode = copy_mode::fallback;
   else return status(errc::invalid_argument, "mode '" + o.mode + "': expected auto, offload or fallback");
-  for (const auto& name : o.backends) {
-    backend_kind k{};
-    if (!parse_backend(name, k)) return status(errc::invalid_argument, "backend '" + name + "': unknown");
-    pol.backends.push_back(k);
-  }
+  pol.backends = o.backends;
   if (o.in_flight == 0) return status(errc::invalid_argument, "in_flight must be at least 1");
   pol.commands_in_flight = o.in_flight;
   pol.limit_override.max_segments_per_command = o.max_segments_per_command;
@@ -270,7 +266,7 @@ py::tuple py_copy(const std::string& src, const std::string& dst, const std::vec
         // exit 2 and 3) leaves no new file behind; any other outcome may have written to it.
         if (!refused_before_writing(rep)) pair.keep();
         report_json = rep.to_json();
-        planned_backend = to_string(p.value().backend);
+        planned_backend = p.value().backend;
         planned_commands = p.value().batches.size();
       }
     }

@@ -22,17 +22,9 @@ enum class device_kind : std::uint8_t { regular_file, block_device, nvme_char, s
 /// "regular-file", "block-device", "nvme-char", "scsi-generic".
 [[nodiscard]] const char* to_string(device_kind kind) noexcept;
 
-/// The backends, in the default order of preference.
-enum class backend_kind : std::uint8_t { nvme_copy, scsi_xcopy, scsi_token, copy_file_range, buffered };
-
-/// "nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered".
-[[nodiscard]] const char* to_string(backend_kind kind) noexcept;
-/// Parses a backend name; false when unknown.
-[[nodiscard]] bool parse_backend(std::string_view name, backend_kind& out) noexcept;
-
 /// One copy mechanism a device offers (or not, and why).
 struct offload_mechanism {
-  backend_kind backend = backend_kind::buffered;
+  std::string backend;  ///< the backend's registered name ("nvme-copy")
   bool available = false;
   std::string reason;  ///< why not available; empty when available
   copy_limits limits;  ///< in logical blocks of the device
@@ -60,7 +52,8 @@ struct capabilities {
   std::uint64_t identity_offset_bytes = 0;  ///< where this device starts inside `identity`
   std::vector<offload_mechanism> offload;
 
-  [[nodiscard]] const offload_mechanism* find(backend_kind b) const noexcept;
+  /// The mechanism of backend `name`, or nullptr.
+  [[nodiscard]] const offload_mechanism* find(std::string_view name) const noexcept;
   /// The `offload-copy probe --json` object: path, kind, sizes, offload [{backend, available,
   /// reason, limits, details}].
   [[nodiscard]] std::string to_json() const;

@@ -28,13 +28,13 @@ struct plan_batch {
 
 /// Why a backend was or was not chosen.
 struct backend_choice {
-  backend_kind backend;
+  std::string backend;  ///< registered name
   bool chosen = false;
   std::string reason;
 };
 
 struct plan {
-  backend_kind backend = backend_kind::buffered;
+  std::string backend;            ///< registered name of the backend that runs the batches
   std::uint32_t block_bytes = 1;  ///< unit of the segments
   copy_limits limits;             ///< the limits the batches respect
   std::vector<plan_segment> segments;

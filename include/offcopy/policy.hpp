@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "offcopy/device.hpp"
@@ -28,11 +29,21 @@ struct progress {
   double elapsed_seconds = 0;
 };
 
+/// A registered backend.
+struct backend_info {
+  std::string name;      ///< "nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"
+  bool offload = false;  ///< device-side copy (else a host-side fallback)
+};
+
+/// The registered backends, in default order of preference.
+[[nodiscard]] std::vector<backend_info> registered_backends();
+
 struct policy {
   copy_mode mode = copy_mode::automatic;
-  /// Backends to try, in order; empty means the default order (offload first, then
-  /// copy-file-range, then buffered).
-  std::vector<backend_kind> backends;
+  /// Names of the backends to try, in order (see registered_backends()); empty means the
+  /// registry's order (offload first, then copy-file-range, then buffered). An unknown name is
+  /// errc::invalid_argument.
+  std::vector<std::string> backends;
   unsigned commands_in_flight = 32;
   submission submit = submission::automatic;
   /// Applied on top of the device limits; can only tighten them.

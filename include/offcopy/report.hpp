@@ -1,9 +1,10 @@
 // offcopy/report.hpp: what a copy did.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "offcopy/device.hpp"
@@ -21,16 +22,17 @@ struct report {
   status result;                   ///< first error, or ok
   std::uint64_t bytes_requested = 0;
   std::uint64_t bytes_copied = 0;  ///< bytes known to be at the destination
-  std::array<backend_usage, 5> usage{};  ///< indexed by backend_kind
+  /// Per backend name, in order of first use.
+  std::vector<std::pair<std::string, backend_usage>> usage;
   std::vector<std::string> fallback_reasons;
   double elapsed_seconds = 0;
   bool verified = false;           ///< verify ran and matched
   std::int64_t first_mismatch_offset = -1;  ///< destination byte offset, when verify failed
 
-  [[nodiscard]] backend_usage& of(backend_kind b) noexcept { return usage[static_cast<std::size_t>(b)]; }
-  [[nodiscard]] const backend_usage& of(backend_kind b) const noexcept {
-    return usage[static_cast<std::size_t>(b)];
-  }
+  /// The usage of backend `name` (added, zero, when not used yet).
+  [[nodiscard]] backend_usage& of(std::string_view name);
+  /// The usage of backend `name`; zeros when it was not used.
+  [[nodiscard]] const backend_usage& of(std::string_view name) const noexcept;
   [[nodiscard]] std::string to_text() const;
   /// DESIGN §5 JSON: bytes_copied, backends{name:{bytes,commands}}, fallback_reason, error, ...
   [[nodiscard]] std::string to_json() const;

@@ -65,7 +65,7 @@ int do_probe(const std::string& path, bool json) {
   if (!c.parent_path.empty()) fmt::print("  partition of {} starting at byte {}\n", c.parent_path, c.partition_start_bytes);
   if (c.offload.empty()) fmt::print("  no offload mechanism\n");
   for (const auto& m : c.offload) {
-    fmt::print("  {}: {}\n", to_string(m.backend), m.available ? "available" : "not available: " + m.reason);
+    fmt::print("  {}: {}\n", m.backend, m.available ? "available" : "not available: " + m.reason);
     if (m.available)
       fmt::print("    limits: {} segments/command, {} blocks/segment, {} blocks/command{}\n",
                  m.limits.max_segments_per_command, m.limits.max_segment_blocks, m.limits.max_command_blocks,
@@ -81,11 +81,7 @@ status build(const copy_args& a, policy& pol, std::vector<extent>& extents) {
   else if (a.mode == "offload") pol.mode = copy_mode::offload;
   else if (a.mode == "fallback") pol.mode = copy_mode::fallback;
   else return status(errc::invalid_argument, fmt::format("--mode '{}': expected auto, offload or fallback", a.mode));
-  for (const auto& name : a.backends) {
-    backend_kind k{};
-    if (!parse_backend(name, k)) return status(errc::invalid_argument, fmt::format("--backend '{}': unknown", name));
-    pol.backends.push_back(k);
-  }
+  pol.backends = a.backends;
   if (a.submit == "auto") pol.submit = submission::automatic;
   else if (a.submit == "sync") pol.submit = submission::synchronous;
   else if (a.submit == "async") pol.submit = submission::asynchronous;
@@ -212,13 +208,13 @@ int do_plan_or_copy(const copy_args& a, bool execute_it) {
     j["source"] = a.src;
     j["destination"] = a.dst;
     j["mode"] = a.mode;
-    j["planned_backend"] = to_string(p.value().backend);
+    j["planned_backend"] = p.value().backend;
     j["planned_commands"] = p.value().batches.size();
     if (a.verify && p.value().ordered) j["verify_skipped"] = "source and destination overlap on one device";
     std::cout << j.dump() << "\n";
   } else {
     fmt::print("{} -> {}: planned {} command{} on {}\n", a.src, a.dst, p.value().batches.size(),
-               p.value().batches.size() == 1 ? "" : "s", to_string(p.value().backend));
+               p.value().batches.size() == 1 ? "" : "s", p.value().backend);
     std::cout << rep.to_text();
     if (a.verify && p.value().ordered && rep.result.ok())
       std::cout << "  verify: skipped: source and destination overlap on one device\n";

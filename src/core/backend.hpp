@@ -1,10 +1,12 @@
-// The backend contract: every copy mechanism is one of these, registered in a fixed order.
+// The backend contract: every copy mechanism is one of these, described by one registry row
+// (src/core/registry.cpp: name, role, the device kinds it discovers, factory).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "offcopy/plan.hpp"
@@ -58,8 +60,8 @@ class copy_session {
 class backend {
  public:
   virtual ~backend() = default;
-  [[nodiscard]] virtual backend_kind kind() const noexcept = 0;
-  /// Adds this backend's offload_mechanism to dev.caps (and may attach dev.data). Never fails the open.
+  /// Discovery: adds this backend's offload_mechanism to dev.caps (and may attach backend data with
+  /// dev.set). Runs on demand, at most once per device and backend (the core caches it); never fails.
   virtual void probe(device_state& dev) = 0;
   /// Whether this backend can copy from src to dst.
   [[nodiscard]] virtual pair_support check(const device_state& src, const device_state& dst,
@@ -69,17 +71,39 @@ class backend {
                                                                            const policy& pol) = 0;
 };
 
-/// The registry, in default preference order. Tests may replace a backend (device models).
-[[nodiscard]] std::span<backend* const> backends() noexcept;
-[[nodiscard]] backend* find_backend(backend_kind kind) noexcept;
-/// Replaces the backend of `b->kind()` (tests); returns the previous one. Not thread safe.
-backend* replace_backend(backend* b) noexcept;
+/// What a backend is for: offload (device-side copy; cache coherence handled by the engine) or
+/// fallback (host-side copy, tried in registry order when offload is impossible or refused).
+enum class backend_role : std::uint8_t { offload, fallback };
 
-// Factories, one per backend folder.
-[[nodiscard]] backend& nvme_backend();
-[[nodiscard]] backend& scsi_xcopy_backend();
-[[nodiscard]] backend& scsi_token_backend();
-[[nodiscard]] backend& copy_file_range_backend();
-[[nodiscard]] backend& buffered_backend();
+/// Bit set of device_kind values (1 << kind).
+using device_kinds = std::uint8_t;
+[[nodiscard]] constexpr device_kinds kind_bit(device_kind k) noexcept {
+  return static_cast<device_kinds>(1U << static_cast<unsigned>(k));
+}
+inline constexpr device_kinds all_device_kinds = 0xff;
+
+/// One registry row: everything the core knows about a backend.
+struct backend_row {
+  std::string_view name;    ///< "nvme-copy": the name in policies, plans, reports and probe output
+  backend_role role;
+  device_kinds discovers;   ///< device kinds whose discovery (probe) can find something
+  backend& (*factory)();
+};
+
+/// The rows, in default order of preference. Thread-safe (constant).
+[[nodiscard]] std::span<const backend_row> registry() noexcept;
+/// The row of `name`, or nullptr.
+[[nodiscard]] const backend_row* find_row(std::string_view name) noexcept;
+/// The backend instance serving `name` (the factory's, unless a test replaced it), or nullptr.
+[[nodiscard]] backend* find_backend(std::string_view name) noexcept;
+/// True for a registered backend with role offload.
+[[nodiscard]] bool is_offload(std::string_view name) noexcept;
+/// Tests: serves `name` with `b` (nullptr restores the factory's); returns the previous instance.
+/// Not thread safe: call it before any device is opened or copied from another thread.
+backend* replace_backend(std::string_view name, backend* b) noexcept;
+/// Tests: sets the device kinds a backend discovers (e.g. SCSI models served from regular files),
+/// or puts its registry row's back. Not thread safe, like replace_backend.
+void set_discovered_kinds(std::string_view name, device_kinds kinds) noexcept;
+void reset_discovered_kinds(std::string_view name) noexcept;
 
 }  // namespace offcopy::detail

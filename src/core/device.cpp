@@ -77,6 +77,8 @@ status describe_block(int fd, dev_t rdev, capabilities& caps) {
 }
 
 }  // namespace
+
+void forget_discoveries() noexcept {}
 }  // namespace detail
 
 device::device(std::unique_ptr<detail::device_state> st) : state_(std::move(st)) {}
@@ -147,7 +149,13 @@ result<std::shared_ptr<device>> device::open(const std::string& path, const open
   }
 
   if (options.probe) {
-    for (backend* b : backends()) b->probe(*state);
+    for (const backend_row& row : registry()) {
+      if ((row.discovers & kind_bit(caps.kind)) == 0) continue;
+      std::size_t before = caps.offload.size();
+      find_backend(row.name)->probe(*state);
+      // The registry names the mechanisms a backend's discovery adds.
+      for (std::size_t i = before; i < caps.offload.size(); ++i) caps.offload[i].backend = std::string(row.name);
+    }
   }
   return std::make_shared<device>(std::move(state));
 }

@@ -1,15 +1,17 @@
 // Internal state of an open device, shared with the backends.
 #pragma once
 
-#include <array>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "offcopy/device.hpp"
 
 namespace offcopy::detail {
 
-/// Backend-private data attached at probe time (e.g. the NVMe namespace id, the SCSI NAA).
+/// Backend-private data attached at discovery (e.g. the NVMe namespace id, the SCSI NAA).
 struct backend_data {
   virtual ~backend_data() = default;
 };
@@ -18,14 +20,29 @@ struct device_state {
   int fd = -1;
   bool writable = false;
   capabilities caps;
-  /// Indexed by backend_kind; set by that backend's probe.
-  std::array<std::shared_ptr<backend_data>, 5> data;
+  /// Backend data by key (a backend's own name, by convention), set by its discovery.
+  std::vector<std::pair<std::string, std::shared_ptr<backend_data>>> data;
 
-  template <class T>
-  [[nodiscard]] T* get(backend_kind b) const noexcept {
-    return dynamic_cast<T*>(data[static_cast<std::size_t>(b)].get());
+  [[nodiscard]] std::shared_ptr<backend_data> data_of(std::string_view key) const noexcept {
+    for (const auto& [k, d] : data)
+      if (k == key) return d;
+    return nullptr;
   }
-  void set(backend_kind b, std::shared_ptr<backend_data> d) { data[static_cast<std::size_t>(b)] = std::move(d); }
+  template <class T>
+  [[nodiscard]] T* get(std::string_view key) const noexcept {
+    for (const auto& [k, d] : data)
+      if (k == key) return dynamic_cast<T*>(d.get());
+    return nullptr;
+  }
+  void set(std::string_view key, std::shared_ptr<backend_data> d) {
+    for (auto& [k, v] : data) {
+      if (k == key) {
+        v = std::move(d);
+        return;
+      }
+    }
+    data.emplace_back(std::string(key), std::move(d));
+  }
   ~device_state();
 };
 

@@ -17,8 +17,6 @@
 namespace offcopy {
 namespace detail {
 
-bool is_offload(backend_kind b) noexcept;
-
 namespace {
 
 /// A unit of work: a run of segments in `segs` plus whether it must wait for all earlier work.
@@ -107,6 +105,16 @@ void invalidate_after(device_state& dst, const std::vector<plan_segment>& segs, 
   }
 }
 
+/// True when a fallback backend follows `name` in the registry.
+bool fallback_after(std::string_view name) noexcept {
+  bool seen = false;
+  for (const backend_row& r : registry()) {
+    if (seen && r.role == backend_role::fallback) return true;
+    if (r.name == name) seen = true;
+  }
+  return false;
+}
+
 class runner {
  public:
   runner(const request& req, const plan& p, const policy& pol, report& rep)
@@ -118,13 +126,18 @@ class runner {
   void run() {
     device_state& src = req_.source->state();
     device_state& dst = req_.destination->state();
-    backend_kind kind = plan_.backend;
+    const std::string& kind = plan_.backend;
     bool offload = is_offload(kind);
     std::unique_ptr<copy_session> session;
-    if (auto s = find_backend(kind)->open_session(src, dst, pol_); s.ok()) {
+    backend* planned = find_backend(kind);
+    if (planned == nullptr) {
+      rep_.result = status(errc::invalid_argument, fmt::format("plan names an unknown backend '{}'", kind));
+      return;
+    }
+    if (auto s = planned->open_session(src, dst, pol_); s.ok()) {
       session = std::move(s).value();
     } else if (offload && s.error().code() == errc::not_supported && pol_.mode == copy_mode::automatic) {
-      rep_.fallback_reasons.push_back(fmt::format("{}: {}", to_string(kind), s.error().message()));
+      rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, s.error().message()));
       offload = false;
     } else if (offload && s.error().code() == errc::not_supported) {
       rep_.result = status(errc::not_supported, s.error().message());
@@ -157,7 +170,7 @@ class runner {
  private:
   /// Runs the queue on one session. False when the copy must stop (rep_.result set).
   /// Returns true with work left in queue_ when the backend said "not supported" in auto mode.
-  bool drive(copy_session& session, backend_kind kind, bool offload) {
+  bool drive(copy_session& session, const std::string& kind, bool offload) {
     unsigned depth = std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)));
     std::vector<completion> done;
     std::vector<std::pair<std::uint64_t, work>> inflight;  // tag -> work
@@ -218,11 +231,11 @@ class runner {
             continue;
           }
         }
-        // copy_file_range refused by the kernel (EXDEV, EOPNOTSUPP, ...) before moving data:
-        // the buffered copier takes over in every mode (both are fallbacks).
+        // A fallback refused before moving data (copy_file_range: EXDEV, EOPNOTSUPP, ...): the next
+        // fallback in the registry takes over in every mode.
         if (code == errc::not_supported &&
-            ((offload && pol_.mode == copy_mode::automatic) || kind == backend_kind::copy_file_range)) {
-          rep_.fallback_reasons.push_back(fmt::format("{}: {}", to_string(kind), c.result.to_string()));
+            ((offload && pol_.mode == copy_mode::automatic) || (!offload && fallback_after(kind)))) {
+          rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, c.result.to_string()));
           queue_.push_front(rest);
           fallback = true;
           continue;
@@ -242,8 +255,9 @@ class runner {
   }
 
   void fall_back(device_state& src, device_state& dst) {
-    for (backend_kind k : {backend_kind::copy_file_range, backend_kind::buffered}) {
-      if (k == plan_.backend) continue;  // already ran (and fell through)
+    for (const backend_row& row : registry()) {
+      if (row.role != backend_role::fallback || row.name == plan_.backend) continue;  // offload, or ran already
+      std::string k(row.name);
       backend* b = find_backend(k);
       pair_support s = b->check(src, dst, pol_);
       if (!s.ok) continue;

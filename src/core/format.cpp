@@ -62,7 +62,7 @@ std::string capabilities::to_json() const {
   for (const auto& m : c.offload) {
     nlohmann::json d = nlohmann::json::object();
     for (const auto& [k, v] : m.details) d[k] = v;
-    off.push_back({{"backend", to_string(m.backend)},
+    off.push_back({{"backend", m.backend},
                    {"available", m.available},
                    {"reason", m.reason},
                    {"limits",
@@ -89,7 +89,7 @@ std::uint64_t plan::total_bytes() const noexcept {
 
 std::string plan::to_text(std::size_t max_commands) const {
   std::string out = fmt::format("backend {}, {} command{}, {} segment{}, {} ({} bytes) in {}-byte blocks{}\n",
-                                to_string(backend), batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
+                                backend, batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
                                 segments.size() == 1 ? "" : "s", human_bytes(static_cast<double>(total_bytes())),
                                 total_bytes(), block_bytes, ordered ? ", ordered (overlapping)" : "");
   out += fmt::format("limits: segments/command {}, blocks/segment {}, blocks/command {}{}\n",
@@ -98,7 +98,7 @@ std::string plan::to_text(std::size_t max_commands) const {
                      limits.max_command_blocks ? std::to_string(limits.max_command_blocks) : "-",
                      limits.contiguous_destination ? ", contiguous destination per command" : "");
   for (const auto& c : considered)
-    out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", to_string(c.backend), c.reason.empty() ? "" : ": " + c.reason);
+    out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
   if (!fallback_reason.empty()) out += fmt::format("fallback: {}\n", fallback_reason);
   std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -116,7 +116,7 @@ std::string plan::to_text(std::size_t max_commands) const {
 
 std::string plan::to_json(std::size_t max_commands) const {
   nlohmann::json j;
-  j["backend"] = to_string(backend);
+  j["backend"] = backend;
   j["block_bytes"] = block_bytes;
   j["total_bytes"] = total_bytes();
   j["commands_total"] = batches.size();
@@ -125,7 +125,7 @@ std::string plan::to_json(std::size_t max_commands) const {
   j["limits"] = limits_json(limits);
   if (!fallback_reason.empty()) j["fallback_reason"] = fallback_reason;
   auto& cons = j["considered"] = nlohmann::json::array();
-  for (const auto& c : considered) cons.push_back({{"backend", to_string(c.backend)}, {"chosen", c.chosen}, {"reason", c.reason}});
+  for (const auto& c : considered) cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
   auto& cmds = j["commands"] = nlohmann::json::array();
   std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -146,10 +146,9 @@ std::string report::to_text() const {
   out += fmt::format("{}: {} of {} copied ({} bytes) in {:.3f} s, {}/s\n", result.ok() ? "done" : "FAILED",
                      human_bytes(static_cast<double>(bytes_copied)), human_bytes(static_cast<double>(bytes_requested)),
                      bytes_copied, elapsed_seconds, human_bytes(rate));
-  for (std::size_t i = 0; i < usage.size(); ++i) {
-    const auto& u = usage[i];
+  for (const auto& [name, u] : usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
-    out += fmt::format("  {}: {} bytes in {} command{}{}\n", to_string(static_cast<backend_kind>(i)), u.bytes, u.commands,
+    out += fmt::format("  {}: {} bytes in {} command{}{}\n", name, u.bytes, u.commands,
                        u.commands == 1 ? "" : "s", u.retries ? fmt::format(" ({} re-sent smaller)", u.retries) : "");
   }
   for (const auto& r : fallback_reasons) out += fmt::format("  fallback: {}\n", r);
@@ -167,10 +166,9 @@ std::string report::to_json() const {
   j["bytes_requested"] = bytes_requested;
   j["bytes_copied"] = bytes_copied;
   auto& be = j["backends"] = nlohmann::json::object();
-  for (std::size_t i = 0; i < usage.size(); ++i) {
-    const auto& u = usage[i];
+  for (const auto& [name, u] : usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
-    be[to_string(static_cast<backend_kind>(i))] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
+    be[name] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
   }
   if (!fallback_reasons.empty()) {
     j["fallback_reason"] = fallback_reasons.front();

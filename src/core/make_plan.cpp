@@ -10,10 +10,6 @@
 namespace offcopy {
 namespace detail {
 
-bool is_offload(backend_kind b) noexcept {
-  return b == backend_kind::nvme_copy || b == backend_kind::scsi_xcopy || b == backend_kind::scsi_token;
-}
-
 side_geometry geometry_of(const capabilities& c, bool destination) {
   side_geometry g;
   g.size_bytes = c.size_bytes;
@@ -23,18 +19,36 @@ side_geometry geometry_of(const capabilities& c, bool destination) {
   return g;
 }
 
-std::vector<backend_kind> candidate_order(const policy& pol) {
-  std::vector<backend_kind> order = pol.backends;
+/// The backends to try, in order: the policy's (each must be registered) or the registry's.
+result<std::vector<std::string>> candidate_order(const policy& pol) {
+  std::vector<std::string> order;
+  for (const std::string& name : pol.backends) {
+    if (find_row(name) == nullptr) {
+      std::string known;
+      for (const backend_row& r : registry()) known += fmt::format("{}{}", known.empty() ? "" : ", ", r.name);
+      return status(errc::invalid_argument, fmt::format("backend '{}': unknown (known: {})", name, known));
+    }
+    order.push_back(name);
+  }
   if (order.empty())
-    for (backend* b : backends()) order.push_back(b->kind());
+    for (const backend_row& r : registry()) order.emplace_back(r.name);
   return order;
 }
 
 }  // namespace detail
 
+std::vector<backend_info> registered_backends() {
+  std::vector<backend_info> out;
+  for (const detail::backend_row& r : detail::registry())
+    out.push_back({std::string(r.name), r.role == detail::backend_role::offload});
+  return out;
+}
+
 result<plan> make_plan(const request& req, const policy& pol) {
   using namespace detail;
   if (!req.source || !req.destination) return status(errc::invalid_argument, "request needs a source and a destination");
+  auto candidates = candidate_order(pol);
+  if (!candidates.ok()) return std::move(candidates).error();
   const capabilities& sc = req.source->caps();
   const capabilities& dc = req.destination->caps();
   if (!req.destination->state().writable)
@@ -88,7 +102,7 @@ result<plan> make_plan(const request& req, const policy& pol) {
   pair_support support;
   std::string first_offload_reason;
   bool offload_reason_recognised = false;
-  for (backend_kind k : candidate_order(pol)) {
+  for (const std::string& k : candidates.value()) {
     backend* b = find_backend(k);
     if (b == nullptr) continue;
     if (pol.mode == copy_mode::fallback && is_offload(k)) {
@@ -113,7 +127,7 @@ result<plan> make_plan(const request& req, const policy& pol) {
       // (probe listed its mechanism), not from "nvme-copy: not an NVMe namespace" on a SCSI pair.
       bool recognised = sc.find(k) != nullptr || dc.find(k) != nullptr;
       if (is_offload(k) && (first_offload_reason.empty() || (recognised && !offload_reason_recognised))) {
-        first_offload_reason = fmt::format("{}: {}", to_string(k), s.reason);
+        first_offload_reason = fmt::format("{}: {}", k, s.reason);
         offload_reason_recognised = recognised;
       }
       continue;
@@ -126,7 +140,7 @@ result<plan> make_plan(const request& req, const policy& pol) {
   }
   if (chosen == nullptr) {
     std::string why;
-    for (const auto& c : p.considered) why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", to_string(c.backend), c.reason);
+    for (const auto& c : p.considered) why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", c.backend, c.reason);
     if (pol.mode == copy_mode::offload)
       return status(errc::not_supported, "offload impossible: " + (why.empty() ? "no offload backend" : why));
     return status(errc::not_supported, "no backend can copy this pair: " + why);

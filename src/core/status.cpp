@@ -4,6 +4,7 @@
 
 #include "offcopy/device.hpp"
 #include "offcopy/limits.hpp"
+#include "offcopy/report.hpp"
 #include "offcopy/status.hpp"
 #include "offcopy/version.hpp"
 
@@ -71,28 +72,6 @@ const char* to_string(device_kind kind) noexcept {
   return "unknown";
 }
 
-const char* to_string(backend_kind kind) noexcept {
-  switch (kind) {
-    case backend_kind::nvme_copy: return "nvme-copy";
-    case backend_kind::scsi_xcopy: return "scsi-xcopy";
-    case backend_kind::scsi_token: return "scsi-token";
-    case backend_kind::copy_file_range: return "copy-file-range";
-    case backend_kind::buffered: return "buffered";
-  }
-  return "unknown";
-}
-
-bool parse_backend(std::string_view name, backend_kind& out) noexcept {
-  for (auto k : {backend_kind::nvme_copy, backend_kind::scsi_xcopy, backend_kind::scsi_token,
-                 backend_kind::copy_file_range, backend_kind::buffered}) {
-    if (name == to_string(k)) {
-      out = k;
-      return true;
-    }
-  }
-  return false;
-}
-
 namespace {
 template <class T>
 T tighter(T a, T b) {
@@ -111,10 +90,23 @@ copy_limits copy_limits::tightened(const copy_limits& other) const noexcept {
   return r;
 }
 
-const offload_mechanism* capabilities::find(backend_kind b) const noexcept {
+const offload_mechanism* capabilities::find(std::string_view name) const noexcept {
   for (const auto& m : offload)
-    if (m.backend == b) return &m;
+    if (m.backend == name) return &m;
   return nullptr;
+}
+
+backend_usage& report::of(std::string_view name) {
+  for (auto& [n, u] : usage)
+    if (n == name) return u;
+  return usage.emplace_back(std::string(name), backend_usage{}).second;
+}
+
+const backend_usage& report::of(std::string_view name) const noexcept {
+  static const backend_usage none{};
+  for (const auto& [n, u] : usage)
+    if (n == name) return u;
+  return none;
 }
 
 const char* version() noexcept { return OFFCOPY_VERSION; }

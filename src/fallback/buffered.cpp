@@ -604,7 +604,6 @@ bool has_io_path(const device_state& dev) {
 
 class buffered_backend_impl final : public backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::buffered; }
   void probe(device_state&) override {}
 
   pair_support check(const device_state& src, const device_state& dst, const policy&) const override {

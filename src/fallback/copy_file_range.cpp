@@ -105,13 +105,11 @@ class cfr_session final : public copy_session {
 
 class cfr_backend final : public backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::copy_file_range; }
-
   void probe(device_state& dev) override {
     // Only files can use it; listing it as "unavailable" on every device would be noise.
     if (dev.caps.kind != device_kind::regular_file) return;
     offload_mechanism m;
-    m.backend = backend_kind::copy_file_range;
+    m.backend = "copy-file-range";
     m.available = true;
     dev.caps.offload.push_back(std::move(m));
   }

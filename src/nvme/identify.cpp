@@ -91,7 +91,7 @@ void evaluate(namespace_info& info) {
 
 offload_mechanism to_mechanism(const namespace_info& info) {
   offload_mechanism m;
-  m.backend = backend_kind::nvme_copy;
+  m.backend = "nvme-copy";
   m.available = info.copy_usable;
   m.reason = info.reason;
   if (info.copy_usable) {

@@ -66,8 +66,6 @@ std::string disk_name_of(const std::string& chr) {
 
 class nvme_copy_backend final : public detail::backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::nvme_copy; }
-
   void probe(detail::device_state& dev) override {
     capabilities& caps = dev.caps;
     if (caps.kind != device_kind::block_device && caps.kind != device_kind::nvme_char) return;
@@ -95,12 +93,12 @@ class nvme_copy_backend final : public detail::backend {
     }
 
     offload_mechanism m;
-    m.backend = backend_kind::nvme_copy;
+    m.backend = "nvme-copy";
     __u32 nsid = 0;
     if (nvme_get_nsid(dev.fd, &nsid) != 0) {
       m.reason = fmt::format("NVME_IOCTL_ID failed: {}", std::strerror(errno));
       caps.offload.push_back(std::move(m));
-      dev.set(backend_kind::nvme_copy, data);
+      dev.set("nvme-copy", data);
       return;
     }
     data->info.nsid = nsid;
@@ -114,7 +112,7 @@ class nvme_copy_backend final : public detail::backend {
                         : fmt::format("Identify failed: NVMe status {:#x}", rc);
       m.details = {{"nsid", std::to_string(nsid)}};
       caps.offload.push_back(std::move(m));
-      dev.set(backend_kind::nvme_copy, data);
+      dev.set("nvme-copy", data);
       return;
     }
     std::span<const std::uint8_t> nvm_span;
@@ -154,19 +152,19 @@ class nvme_copy_backend final : public detail::backend {
       }
     }
     caps.offload.push_back(std::move(m));
-    dev.set(backend_kind::nvme_copy, data);
+    dev.set("nvme-copy", data);
   }
 
   detail::pair_support check(const detail::device_state& src, const detail::device_state& dst,
                              const policy& pol) const override {
-    return check_pair(src.get<nvme_device_data>(backend_kind::nvme_copy),
-                      dst.get<nvme_device_data>(backend_kind::nvme_copy), pol, has_cap_sys_admin());
+    return check_pair(src.get<nvme_device_data>("nvme-copy"),
+                      dst.get<nvme_device_data>("nvme-copy"), pol, has_cap_sys_admin());
   }
 
   result<std::unique_ptr<detail::copy_session>> open_session(detail::device_state& src, detail::device_state& dst,
                                                              const policy& pol) override {
-    const auto* s = src.get<nvme_device_data>(backend_kind::nvme_copy);
-    const auto* d = dst.get<nvme_device_data>(backend_kind::nvme_copy);
+    const auto* s = src.get<nvme_device_data>("nvme-copy");
+    const auto* d = dst.get<nvme_device_data>("nvme-copy");
     detail::pair_support ps = check_pair(s, d, pol, has_cap_sys_admin());
     if (!ps.ok) return status(errc::not_supported, ps.reason);
     session_params p;

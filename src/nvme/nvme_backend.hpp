@@ -9,7 +9,7 @@
 
 namespace offcopy::nvme {
 
-/// Attached to a device by the probe (device_state::data[nvme_copy]).
+/// Attached to a device by the probe (device_state data "nvme-copy").
 struct nvme_device_data final : detail::backend_data {
   namespace_info info;
   bool identified = false;          ///< Identify succeeded

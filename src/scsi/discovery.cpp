@@ -162,9 +162,8 @@ result<std::shared_ptr<lu_info>> discover(transport& t) {
 }
 
 std::shared_ptr<lu_info> lu_of(const device_state& dev) {
-  for (auto b : {backend_kind::scsi_xcopy, backend_kind::scsi_token}) {
-    if (dev.get<lu_info>(b) != nullptr)
-      return std::static_pointer_cast<lu_info>(dev.data[static_cast<std::size_t>(b)]);
+  for (const char* b : {"scsi-xcopy", "scsi-token"}) {
+    if (dev.get<lu_info>(b) != nullptr) return std::static_pointer_cast<lu_info>(dev.data_of(b));
   }
   return nullptr;
 }
@@ -193,8 +192,8 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
       if (!majmin.empty()) dev.caps.identity = "blk:" + majmin;
     }
   }
-  dev.set(backend_kind::scsi_xcopy, lu);
-  dev.set(backend_kind::scsi_token, lu);
+  dev.set("scsi-xcopy", lu);
+  dev.set("scsi-token", lu);
   return lu;
 }
 

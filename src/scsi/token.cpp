@@ -278,13 +278,11 @@ class token_session final : public copy_session {
 
 class token_backend final : public backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::scsi_token; }
-
   void probe(device_state& dev) override {
     auto lu = probe_lu(dev);
     if (!lu) return;
     offload_mechanism m;
-    m.backend = backend_kind::scsi_token;
+    m.backend = "scsi-token";
     auto cap = token_capability_of(*lu, force_token());
     m.available = cap.available;
     m.reason = cap.reason;

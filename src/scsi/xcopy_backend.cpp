@@ -234,13 +234,11 @@ class xcopy_session final : public copy_session {
 
 class xcopy_backend final : public backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::scsi_xcopy; }
-
   void probe(device_state& dev) override {
     auto lu = probe_lu(dev);
     if (!lu) return;
     offload_mechanism m;
-    m.backend = backend_kind::scsi_xcopy;
+    m.backend = "scsi-xcopy";
     auto cap = xcopy_capability_of(*lu);
     m.available = cap.available;
     m.reason = cap.reason;

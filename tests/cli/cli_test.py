@@ -402,7 +402,7 @@ def busy_held_exclusively():
 @case
 def bad_option_values():
     bad_file_case(["0:0:4K"], "--mode", extra=["--mode", "sometimes"])
-    bad_file_case(["0:0:4K"], "--backend", extra=["--backend", "teleport"])
+    bad_file_case(["0:0:4K"], "backend 'teleport'", "unknown", extra=["--backend", "teleport"])
     bad_file_case(["0:0:4K"], "--in-flight", extra=["--in-flight", "0"])
     with tempdir() as d:
         f = Files(d)

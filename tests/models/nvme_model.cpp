@@ -175,7 +175,7 @@ std::vector<std::uint8_t> nvme_model::identify_ns() const {
 
 void nvme_model_backend::probe(detail::device_state& dev) {
   offload_mechanism m;
-  m.backend = backend_kind::nvme_copy;
+  m.backend = "nvme-copy";
   m.available = true;
   m.limits = {std::uint32_t{model_.config().msrc_0based} + 1, model_.config().mssrl, model_.config().mcl, true};
   m.details = {{"model", "nvme"}};

@@ -95,12 +95,11 @@ class nvme_model {
 
 /// A backend that offloads through the model: check() says yes with the model's limits for any pair
 /// (regular files in tests), open_session() runs the real nvme::copy_session on the model transport.
-/// Install with detail::replace_backend(&b) and restore the previous one afterwards.
+/// Install with detail::replace_backend("nvme-copy", &b) and restore the previous one afterwards.
 class nvme_model_backend final : public detail::backend {
  public:
   explicit nvme_model_backend(nvme_model& m, unsigned depth = 4, bool reverse_completion = false)
       : model_(m), depth_(depth), reverse_(reverse_completion) {}
-  [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::nvme_copy; }
   void probe(detail::device_state& dev) override;
   [[nodiscard]] detail::pair_support check(const detail::device_state& src, const detail::device_state& dst,
                                            const policy& pol) const override;

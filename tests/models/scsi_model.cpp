@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "src/core/backend.hpp"
 #include "src/core/device_state.hpp"
 #include "src/scsi/wire.hpp"
 
@@ -90,9 +91,12 @@ std::string seg_text(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks)
 
 scsi_model::scsi_model(scsi_model_config cfg) : cfg_(cfg) {
   set_transport_factory([this](const detail::device_state& d) { return transport_for(d.caps.path); });
+  // The model's logical units are regular files: let the SCSI backends discover those too.
+  for (const char* b : {"scsi-xcopy", "scsi-token"}) detail::set_discovered_kinds(b, detail::all_device_kinds);
 }
 
 scsi_model::~scsi_model() {
+  for (const char* b : {"scsi-xcopy", "scsi-token"}) detail::reset_discovered_kinds(b);
   set_transport_factory({});
   for (auto& l : lus_)
     if (l->fd >= 0) ::close(l->fd);

@@ -49,7 +49,7 @@ TEST_CASE("engine: the commands sent are the plan's batches, in order, with thei
   std::vector<extent> ext{blocks(200, 40, 4), blocks(0, 0, 20), blocks(100, 20, 2)};
   request req{f.src, f.dst, ext};
   plan p = must_plan(req);
-  CHECK(p.backend == backend_kind::nvme_copy);
+  CHECK(p.backend == "nvme-copy");
   CHECK(p.block_bytes == 512);
   // Sorted by destination, greedily packed: 20 blocks split 8+8 | 4, the gathered source at 100
   // continues the second command's destination, the gap before 40 starts a third.
@@ -69,9 +69,9 @@ TEST_CASE("engine: the commands sent are the plan's batches, in order, with thei
   CHECK(fake.log.finishes == 1);
   CHECK(rep.bytes_requested == 26 * kb);
   CHECK(rep.bytes_copied == 26 * kb);
-  CHECK(rep.of(backend_kind::nvme_copy).bytes == 26 * kb);
-  CHECK(rep.of(backend_kind::nvme_copy).commands == 3);
-  CHECK(rep.of(backend_kind::nvme_copy).retries == 0);
+  CHECK(rep.of("nvme-copy").bytes == 26 * kb);
+  CHECK(rep.of("nvme-copy").commands == 3);
+  CHECK(rep.of("nvme-copy").retries == 0);
   CHECK(rep.fallback_reasons.empty());
   CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
 }
@@ -160,8 +160,8 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
       REQUIRE(fake.log.submitted[i].segments.size() == 1);
       CHECK(fake.log.submitted[i].segments[0] == want[i]);
     }
-    CHECK(rep.of(backend_kind::nvme_copy).retries == 3);
-    CHECK(rep.of(backend_kind::nvme_copy).commands == 7);
+    CHECK(rep.of("nvme-copy").retries == 3);
+    CHECK(rep.of("nvme-copy").commands == 7);
     CHECK(rep.bytes_copied == 16 * kb);
     CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
@@ -182,7 +182,7 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
     CHECK(fake.log.submitted[0].segments.size() == 4);
     CHECK(fake.log.submitted[1].segments == std::vector<plan_segment>{{10, 0, 2}, {20, 2, 2}});
     CHECK(fake.log.submitted[2].segments == std::vector<plan_segment>{{30, 4, 2}, {40, 6, 2}});
-    CHECK(rep.of(backend_kind::nvme_copy).retries == 1);
+    CHECK(rep.of("nvme-copy").retries == 1);
     CHECK(core_test::read_file(f.dst_path) == f.expected(ext));
   }
   SUBCASE("a refused single block cannot be split: the error stands") {
@@ -214,9 +214,9 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
     report rep = execute(req, must_plan(req));
     REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
     CHECK(fake.log.submitted.size() == 2);
-    CHECK(rep.of(backend_kind::nvme_copy).bytes == 5 * kb);  // one command and one block of the second
+    CHECK(rep.of("nvme-copy").bytes == 5 * kb);  // one command and one block of the second
     std::uint64_t fallback_bytes =
-        rep.of(backend_kind::copy_file_range).bytes + rep.of(backend_kind::buffered).bytes;
+        rep.of("copy-file-range").bytes + rep.of("buffered").bytes;
     CHECK(fallback_bytes == 11 * kb);
     CHECK(rep.bytes_copied == 16 * kb);
     REQUIRE(rep.fallback_reasons.size() == 1);
@@ -237,8 +237,8 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
     CHECK(rep.result.code() == errc::not_supported);
     CHECK(rep.bytes_copied == 0);
     CHECK(fake.log.submitted.size() == 1);
-    CHECK(rep.of(backend_kind::copy_file_range).bytes == 0);
-    CHECK(rep.of(backend_kind::buffered).bytes == 0);
+    CHECK(rep.of("copy-file-range").bytes == 0);
+    CHECK(rep.of("buffered").bytes == 0);
     CHECK(core_test::read_file(f.dst_path) == f.dst_data);
   }
   SUBCASE("offload: after data moved it is a device error, not 'offload impossible'") {
@@ -311,9 +311,9 @@ TEST_CASE("engine: a device error stops the copy with the exact bytes known done
     CHECK(fake.log.submitted.size() == 3);
     CHECK(rep.bytes_copied == 11 * kb);
     CHECK(rep.bytes_copied == fake.log.blocks_written * kb);
-    CHECK(rep.of(backend_kind::nvme_copy).bytes == 11 * kb);
-    CHECK(rep.of(backend_kind::copy_file_range).bytes == 0);  // a real error never falls back
-    CHECK(rep.of(backend_kind::buffered).bytes == 0);
+    CHECK(rep.of("nvme-copy").bytes == 11 * kb);
+    CHECK(rep.of("copy-file-range").bytes == 0);  // a real error never falls back
+    CHECK(rep.of("buffered").bytes == 0);
     std::vector<std::uint8_t> want = f.expected({blocks(0, 0, 11)});
     CHECK(core_test::read_file(f.dst_path) == want);
   }
@@ -466,7 +466,7 @@ TEST_CASE("engine: verify after an overlapping move on one file is skipped, and 
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
   CHECK_FALSE(rep.verified);
   CHECK(rep.fallback_reasons.empty());
-  CHECK(rep.of(backend_kind::nvme_copy).bytes == 8 * kb);
+  CHECK(rep.of("nvme-copy").bytes == 8 * kb);
 }
 
 TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
@@ -482,9 +482,9 @@ TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
     CHECK(p.error().code() == errc::misaligned);
     CHECK(p.error().message() == "extent 1 (0:0:1000) is not a multiple of the 512-byte logical block");
     plan a = must_plan(req);
-    CHECK(a.backend == backend_kind::copy_file_range);
+    CHECK(a.backend == "copy-file-range");
     REQUIRE_FALSE(a.considered.empty());
-    CHECK(a.considered[0].backend == backend_kind::nvme_copy);
+    CHECK(a.considered[0].backend == "nvme-copy");
     CHECK_FALSE(a.considered[0].chosen);
     CHECK(a.considered[0].reason == "extent 1 is not aligned to 512-byte blocks");
   }
@@ -504,7 +504,7 @@ TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
     fb.mode = copy_mode::fallback;
     fake.cfg.check_ok = true;
     plan q = must_plan(req, fb);
-    CHECK(q.backend == backend_kind::copy_file_range);
+    CHECK(q.backend == "copy-file-range");
     CHECK(q.considered[0].reason == "mode fallback: offload disabled");
   }
   SUBCASE("overrides only tighten the device limits") {
@@ -549,11 +549,11 @@ TEST_CASE("make_plan: backend choice, alignment, modes and limit overrides") {
 }
 
 TEST_CASE("replace_backend puts the original back") {
-  detail::backend* before = detail::find_backend(backend_kind::nvme_copy);
+  detail::backend* before = detail::find_backend("nvme-copy");
   {
     fake_backend fake;
     backend_swap swap(fake);
-    CHECK(detail::find_backend(backend_kind::nvme_copy) == &fake);
+    CHECK(detail::find_backend("nvme-copy") == &fake);
   }
-  CHECK(detail::find_backend(backend_kind::nvme_copy) == before);
+  CHECK(detail::find_backend("nvme-copy") == before);
 }

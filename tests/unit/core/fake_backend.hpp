@@ -167,11 +167,9 @@ class fake_backend final : public detail::backend {
  public:
   fake_config cfg;
   fake_log log;
-
-  [[nodiscard]] backend_kind kind() const noexcept override { return backend_kind::nvme_copy; }
   void probe(detail::device_state& dev) override {
     offload_mechanism m;
-    m.backend = backend_kind::nvme_copy;
+    m.backend = "nvme-copy";
     m.available = cfg.check_ok;
     m.limits = cfg.limits;
     dev.caps.offload.push_back(m);
@@ -198,8 +196,8 @@ class fake_backend final : public detail::backend {
 /// Installs a backend for the scope of a test and puts the original back, whatever happens.
 class backend_swap {
  public:
-  explicit backend_swap(detail::backend& b) : old_(detail::replace_backend(&b)) { REQUIRE(old_ != nullptr); }
-  ~backend_swap() { detail::replace_backend(old_); }
+  explicit backend_swap(detail::backend& b) : old_(detail::replace_backend("nvme-copy", &b)) { REQUIRE(old_ != nullptr); }
+  ~backend_swap() { detail::replace_backend("nvme-copy", old_); }
   backend_swap(const backend_swap&) = delete;
   backend_swap& operator=(const backend_swap&) = delete;
 

@@ -10,12 +10,12 @@ using nlohmann::json;
 
 TEST_CASE("plan JSON: backend, geometry, limits, considered backends, commands with segments") {
   plan p;
-  p.backend = backend_kind::nvme_copy;
+  p.backend = "nvme-copy";
   p.block_bytes = 512;
   p.limits = {128, 128, 256, true};
   p.segments = {{0, 100, 8}, {50, 108, 2}, {1000, 2000, 1}};
   p.batches = {{0, 2, false}, {2, 1, true}};
-  p.considered = {{backend_kind::nvme_copy, true, ""}};
+  p.considered = {{"nvme-copy", true, ""}};
   p.fallback_reason = "";
   p.ordered = true;
   json j = json::parse(p.to_json());
@@ -52,8 +52,8 @@ TEST_CASE("report JSON: success with a fallback") {
   report r;
   r.bytes_requested = 4096;
   r.bytes_copied = 4096;
-  r.of(backend_kind::nvme_copy) = {1024, 2, 1};
-  r.of(backend_kind::buffered) = {3072, 1, 0};
+  r.of("nvme-copy") = {1024, 2, 1};
+  r.of("buffered") = {3072, 1, 0};
   r.fallback_reasons = {"nvme-copy: not-supported: Invalid Opcode"};
   r.elapsed_seconds = 0.5;
   r.verified = true;
@@ -75,7 +75,7 @@ TEST_CASE("report JSON: an error keeps its code, errno and device detail; unused
   report r;
   r.bytes_requested = 8192;
   r.bytes_copied = 1536;
-  r.of(backend_kind::nvme_copy) = {1536, 1, 0};
+  r.of("nvme-copy") = {1536, 1, 0};
   nvme_status_detail n;
   n.raw_status = 0x4183;
   n.sct = 1;
@@ -114,16 +114,15 @@ TEST_CASE("report JSON: an error keeps its code, errno and device detail; unused
   CHECK(k["first_mismatch_offset"] == 12);
 }
 
-TEST_CASE("names are stable") {
-  CHECK(std::string(to_string(backend_kind::nvme_copy)) == "nvme-copy");
-  CHECK(std::string(to_string(backend_kind::scsi_xcopy)) == "scsi-xcopy");
-  CHECK(std::string(to_string(backend_kind::scsi_token)) == "scsi-token");
-  CHECK(std::string(to_string(backend_kind::copy_file_range)) == "copy-file-range");
-  CHECK(std::string(to_string(backend_kind::buffered)) == "buffered");
-  backend_kind k{};
-  CHECK(parse_backend("scsi-token", k));
-  CHECK(k == backend_kind::scsi_token);
-  CHECK_FALSE(parse_backend("nvme", k));
+TEST_CASE("names are stable: the registry's backends, in order, and the error codes") {
+  std::vector<std::string> names;
+  std::vector<bool> offload;
+  for (const backend_info& b : registered_backends()) {
+    names.push_back(b.name);
+    offload.push_back(b.offload);
+  }
+  CHECK(names == std::vector<std::string>{"nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"});
+  CHECK(offload == std::vector<bool>{true, true, true, false, false});
   CHECK(std::string(to_string(errc::out_of_range)) == "out-of-range");
   CHECK(status(errc::busy, "x").to_string() == "busy: x");
   CHECK(status().to_string() == "ok");

@@ -348,11 +348,11 @@ TEST_CASE("buffered: whole-library copy in fallback mode matches") {
   request req{src, dst, {{0, 0, 1 << 20}, {(1 << 20) + 3, (2 << 20) + 5, 777777}, {4 << 20, 1 << 20, 4097}}};
   policy pol = small_buffers();
   pol.mode = copy_mode::fallback;
-  pol.backends = {backend_kind::buffered};
+  pol.backends = {"buffered"};
   report rep = copy(req, pol);
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
   CHECK(rep.bytes_copied == (1 << 20) + 777777 + 4097);
-  CHECK(rep.of(backend_kind::buffered).bytes == rep.bytes_copied);
+  CHECK(rep.of("buffered").bytes == rep.bytes_copied);
   std::vector<plan_segment> segs;
   for (const auto& e : req.extents) segs.push_back({e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes});
   apply_reference(f.src_data, f.dst_data, segs, 1);

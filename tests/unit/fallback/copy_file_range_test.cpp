@@ -68,7 +68,7 @@ TEST_CASE("copy_file_range: check() accepts file pairs only") {
   files f(1);
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
-  auto& b = detail::copy_file_range_backend();
+  auto& b = (*detail::find_backend("copy-file-range"));
   CHECK(b.check(src->state(), dst->state(), {}).ok);
   detail::device_state blockish;
   blockish.caps.kind = device_kind::block_device;
@@ -88,7 +88,7 @@ TEST_CASE("copy_file_range: random segments, with short copies and EINTR") {
     auto src = open_dev(f.src_path, false);
     auto dst = open_dev(f.dst_path, true);
     auto segs = random_segments(f.rng, f.src_data.size(), 3 << 20, 60, 200000);
-    auto session = detail::copy_file_range_backend().open_session(src->state(), dst->state(), {});
+    auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
     REQUIRE(session.ok());
     auto done = run_commands(*session.value(), segs, 1, 4);
     for (const auto& c : done) CHECK_MESSAGE(c.result.ok(), c.result.to_string());
@@ -110,7 +110,7 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr = cfr_script{};
       g_cfr.refuse_errno = err;
       detail::scoped_sys_override seam(scripted());
-      auto session = detail::copy_file_range_backend().open_session(src->state(), dst->state(), {});
+      auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -123,7 +123,7 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr.refuse_errno = err;
       g_cfr.refuse_after = 1;  // the first segment copies, then the kernel refuses
       detail::scoped_sys_override seam(scripted());
-      auto session = detail::copy_file_range_backend().open_session(src->state(), dst->state(), {});
+      auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -139,7 +139,7 @@ TEST_CASE("copy_file_range: source ending early is a short read") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   std::vector<plan_segment> segs{{(2 << 20) - 100, 0, 300}};
-  auto session = detail::copy_file_range_backend().open_session(src->state(), dst->state(), {});
+  auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, 1, 1);
   REQUIRE(done.size() == 1);
@@ -155,7 +155,7 @@ TEST_CASE("copy_file_range: the library copies file to file with it") {
   request req{src, dst, {{3, 100, 500000}, {1 << 20, 700000, 300001}}};
   report rep = copy(req, {});
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
-  CHECK(rep.of(backend_kind::copy_file_range).bytes == 800001);
+  CHECK(rep.of("copy-file-range").bytes == 800001);
   std::vector<plan_segment> segs{{3, 100, 500000}, {1 << 20, 700000, 300001}};
   apply_reference(f.src_data, f.dst_data, segs, 1);
   CHECK(read_file(f.dst_path) == f.dst_data);
@@ -171,8 +171,8 @@ TEST_CASE("copy_file_range: a kernel refusal falls through to the buffered copie
   request req{src, dst, {{0, 0, 1 << 20}, {(1 << 20) + 1, (1 << 20) + 123, 4321}}};
   report rep = copy(req, {});
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
-  CHECK(rep.of(backend_kind::copy_file_range).bytes == 0);
-  CHECK(rep.of(backend_kind::buffered).bytes == (1 << 20) + 4321);
+  CHECK(rep.of("copy-file-range").bytes == 0);
+  CHECK(rep.of("buffered").bytes == (1 << 20) + 4321);
   CHECK(rep.bytes_copied == (1 << 20) + 4321);
   std::vector<plan_segment> segs{{0, 0, 1 << 20}, {(1 << 20) + 1, (1 << 20) + 123, 4321}};
   apply_reference(f.src_data, f.dst_data, segs, 1);

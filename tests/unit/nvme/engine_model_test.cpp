@@ -37,7 +37,7 @@ struct fixture {
     std::vector<std::uint8_t> data(1 << 20);
     for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 31 + (i >> 9) * 7 + 1);
     model.write_blocks(0, data);  // first MiB patterned, the rest zero
-    previous = detail::replace_backend(&backend);
+    previous = detail::replace_backend("nvme-copy", &backend);
     open_options o;
     o.writable = true;
     auto r = device::open(path, o);
@@ -45,7 +45,7 @@ struct fixture {
     dev = r.value();
   }
   ~fixture() {
-    detail::replace_backend(previous);
+    detail::replace_backend("nvme-copy", previous);
     if (fd >= 0) ::close(fd);
     ::unlink(path.c_str());
   }
@@ -102,7 +102,7 @@ TEST_CASE("engine + model: the exact Copy sequence for a plan (greedy packing, g
   // Greedy: [16,16,8 | 8 of A...]: A = 64 blocks → ranges 16,16,8 (MCL 40) | 16,8 + B 8 (3 ranges,
   // 32 blocks) | C 8.
   REQUIRE(cmds.size() == 3);
-  CHECK(rep.of(backend_kind::nvme_copy).commands == 3);
+  CHECK(rep.of("nvme-copy").commands == 3);
   const std::uint64_t d0 = (2 << 20) / 512;
   CHECK(cmds[0]->fields.sdlba == d0);
   REQUIRE(cmds[0]->ranges.size() == 3);
@@ -137,7 +137,7 @@ TEST_CASE("engine + model: 0x83 from a device that accepts less than it advertis
   report rep = copy(f.req({{0, 2 << 20, 256 * 512}}), offload_policy(4));
   REQUIRE(rep.result.ok());
   CHECK(rep.bytes_copied == 256 * 512);
-  CHECK(rep.of(backend_kind::nvme_copy).retries > 0);
+  CHECK(rep.of("nvme-copy").retries > 0);
   CHECK(f.same(0, 2 << 20, 256 * 512));
   std::uint64_t refused = 0;
   for (const auto* c : copy_records(f.model)) {
@@ -157,7 +157,7 @@ TEST_CASE("engine + model: Invalid Opcode → fallback in auto mode, refusal in 
     report rep = copy(f.req({{0, 2 << 20, 64 << 10}}), pol);
     REQUIRE(rep.result.ok());
     CHECK(rep.bytes_copied == 64 << 10);
-    CHECK(rep.of(backend_kind::nvme_copy).bytes == 0);
+    CHECK(rep.of("nvme-copy").bytes == 0);
     REQUIRE_FALSE(rep.fallback_reasons.empty());
     CHECK(rep.fallback_reasons[0].find("Invalid Command Opcode") != std::string::npos);
     CHECK(f.same(0, 2 << 20, 64 << 10));

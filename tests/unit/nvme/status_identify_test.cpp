@@ -88,7 +88,7 @@ TEST_CASE("identify: QEMU-like namespace gives the planner its limits") {
   CHECK(info.lba_bytes == 512);
   const offload_mechanism m = to_mechanism(info);
   CHECK(m.available);
-  CHECK(m.backend == backend_kind::nvme_copy);
+  CHECK(m.backend == "nvme-copy");
   CHECK(m.limits.max_segments_per_command == 128);  // MSRC 0-based
   CHECK(m.limits.max_segment_blocks == 128);
   CHECK(m.limits.max_command_blocks == 128);

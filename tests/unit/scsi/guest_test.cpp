@@ -69,7 +69,7 @@ void print_caps(const capabilities& c) {
   std::cout << c.path << ": size " << c.size_bytes << " lbs " << c.logical_block_bytes << " block_path "
             << c.block_path << " identity " << c.identity << "\n";
   for (const auto& m : c.offload) {
-    std::cout << "  " << to_string(m.backend) << " available=" << m.available << " reason='" << m.reason
+    std::cout << "  " << m.backend << " available=" << m.available << " reason='" << m.reason
               << "' segs=" << m.limits.max_segments_per_command << " seg_blocks=" << m.limits.max_segment_blocks
               << " cmd_blocks=" << m.limits.max_command_blocks << "\n";
     for (const auto& [k, v] : m.details) std::cout << "    " << k << " = " << v << "\n";
@@ -85,12 +85,12 @@ TEST_CASE("guest: discovery on /dev/sdX and /dev/sgN") {
   auto d = device::open(src);
   REQUIRE(d.ok());
   print_caps(d.value()->caps());
-  auto* x = d.value()->caps().find(backend_kind::scsi_xcopy);
+  auto* x = d.value()->caps().find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->available);
   CHECK(x->limits.max_segments_per_command == 1);  // LIO
   CHECK(x->limits.max_segment_blocks == 65535);
-  auto* t = d.value()->caps().find(backend_kind::scsi_token);
+  auto* t = d.value()->caps().find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK_FALSE(t->available);
   auto g = device::open(sg);
@@ -117,7 +117,7 @@ TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
   auto d = device::open(dst, wo);
   REQUIRE(s.ok());
   REQUIRE(d.ok());
-  auto& be = detail::scsi_xcopy_backend();
+  auto& be = (*detail::find_backend("scsi-xcopy"));
   policy pol;
   auto ps = be.check(s.value()->state(), d.value()->state(), pol);
   INFO(ps.reason);
@@ -165,13 +165,13 @@ TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
   req.extents = {{0, 16 << 20, 256 << 10}, {256 << 10, 20 << 20, 512 << 10}, {768 << 10, 24 << 20, 256 << 10}};
   policy op;
   op.mode = copy_mode::offload;
-  op.backends = {backend_kind::scsi_xcopy};
+  op.backends = {"scsi-xcopy"};
   auto rep = copy(req, op);
   std::cout << rep.to_json() << "\n";
   INFO(rep.result.to_string());
   CHECK(rep.result.ok());
-  CHECK(rep.of(backend_kind::scsi_xcopy).bytes == n);
-  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 3);
+  CHECK(rep.of("scsi-xcopy").bytes == n);
+  CHECK(rep.of("scsi-xcopy").commands == 3);
   auto a = read_direct(dst, 16 << 20, 256 << 10);
   CHECK(std::memcmp(a.data.get(), data.data.get(), 256 << 10) == 0);
   auto b = read_direct(dst, 20 << 20, 512 << 10);
@@ -193,7 +193,7 @@ TEST_CASE("guest: token copy is refused by LIO as not supported") {
   REQUIRE(s.ok());
   REQUIRE(d.ok());
   ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
-  auto& be = detail::scsi_token_backend();
+  auto& be = (*detail::find_backend("scsi-token"));
   policy pol;
   auto sess = be.open_session(s.value()->state(), d.value()->state(), pol);
   REQUIRE(sess.ok());

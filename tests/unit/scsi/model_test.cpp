@@ -67,7 +67,7 @@ struct rig {
     dst = d.value();
     model.clear_log();  // discovery commands are not part of the copy
   }
-  report copy(std::vector<extent> ex, copy_mode mode = copy_mode::offload, std::vector<backend_kind> backends = {}) {
+  report copy(std::vector<extent> ex, copy_mode mode = copy_mode::offload, std::vector<std::string> backends = {}) {
     request r;
     r.source = src;
     r.destination = dst;
@@ -131,14 +131,14 @@ struct StringMaker<strings> {
 
 TEST_CASE("model: probe reports LIO-like XCOPY limits and no token copy") {
   rig r(lio());
-  const auto* x = r.src->caps().find(backend_kind::scsi_xcopy);
+  const auto* x = r.src->caps().find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->available);
   CHECK(x->limits.max_segments_per_command == 1);
   CHECK(x->limits.max_segment_blocks == 65535);
   CHECK(x->limits.max_command_blocks == 0);
   CHECK_FALSE(x->limits.contiguous_destination);
-  const auto* t = r.src->caps().find(backend_kind::scsi_token);
+  const auto* t = r.src->caps().find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK_FALSE(t->available);
   CHECK(t->reason.find("0x8F") != std::string::npos);
@@ -150,7 +150,7 @@ TEST_CASE("model: roomier limits: segments bounded by the descriptor list length
   c.max_descriptor_list_bytes = 2 * 32 + 10 * 28 + 5;  // room for 10 segments with 2 CSCDs
   c.max_segment_bytes = 1 * MiB;
   rig r(c);
-  const auto* x = r.src->caps().find(backend_kind::scsi_xcopy);
+  const auto* x = r.src->caps().find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->limits.max_segments_per_command == 10);
   CHECK(x->limits.max_segment_blocks == 2048);
@@ -164,7 +164,7 @@ TEST_CASE("model: LIO-like: one segment per command, no list id, 65535-block spl
   // 28 MiB = 57344 blocks fits one segment; 40 MiB would not.
   CHECK(shape(r.model.log()) == strings{"lun1 XCOPY usage=3 0>16384x2048", "lun1 XCOPY usage=3 2048>40960x4096",
                                         "lun1 XCOPY usage=3 24576>61440x57344"});
-  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 3);
+  CHECK(rep.of("scsi-xcopy").commands == 3);
   CHECK(r.same(0, 8 * MiB, 1 * MiB));
   CHECK(r.same(1 * MiB, 20 * MiB, 2 * MiB));
   r.model.clear_log();
@@ -182,7 +182,7 @@ TEST_CASE("model: roomier copy manager: scattered extents packed 4 per command, 
   auto rep = r.copy(ex);
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
-  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 2);
+  CHECK(rep.of("scsi-xcopy").commands == 2);
   auto log = shape(r.model.log());
   REQUIRE(log.size() == 2);
   CHECK(log[0].rfind("lun1 XCOPY usage=2 ", 0) == 0);
@@ -217,7 +217,7 @@ TEST_CASE("model: 26/08 from the device: the engine splits and re-sends") {
   REQUIRE(log.size() >= 3);
   CHECK(std::count(log[0].begin(), log[0].end(), '>') == 3);  // refused
   CHECK(std::count(log[1].begin(), log[1].end(), '>') < 3);   // halves
-  CHECK(rep.of(backend_kind::scsi_xcopy).retries >= 1);
+  CHECK(rep.of("scsi-xcopy").retries >= 1);
   CHECK(r.same(0, 0, MiB));
   CHECK(r.same(6 * MiB, 8 * MiB, MiB));
 }
@@ -244,7 +244,7 @@ TEST_CASE("model: invalid opcode mid-copy: auto falls back, offload fails") {
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
     CHECK(r.same(0, 0, 2 * MiB));
-    CHECK(rep.of(backend_kind::scsi_xcopy).bytes == 0);
+    CHECK(rep.of("scsi-xcopy").bytes == 0);
   }
   {
     rig r(lio());
@@ -264,7 +264,7 @@ TEST_CASE("model: 512 vs 4096-byte blocks: XCOPY refused with the reason, auto c
   REQUIRE(p.ok());
   bool seen = false;
   for (const auto& c : p.value().considered)
-    if (c.backend == backend_kind::scsi_xcopy) {
+    if (c.backend == "scsi-xcopy") {
       seen = true;
       CHECK_FALSE(c.chosen);
       CHECK(c.reason.find("512 vs 4096") != std::string::npos);
@@ -300,7 +300,7 @@ TEST_CASE("model: copy within one LU (one CSCD)") {
 
 TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per command") {
   rig r(token_only());
-  const auto* t = r.src->caps().find(backend_kind::scsi_token);
+  const auto* t = r.src->caps().find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK(t->available);
   CHECK(t->limits.max_segments_per_command == 4);
@@ -308,7 +308,7 @@ TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per 
   auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}, {2 * MiB, 20 * MiB, 3 * MiB}});
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
-  CHECK(rep.of(backend_kind::scsi_token).bytes == 5 * MiB);
+  CHECK(rep.of("scsi-token").bytes == 5 * MiB);
   // 4 MiB per token: 2048 + 2048 + the first 4096 blocks... split at 8192 blocks.
   CHECK(shape(r.model.log()) ==
         strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT off=0 16384x2048 24576x2048 40960x4096",
@@ -382,7 +382,7 @@ TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes 
 TEST_CASE("model: token copy fault reports the blocks known written") {
   rig r(token_only());
   r.model.fail_copy_command(2, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 1);
-  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}}, copy_mode::offload, {backend_kind::scsi_token});
+  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}}, copy_mode::offload, {"scsi-token"});
   CHECK(rep.result.code() == errc::device_error);
   CHECK(rep.bytes_copied == MiB);
   CHECK(r.same(0, 8 * MiB, MiB));
@@ -392,17 +392,17 @@ TEST_CASE("model: token copy on a LIO-like LU (forced): invalid opcode → not s
   ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
   {
     rig r(lio());
-    auto off = r.copy({{0, 0, MiB}}, copy_mode::offload, {backend_kind::scsi_token});
+    auto off = r.copy({{0, 0, MiB}}, copy_mode::offload, {"scsi-token"});
     CHECK(off.result.code() == errc::not_supported);
     CHECK(shape(r.model.log()) == strings{"lun0 0x83/0x10 invalid-opcode"});
   }
   {
     rig r(lio());
-    auto rep = r.copy({{0, 0, MiB}}, copy_mode::automatic, {backend_kind::scsi_token, backend_kind::buffered});
+    auto rep = r.copy({{0, 0, MiB}}, copy_mode::automatic, {"scsi-token", "buffered"});
     INFO(rep.result.to_string());
     CHECK(rep.result.ok());
     CHECK(rep.bytes_copied == MiB);
-    CHECK(rep.of(backend_kind::scsi_token).bytes == 0);
+    CHECK(rep.of("scsi-token").bytes == 0);
     CHECK(r.same(0, 0, MiB));
   }
   ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
@@ -433,10 +433,10 @@ TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in fli
   c.max_concurrent_copies = 4;
   rig r(c);
   policy pol;
-  auto sess = detail::scsi_xcopy_backend().open_session(r.src->state(), r.dst->state(), pol);
+  auto sess = (*detail::find_backend("scsi-xcopy")).open_session(r.src->state(), r.dst->state(), pol);
   REQUIRE(sess.ok());
   CHECK(sess.value()->queue_depth() == 4);
-  sess = detail::scsi_xcopy_backend().open_session(r.src->state(), r.dst->state(), [] {
+  sess = (*detail::find_backend("scsi-xcopy")).open_session(r.src->state(), r.dst->state(), [] {
     policy p;
     p.commands_in_flight = 2;
     return p;
@@ -449,7 +449,7 @@ TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in fli
   auto rep = r.copy(ex);
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
-  CHECK(rep.of(backend_kind::scsi_xcopy).commands == 12);
+  CHECK(rep.of("scsi-xcopy").commands == 12);
   CHECK(r.model.log().size() == 12);
   for (int i = 0; i < 12; ++i)
     CHECK(r.same(static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024));
