@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libnvme-dev libjson-c-dev libsgutils2-dev liburing-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest
+  doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest python3-jsonschema
   nvme-cli sg3-utils ddpt fio util-linux e2fsprogs
   qemu-utils busybox-static cpio kmod
 )

@@ -1,26 +1,28 @@
-// offcopy/copy.hpp: plan, execute, copy.
+// offcopy/copy.hpp: plan and execute a request on open devices (the job API in job.hpp does the
+// opening, option parsing and outcome classification for front ends).
 #pragma once
 
+#include "offcopy/export.h"
 #include "offcopy/plan.hpp"
 #include "offcopy/policy.hpp"
 #include "offcopy/report.hpp"
 #include "offcopy/request.hpp"
 
 namespace offcopy {
+inline namespace v0 {
 
-/// Validates the request and builds the plan; writes nothing.
+/// Validates the request, runs the discovery it needs (backends in policy order, stopping at the
+/// first that accepts the pair) and builds the plan; writes nothing.
 /// Errors: invalid_argument, out_of_range, misaligned, zero_length, overlap, block_size_mismatch,
-/// read_only, not_supported (mode offload and no backend can offload this pair).
-[[nodiscard]] result<plan> make_plan(const request& req, const policy& pol = {});
+/// read_only, not_supported (mode offload and no backend can offload this pair), internal.
+[[nodiscard]] OFFCOPY_API result<plan> make_plan(const request& req, const policy& pol = {}) noexcept;
 
-/// Executes a plan made for `req`. The report's `result` holds the first error.
-[[nodiscard]] report execute(const request& req, const plan& p, const policy& pol = {});
+/// Executes a plan made for `req` on the calling thread. The report's `result` holds the first
+/// error, `bytes_copied` what is known done.
+[[nodiscard]] OFFCOPY_API report execute(const request& req, const plan& p, const policy& pol = {}) noexcept;
 
 /// make_plan + execute.
-[[nodiscard]] report copy(const request& req, const policy& pol = {});
+[[nodiscard]] OFFCOPY_API report copy(const request& req, const policy& pol = {}) noexcept;
 
-/// Reads `extents` back from both devices with O_DIRECT where possible and compares.
-/// Returns verify_mismatch with the first differing destination offset in `first_mismatch`.
-[[nodiscard]] status verify(const request& req, std::int64_t& first_mismatch);
-
+}  // namespace v0
 }  // namespace offcopy

@@ -3,10 +3,13 @@
 
 #include <cstdint>
 
-namespace offcopy {
+#include "offcopy/export.h"
 
-/// Limits of one copy command, in logical blocks. 0 means "no limit".
-struct copy_limits {
+namespace offcopy {
+inline namespace v0 {
+
+/// Limits of one copy command, in logical blocks. 0 means "no limit". Thread safety: a plain value.
+struct OFFCOPY_API copy_limits {
   std::uint32_t max_segments_per_command = 0;  ///< NVMe MSRC+1, XCOPY max segment descriptors
   std::uint64_t max_segment_blocks = 0;        ///< NVMe MSSRL, XCOPY min(65535, max segment length)
   std::uint64_t max_command_blocks = 0;        ///< NVMe MCL, token max transfer size
@@ -18,4 +21,5 @@ struct copy_limits {
   [[nodiscard]] bool operator==(const copy_limits&) const = default;
 };
 
+}  // namespace v0
 }  // namespace offcopy

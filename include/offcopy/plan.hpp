@@ -7,10 +7,12 @@
 
 #include "offcopy/device.hpp"
 #include "offcopy/limits.hpp"
+#include "offcopy/timings.hpp"
 
 namespace offcopy {
+inline namespace v0 {
 
-/// One contiguous piece of a command, in units of plan::block_bytes.
+/// One contiguous piece of a command, in units of plan::block_bytes. Thread safety: a plain value.
 struct plan_segment {
   std::uint64_t src_block = 0;
   std::uint64_t dst_block = 0;
@@ -19,6 +21,7 @@ struct plan_segment {
 };
 
 /// One future command: segments [first_segment, first_segment + segment_count) of the plan.
+/// Thread safety: a plain value.
 struct plan_batch {
   std::uint32_t first_segment = 0;
   std::uint32_t segment_count = 0;
@@ -26,14 +29,15 @@ struct plan_batch {
   bool barrier = false;
 };
 
-/// Why a backend was or was not chosen.
+/// Why a backend was or was not chosen. Thread safety: a plain value.
 struct backend_choice {
   std::string backend;  ///< registered name
   bool chosen = false;
   std::string reason;
 };
 
-struct plan {
+/// A request turned into backend commands, before anything is written. Thread safety: a plain value.
+struct OFFCOPY_API plan {
   std::string backend;            ///< registered name of the backend that runs the batches
   std::uint32_t block_bytes = 1;  ///< unit of the segments
   copy_limits limits;             ///< the limits the batches respect
@@ -43,13 +47,15 @@ struct plan {
   std::string fallback_reason;             ///< set when an offload backend was wanted but not used
   bool same_medium = false;                ///< source and destination share bytes
   bool ordered = false;                    ///< source/destination overlap: barriers in use
+  timings time;                            ///< probe_seconds and plan_seconds of make_plan()
 
   [[nodiscard]] std::uint64_t total_bytes() const noexcept;
   [[nodiscard]] std::uint64_t batch_blocks(const plan_batch& b) const noexcept;
-  /// Human-readable, one line per command (truncated past `max_commands`, 0 = all).
+  /// Human-readable, one line per command (truncated past `max_commands`, 0 = all); terminal-safe.
   [[nodiscard]] std::string to_text(std::size_t max_commands = 0) const;
-  /// JSON object: backend, block_bytes, limits, commands [[src, dst, blocks]...].
+  /// JSON object: backend, block_bytes, limits, commands [[src, dst, blocks]...]; valid UTF-8.
   [[nodiscard]] std::string to_json(std::size_t max_commands = 0) const;
 };
 
+}  // namespace v0
 }  // namespace offcopy

@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "offcopy/device.hpp"
+#include "offcopy/export.h"
 #include "offcopy/limits.hpp"
 
 namespace offcopy {
+inline namespace v0 {
 
 enum class copy_mode : std::uint8_t {
   automatic,  ///< offload where possible, fall back otherwise
@@ -21,7 +23,7 @@ enum class copy_mode : std::uint8_t {
 /// How offload commands are submitted.
 enum class submission : std::uint8_t { automatic, synchronous, asynchronous };
 
-/// Progress as seen by the engine.
+/// Progress as seen by the engine. Thread safety: a plain value.
 struct progress {
   std::uint64_t bytes_done = 0;
   std::uint64_t bytes_total = 0;
@@ -29,15 +31,17 @@ struct progress {
   double elapsed_seconds = 0;
 };
 
-/// A registered backend.
+/// A registered backend. Thread safety: a plain value.
 struct backend_info {
   std::string name;      ///< "nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"
   bool offload = false;  ///< device-side copy (else a host-side fallback)
 };
 
 /// The registered backends, in default order of preference.
-[[nodiscard]] std::vector<backend_info> registered_backends();
+[[nodiscard]] OFFCOPY_API std::vector<backend_info> registered_backends();
 
+/// How to copy. Thread safety: a plain value; one policy may serve several copies at once when
+/// its callback tolerates it.
 struct policy {
   copy_mode mode = copy_mode::automatic;
   /// Names of the backends to try, in order (see registered_backends()); empty means the
@@ -57,9 +61,15 @@ struct policy {
   unsigned buffers_in_flight = 0;
   /// Make the destination durable (fdatasync / flush) before reporting success.
   bool sync = true;
+  /// Called after each completed command, on the thread that called execute() (or ran the job),
+  /// never concurrently with itself, with bytes_done never decreasing. It must not throw (an
+  /// exception stops the copy as errc::internal) and must not start another copy on the same
+  /// destination.
   std::function<void(const progress&)> on_progress;
-  /// Polled between commands; set to true to stop (errc::cancelled).
+  /// Polled before each command is submitted; set to true (from any thread, or a signal handler)
+  /// to stop: the report's result is errc::cancelled, with the bytes done so far.
   const std::atomic<bool>* cancel = nullptr;
 };
 
+}  // namespace v0
 }  // namespace offcopy

@@ -7,7 +7,10 @@
 #include <utility>
 #include <variant>
 
+#include "offcopy/export.h"
+
 namespace offcopy {
+inline namespace v0 {
 
 /// Portable error codes. The device's own codes travel beside them in status::nvme()/scsi().
 enum class errc : std::uint8_t {
@@ -27,13 +30,13 @@ enum class errc : std::uint8_t {
   device_error,         ///< the device completed a command with an error status
   cancelled,            ///< stopped by the caller
   verify_mismatch,      ///< read-back differs from the source
-  internal,             ///< a bug in offcopy
+  internal,             ///< a bug in offcopy (or memory exhausted)
 };
 
 /// Short stable name of a code ("out-of-range").
-[[nodiscard]] const char* to_string(errc code) noexcept;
+[[nodiscard]] OFFCOPY_API const char* to_string(errc code) noexcept;
 
-/// NVMe completion detail, as the controller reported it.
+/// NVMe completion detail, as the controller reported it. Thread safety: a plain value.
 struct nvme_status_detail {
   std::uint16_t raw_status = 0;  ///< status field without phase bit: DNR<<14 | MORE<<13 | SCT<<8 | SC
   std::uint8_t sct = 0;          ///< status code type
@@ -43,7 +46,7 @@ struct nvme_status_detail {
   std::string name;              ///< "Command Size Limit Exceeded", ...
 };
 
-/// SCSI command outcome detail.
+/// SCSI command outcome detail. Thread safety: a plain value.
 struct scsi_status_detail {
   std::uint8_t status = 0;  ///< SAM status byte (0x02 CHECK CONDITION, ...)
   std::uint8_t sense_key = 0;
@@ -54,11 +57,15 @@ struct scsi_status_detail {
   std::string text;               ///< decoded sense ("Copy aborted: copy target device not reachable")
 };
 
-/// Result of an operation: a code, errno, message, the device detail, and bytes known done.
-class [[nodiscard]] status {
+/// Result of an operation: a code, errno, message, the device detail. The library's one error
+/// channel: every failure of every call arrives as a status (in a result<T>, a report or a
+/// job_result). Strings are raw bytes (paths, device text): front ends print them through
+/// to_string(), JSON through the library's to_json() functions, which make them valid UTF-8.
+/// Thread safety: a plain value (const use from many threads is safe).
+class [[nodiscard]] OFFCOPY_API status {
  public:
   status() = default;
-  status(errc code, std::string message, int sys_errno = 0)
+  status(errc code, std::string message, int sys_errno = 0) noexcept
       : code_(code), sys_errno_(sys_errno), message_(std::move(message)) {}
 
   [[nodiscard]] bool ok() const noexcept { return code_ == errc::ok; }
@@ -68,16 +75,38 @@ class [[nodiscard]] status {
   [[nodiscard]] const std::optional<nvme_status_detail>& nvme() const noexcept { return nvme_; }
   [[nodiscard]] const std::optional<scsi_status_detail>& scsi() const noexcept { return scsi_; }
 
-  status& with_nvme(nvme_status_detail d) & { nvme_ = std::move(d); return *this; }
-  status&& with_nvme(nvme_status_detail d) && { nvme_ = std::move(d); return std::move(*this); }
-  status& with_scsi(scsi_status_detail d) & { scsi_ = std::move(d); return *this; }
-  status&& with_scsi(scsi_status_detail d) && { scsi_ = std::move(d); return std::move(*this); }
+  status& with_nvme(nvme_status_detail d) & noexcept {
+    nvme_ = std::move(d);
+    return *this;
+  }
+  status&& with_nvme(nvme_status_detail d) && noexcept {
+    nvme_ = std::move(d);
+    return std::move(*this);
+  }
+  status& with_scsi(scsi_status_detail d) & noexcept {
+    scsi_ = std::move(d);
+    return *this;
+  }
+  status&& with_scsi(scsi_status_detail d) && noexcept {
+    scsi_ = std::move(d);
+    return std::move(*this);
+  }
   /// Changes the portable code, keeping message and device detail.
-  status& recode(errc code) & { code_ = code; return *this; }
-  status& prefix(const std::string& context) & { message_ = context + ": " + message_; return *this; }
-  status&& prefix(const std::string& context) && { message_ = context + ": " + message_; return std::move(*this); }
+  status& recode(errc code) & noexcept {
+    code_ = code;
+    return *this;
+  }
+  status& prefix(const std::string& context) & {
+    message_ = context + ": " + message_;
+    return *this;
+  }
+  status&& prefix(const std::string& context) && {
+    message_ = context + ": " + message_;
+    return std::move(*this);
+  }
 
-  /// One line: "io-error: pwrite /dev/x: Input/output error" plus device detail when present.
+  /// One line, safe for a terminal (invalid UTF-8 and control characters escaped):
+  /// "io-error: pwrite /dev/x: Input/output error" plus the device detail when present.
   [[nodiscard]] std::string to_string() const;
 
  private:
@@ -89,9 +118,9 @@ class [[nodiscard]] status {
 };
 
 /// Builds a status from errno with a context string ("open /dev/x").
-[[nodiscard]] status errno_status(int err, const std::string& context);
+[[nodiscard]] OFFCOPY_API status errno_status(int err, const std::string& context);
 
-/// A value or a status; C++20 has no std::expected.
+/// A value or a status; C++20 has no std::expected. Thread safety: a plain value.
 template <class T>
 class [[nodiscard]] result {
  public:
@@ -111,4 +140,5 @@ class [[nodiscard]] result {
   std::variant<T, status> v_;
 };
 
+}  // namespace v0
 }  // namespace offcopy

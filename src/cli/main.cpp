@@ -1,18 +1,22 @@
-// offload-copy: probe, plan and copy from the command line (DESIGN §5).
-#include <fcntl.h>
-#include <sys/stat.h>
+// offload-copy: probe, plan and copy from the command line (DESIGN §5). Glue only: it parses the
+// arguments into an offcopy::job, runs it through the library, prints what the library renders
+// (text or JSON) and exits with the library's exit status. Opening devices, policy, outcome
+// classification and the report all belong to the library (src/core/job.cpp).
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <exception>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <CLI/CLI.hpp>
 
 #include "offcopy/offcopy.hpp"
 #include "src/cli/parse.hpp"
@@ -24,7 +28,8 @@ using namespace offcopy;
 std::atomic<bool> g_cancel{false};
 void on_signal(int) { g_cancel.store(true); }
 
-struct copy_args {
+/// What the command line says, before the library sees it.
+struct cli_args {
   std::string src, dst;
   std::vector<std::string> extents;
   std::string extents_file;
@@ -41,70 +46,21 @@ struct copy_args {
   std::size_t show_commands = 20;
 };
 
-int fail(const status& s, bool json, std::uint64_t written = 0) {
-  if (json) {
-    nlohmann::json j{{"status", "error"}, {"bytes_copied", written},
-                     {"error", {{"code", to_string(s.code())}, {"message", s.message()}}}};
-    std::cout << j.dump() << "\n";
-  }
-  std::cerr << "offload-copy: " << s.to_string() << "\n";
-  return cli::exit_code(s, written);
+/// Prints a job's result: stdout (text or JSON), one line on stderr when it failed.
+int finish(const job_result& r, bool json, std::size_t show_commands) {
+  std::string out = json ? r.to_json() + "\n" : r.to_text(show_commands);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  if (!r.ok()) std::fprintf(stderr, "offload-copy: %s\n", r.error_line().c_str());
+  return r.exit_status();
 }
 
-int do_probe(const std::string& path, bool json) {
-  auto dev = device::open(path);
-  if (!dev.ok()) return fail(dev.error(), json);
-  const capabilities& c = dev.value()->caps();
-  if (json) {
-    std::cout << c.to_json() << "\n";
-    return 0;
-  }
-  fmt::print("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind), c.size_bytes,
-             c.logical_block_bytes, c.physical_block_bytes, c.read_only ? ", read-only" : "");
-  if (c.block_path != c.path && !c.block_path.empty()) fmt::print("  data through {}\n", c.block_path);
-  if (!c.parent_path.empty()) fmt::print("  partition of {} starting at byte {}\n", c.parent_path, c.partition_start_bytes);
-  if (c.offload.empty()) fmt::print("  no offload mechanism\n");
-  for (const auto& m : c.offload) {
-    fmt::print("  {}: {}\n", m.backend, m.available ? "available" : "not available: " + m.reason);
-    if (m.available)
-      fmt::print("    limits: {} segments/command, {} blocks/segment, {} blocks/command{}\n",
-                 m.limits.max_segments_per_command, m.limits.max_segment_blocks, m.limits.max_command_blocks,
-                 m.limits.contiguous_destination ? ", contiguous destination" : "");
-    for (const auto& [k, v] : m.details) fmt::print("    {}: {}\n", k, v);
-  }
-  return 0;
-}
-
-/// Builds policy and extents from the arguments.
-status build(const copy_args& a, policy& pol, std::vector<extent>& extents) {
-  if (a.mode == "auto") pol.mode = copy_mode::automatic;
-  else if (a.mode == "offload") pol.mode = copy_mode::offload;
-  else if (a.mode == "fallback") pol.mode = copy_mode::fallback;
-  else return status(errc::invalid_argument, fmt::format("--mode '{}': expected auto, offload or fallback", a.mode));
-  pol.backends = a.backends;
-  if (a.submit == "auto") pol.submit = submission::automatic;
-  else if (a.submit == "sync") pol.submit = submission::synchronous;
-  else if (a.submit == "async") pol.submit = submission::asynchronous;
-  else return status(errc::invalid_argument, fmt::format("--submit '{}': expected auto, sync or async", a.submit));
-  if (a.in_flight == 0) return status(errc::invalid_argument, "--in-flight must be at least 1");
-  pol.commands_in_flight = a.in_flight;
-  pol.limit_override.max_segments_per_command = a.max_segments;
-  pol.limit_override.max_segment_blocks = a.max_segment_blocks;
-  pol.limit_override.max_command_blocks = a.max_command_blocks;
-  pol.allow_overlap = !a.no_overlap;
-  pol.verify = a.verify;
-  pol.sync = !a.no_sync;
-  pol.buffers_in_flight = a.buffers;
-  if (!a.buffer_size.empty()) {
-    auto b = cli::parse_size(a.buffer_size);
-    if (!b.ok()) return std::move(b).error().prefix("--buffer-size");
-    if (b.value() == 0 || b.value() > (1U << 30)) return status(errc::invalid_argument, "--buffer-size: 1 byte to 1 GiB");
-    pol.buffer_bytes = static_cast<std::uint32_t>(b.value());
-  }
+/// Extents from the arguments and --extents-file; --buffer-size.
+status fill_job(const cli_args& a, job& j) {
   for (const auto& t : a.extents) {
     auto e = cli::parse_extent(t);
     if (!e.ok()) return std::move(e).error();
-    extents.push_back(e.value());
+    j.extents.push_back(e.value());
   }
   if (!a.extents_file.empty()) {
     result<std::vector<extent>> list = status();
@@ -116,18 +72,37 @@ status build(const copy_args& a, policy& pol, std::vector<extent>& extents) {
       list = cli::parse_extents(f, a.extents_file);
     }
     if (!list.ok()) return std::move(list).error();
-    extents.insert(extents.end(), list.value().begin(), list.value().end());
-    if (list.value().empty() && extents.empty())
+    if (list.value().empty() && j.extents.empty())
       return status(errc::zero_length, fmt::format("--extents-file {}: no extents", a.extents_file));
+    j.extents.insert(j.extents.end(), list.value().begin(), list.value().end());
   }
+  if (!a.buffer_size.empty()) {
+    auto b = cli::parse_size(a.buffer_size);
+    if (!b.ok()) return std::move(b).error().prefix("--buffer-size");
+    if (b.value() == 0 || b.value() > (1U << 30))
+      return status(errc::invalid_argument, "--buffer-size: 1 byte to 1 GiB");
+    j.options.buffer_bytes = static_cast<std::uint32_t>(b.value());
+  }
+  job_options& o = j.options;
+  o.mode = a.mode;
+  o.backends = a.backends;
+  o.submit = a.submit;
+  o.commands_in_flight = a.in_flight;
+  o.limit_override.max_segments_per_command = a.max_segments;
+  o.limit_override.max_segment_blocks = a.max_segment_blocks;
+  o.limit_override.max_command_blocks = a.max_command_blocks;
+  o.allow_overlap = !a.no_overlap;
+  o.verify = a.verify;
+  o.sync = !a.no_sync;
+  o.force = a.force;
+  o.buffers_in_flight = a.buffers;
   return {};
 }
 
+/// A progress bar on stderr, redrawn at most every 100 ms.
 class progress_bar {
  public:
-  explicit progress_bar(bool on) : on_(on) {}
   void update(const progress& p) {
-    if (!on_) return;
     auto now = std::chrono::steady_clock::now();
     if (p.bytes_done < p.bytes_total && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
@@ -143,90 +118,32 @@ class progress_bar {
   }
 
  private:
-  bool on_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
 
-int do_plan_or_copy(const copy_args& a, bool execute_it) {
-  policy pol;
-  std::vector<extent> extents;
-  if (auto s = build(a, pol, extents); !s.ok()) return fail(s, a.json);
-
-  auto src = device::open(a.src);
-  if (!src.ok()) return fail(src.error(), a.json);
-  if (src.value()->caps().kind != device_kind::regular_file && src.value()->caps().kind != device_kind::block_device &&
-      src.value()->caps().block_path.empty() && src.value()->caps().size_bytes == 0)
-    return fail(status(errc::invalid_argument, a.src + ": size unknown"), a.json);
-
-  // A missing regular-file destination is created (as cp and dd do) and removed again on bad input
-  // (and after `plan`, which only needs it to exist while planning).
-  bool created = false;
-  struct stat st {};
-  if (::stat(a.dst.c_str(), &st) != 0 && errno == ENOENT) {
-    int fd = ::open(a.dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(errno_status(errno, "create " + a.dst), a.json);
-    ::close(fd);
-    created = true;
+int plan_or_copy(const cli_args& a, operation op) {
+  job j;
+  j.op = op;
+  j.source = a.src;
+  j.destination = a.dst;
+  if (auto s = fill_job(a, j); !s.ok()) return finish(job_result::failed(op, std::move(s)), a.json, 0);
+  progress_bar bar;
+  if (op == operation::copy) {
+    if (a.progress || (!a.no_progress && !a.json && ::isatty(STDERR_FILENO)))
+      j.options.on_progress = [&bar](const progress& p) { bar.update(p); };
+    j.options.cancel = &g_cancel;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
   }
-  auto remove_created = [&] {
-    if (created) ::unlink(a.dst.c_str());
-  };
-  open_options dopt;
-  dopt.writable = true;
-  dopt.exclusive = execute_it && !a.force;
-  auto dst = device::open(a.dst, dopt);
-  if (!dst.ok()) {
-    remove_created();
-    return fail(dst.error(), a.json);
-  }
-  request req{src.value(), dst.value(), extents};
-  auto p = make_plan(req, pol);
-  if (!p.ok()) {
-    remove_created();
-    return fail(p.error(), a.json);
-  }
-  if (!execute_it) {
-    remove_created();
-    if (a.json)
-      std::cout << p.value().to_json(0) << "\n";
-    else
-      std::cout << p.value().to_text(a.show_commands);
-    return 0;
-  }
-
-  bool bar_on = a.progress || (!a.no_progress && !a.json && ::isatty(STDERR_FILENO));
-  progress_bar bar(bar_on);
-  pol.on_progress = [&](const progress& pr) { bar.update(pr); };
-  pol.cancel = &g_cancel;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  report rep = execute(req, p.value(), pol);
+  job_result r = run(j);
   bar.done();
-  if (a.json) {
-    auto j = nlohmann::json::parse(rep.to_json());
-    j["source"] = a.src;
-    j["destination"] = a.dst;
-    j["mode"] = a.mode;
-    j["planned_backend"] = p.value().backend;
-    j["planned_commands"] = p.value().batches.size();
-    if (a.verify && p.value().ordered) j["verify_skipped"] = "source and destination overlap on one device";
-    std::cout << j.dump() << "\n";
-  } else {
-    fmt::print("{} -> {}: planned {} command{} on {}\n", a.src, a.dst, p.value().batches.size(),
-               p.value().batches.size() == 1 ? "" : "s", p.value().backend);
-    std::cout << rep.to_text();
-    if (a.verify && p.value().ordered && rep.result.ok())
-      std::cout << "  verify: skipped: source and destination overlap on one device\n";
-  }
-  if (!rep.result.ok()) {
-    std::cerr << "offload-copy: " << rep.result.to_string() << "\n";
-    return cli::exit_code(rep.result, rep.bytes_copied);
-  }
-  return 0;
+  return finish(r, a.json, a.show_commands);
 }
 
-void add_copy_options(CLI::App* cmd, copy_args& a) {
+void add_copy_options(CLI::App* cmd, cli_args& a) {
+  std::string names;
+  for (const backend_info& b : registered_backends()) names += (names.empty() ? "" : ", ") + b.name;
   cmd->add_option("SRC", a.src, "source file or device")->required();
   cmd->add_option("DST", a.dst, "destination file or device")->required();
   cmd->add_option("EXTENT", a.extents,
@@ -235,10 +152,10 @@ void add_copy_options(CLI::App* cmd, copy_args& a) {
   cmd->add_option("--extents-file", a.extents_file, "read extents, one per line ('-' = stdin)");
   cmd->add_option("--mode", a.mode, "auto (offload, else fall back), offload (fail rather than fall back), fallback")
       ->capture_default_str();
-  cmd->add_option("--backend", a.backends,
-                  "backends to try, in order (nvme-copy, scsi-xcopy, scsi-token, copy-file-range, buffered)");
+  cmd->add_option("--backend", a.backends, "backends to try, in order (" + names + ")");
   cmd->add_option("--in-flight", a.in_flight, "offload commands in flight")->capture_default_str();
-  cmd->add_option("--submit", a.submit, "NVMe submission: auto, sync (ioctl) or async (io_uring)")->capture_default_str();
+  cmd->add_option("--submit", a.submit, "NVMe submission: auto, sync (ioctl) or async (io_uring)")
+      ->capture_default_str();
   cmd->add_option("--max-segments", a.max_segments, "at most this many segments per command (tightens the device's)");
   cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
   cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
@@ -246,43 +163,83 @@ void add_copy_options(CLI::App* cmd, copy_args& a) {
   cmd->add_flag("--json", a.json, "print one JSON object");
 }
 
-}  // namespace
+/// The operation named on the command line (for an error before parsing finished).
+operation operation_in(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "probe") == 0) return operation::probe;
+    if (std::strcmp(argv[i], "plan") == 0) return operation::plan;
+    if (std::strcmp(argv[i], "copy") == 0) return operation::copy;
+  }
+  return operation::copy;
+}
 
-int main(int argc, char** argv) {
+bool json_requested(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--json") == 0) return true;
+  return false;
+}
+
+int run_cli(int argc, char** argv) {
   CLI::App app{"offload-copy: copy inside storage (NVMe Copy, SCSI XCOPY / token copy), with a fast fallback"};
   app.set_version_flag("--version", std::string("offload-copy ") + offcopy::version());
   app.require_subcommand(1);
 
-  std::string probe_path;
-  bool probe_json = false;
+  cli_args probe_args;
   auto* probe = app.add_subcommand("probe", "show what a device is and which copy offloads it offers");
-  probe->add_option("DEVICE", probe_path, "file, block device, /dev/ngXnY or /dev/sgN")->required();
-  probe->add_flag("--json", probe_json, "print one JSON object");
+  probe->add_option("DEVICE", probe_args.src, "file, block device, /dev/ngXnY or /dev/sgN")->required();
+  probe->add_flag("--json", probe_args.json, "print one JSON object");
 
-  copy_args plan_args;
+  cli_args plan_args;
   auto* plan_cmd = app.add_subcommand("plan", "print the commands a copy would send; writes nothing");
   add_copy_options(plan_cmd, plan_args);
   plan_cmd->add_option("--show", plan_args.show_commands, "commands to list in text output (0 = all)")
       ->capture_default_str();
 
-  copy_args copy_a;
+  cli_args copy_args;
   auto* copy_cmd = app.add_subcommand("copy", "copy, offloaded where possible, and report what ran");
-  add_copy_options(copy_cmd, copy_a);
-  copy_cmd->add_flag("--verify", copy_a.verify, "read both sides back (O_DIRECT) and compare");
-  copy_cmd->add_flag("--force", copy_a.force, "write to a block device even when it is mounted or in use");
-  copy_cmd->add_flag("--progress", copy_a.progress, "show a progress bar even when stderr is not a terminal");
-  copy_cmd->add_flag("--no-progress", copy_a.no_progress, "never show a progress bar");
-  copy_cmd->add_option("--buffer-size", copy_a.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
-  copy_cmd->add_option("--buffers", copy_a.buffers, "fallback: I/Os in flight");
-  copy_cmd->add_flag("--no-sync", copy_a.no_sync, "do not fdatasync the destination before reporting success");
+  add_copy_options(copy_cmd, copy_args);
+  copy_cmd->add_flag("--verify", copy_args.verify, "read both sides back (O_DIRECT) and compare");
+  copy_cmd->add_flag("--force", copy_args.force, "write to a block device even when it is mounted or in use");
+  copy_cmd->add_flag("--progress", copy_args.progress, "show a progress bar even when stderr is not a terminal");
+  copy_cmd->add_flag("--no-progress", copy_args.no_progress, "never show a progress bar");
+  copy_cmd->add_option("--buffer-size", copy_args.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
+  copy_cmd->add_option("--buffers", copy_args.buffers, "fallback: I/Os in flight");
+  copy_cmd->add_flag("--no-sync", copy_args.no_sync, "do not fdatasync the destination before reporting success");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (!json_requested(argc, argv)) return app.exit(e) == 0 ? 0 : 2;
+    // Under --json even a usage error is one JSON object (exit 2).
+    return finish(job_result::failed(operation_in(argc, argv), status(errc::invalid_argument, e.what())), true, 0);
   }
-  if (*probe) return do_probe(probe_path, probe_json);
-  if (*plan_cmd) return do_plan_or_copy(plan_args, false);
-  return do_plan_or_copy(copy_a, true);
+  if (*probe) {
+    job j;
+    j.op = operation::probe;
+    j.source = probe_args.src;
+    return finish(run(j), probe_args.json, 0);
+  }
+  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan);
+  return plan_or_copy(copy_args, operation::copy);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Nothing may end the program with an abort: whatever escapes is exit 1 with a message.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    status s(errc::internal, std::string("unexpected error: ") + e.what());
+    if (json_requested(argc, argv)) {
+      std::string out = job_result::failed(operation_in(argc, argv), s).to_json() + "\n";
+      std::fwrite(out.data(), 1, out.size(), stdout);
+    }
+    std::fprintf(stderr, "offload-copy: %s\n", s.to_string().c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "offload-copy: internal: unexpected error\n");
+    return 1;
+  }
 }

@@ -78,18 +78,4 @@ result<std::vector<extent>> parse_extents(std::istream& in, const std::string& n
   return out;
 }
 
-int exit_code(const status& s, std::uint64_t bytes_written) noexcept {
-  switch (s.code()) {
-    case errc::ok: return 0;
-    case errc::invalid_argument: case errc::not_found: case errc::out_of_range: case errc::misaligned:
-    case errc::zero_length: case errc::overlap: case errc::block_size_mismatch: case errc::read_only:
-    case errc::busy:
-      return bytes_written ? 1 : 2;
-    case errc::not_supported:
-      return bytes_written ? 1 : 3;
-    default:
-      return 1;
-  }
-}
-
 }  // namespace offcopy::cli

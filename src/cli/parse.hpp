@@ -22,7 +22,4 @@ namespace offcopy::cli {
 /// One extent per line; blank lines and lines starting with '#' are skipped.
 [[nodiscard]] result<std::vector<extent>> parse_extents(std::istream& in, const std::string& name);
 
-/// Exit status of the CLI for a final status and the bytes known written (DESIGN §5).
-[[nodiscard]] int exit_code(const status& s, std::uint64_t bytes_written) noexcept;
-
 }  // namespace offcopy::cli

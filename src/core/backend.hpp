@@ -19,10 +19,10 @@ namespace offcopy::detail {
 /// Can a backend copy this pair, and within which limits?
 struct pair_support {
   bool ok = false;
-  std::string reason;         ///< why not (shown as the fallback reason)
+  std::string reason;             ///< why not (shown as the fallback reason)
   std::uint32_t block_bytes = 1;  ///< unit the backend addresses (logical block size)
-  copy_limits limits;         ///< per-command limits, in block_bytes units
-  bool offload = false;       ///< true for device-side copies (cache coherence handled by the engine)
+  copy_limits limits;             ///< per-command limits, in block_bytes units
+  bool offload = false;           ///< true for device-side copies (cache coherence handled by the engine)
 };
 
 /// One command handed to a session. `segments` is valid only during submit(): the engine may
@@ -66,8 +66,7 @@ class backend {
   /// Whether this backend can copy from src to dst.
   [[nodiscard]] virtual pair_support check(const device_state& src, const device_state& dst,
                                            const policy& pol) const = 0;
-  [[nodiscard]] virtual result<std::unique_ptr<copy_session>> open_session(device_state& src,
-                                                                           device_state& dst,
+  [[nodiscard]] virtual result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
                                                                            const policy& pol) = 0;
 };
 
@@ -84,9 +83,9 @@ inline constexpr device_kinds all_device_kinds = 0xff;
 
 /// One registry row: everything the core knows about a backend.
 struct backend_row {
-  std::string_view name;    ///< "nvme-copy": the name in policies, plans, reports and probe output
+  std::string_view name;  ///< "nvme-copy": the name in policies, plans, reports and probe output
   backend_role role;
-  device_kinds discovers;   ///< device kinds whose discovery (probe) can find something
+  device_kinds discovers;  ///< device kinds whose discovery (probe) can find something
   backend& (*factory)();
 };
 

@@ -1,4 +1,5 @@
-// Opening devices: kind, size, block sizes, partitions, identity; then the backends probe.
+// Opening devices: classification only (kind, size, block sizes, partition, identity), through
+// the system-call seam. Backend discovery runs later, on demand (discovery.cpp).
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -7,53 +8,46 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "src/core/backend.hpp"
 #include "src/core/device_state.hpp"
+#include "src/core/sys.hpp"
 
 namespace offcopy {
 namespace detail {
 
 device_state::~device_state() {
-  if (fd >= 0) ::close(fd);
+  if (fd >= 0) sys().close(fd);
 }
 
 namespace {
-
-std::string read_sysfs(const std::string& path) {
-  std::ifstream f(path);
-  std::string s;
-  if (f) std::getline(f, s);
-  return s;
-}
 
 std::string basename_of(const std::string& p) {
   auto pos = p.find_last_of('/');
   return pos == std::string::npos ? p : p.substr(pos + 1);
 }
 
-std::string real_path(const std::string& p) {
-  char buf[PATH_MAX];
-  if (::realpath(p.c_str(), buf) == nullptr) return {};
-  return buf;
+std::string dirname_of(const std::string& p) {
+  auto pos = p.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  return pos == 0 ? "/" : p.substr(0, pos);
 }
 
 /// Fills size, block sizes, read-only, partition and identity of a block device.
 status describe_block(int fd, dev_t rdev, capabilities& caps) {
   std::uint64_t size = 0;
-  if (::ioctl(fd, BLKGETSIZE64, &size) != 0) return errno_status(errno, "BLKGETSIZE64 " + caps.path);
+  if (sys().ioctl(fd, BLKGETSIZE64, &size) != 0) return errno_status(errno, "BLKGETSIZE64 " + caps.path);
   int lbs = 0;
   unsigned int pbs = 0;
   int ro = 0;
-  if (::ioctl(fd, BLKSSZGET, &lbs) != 0) return errno_status(errno, "BLKSSZGET " + caps.path);
-  if (::ioctl(fd, BLKPBSZGET, &pbs) != 0) pbs = static_cast<unsigned>(lbs);
-  if (::ioctl(fd, BLKROGET, &ro) != 0) ro = 0;
+  if (sys().ioctl(fd, BLKSSZGET, &lbs) != 0) return errno_status(errno, "BLKSSZGET " + caps.path);
+  if (sys().ioctl(fd, BLKPBSZGET, &pbs) != 0) pbs = static_cast<unsigned>(lbs);
+  if (sys().ioctl(fd, BLKROGET, &ro) != 0) ro = 0;
   caps.size_bytes = size;
   caps.logical_block_bytes = static_cast<std::uint32_t>(lbs);
   caps.physical_block_bytes = pbs;
@@ -61,12 +55,12 @@ status describe_block(int fd, dev_t rdev, capabilities& caps) {
   caps.read_only = ro != 0;
   caps.block_path = caps.path;
 
-  std::string sys = fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev));
-  std::string start = read_sysfs(sys + "/start");
-  if (!start.empty() && !read_sysfs(sys + "/partition").empty()) {
+  std::string sys_dir = fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev));
+  std::string start = read_first_line(sys_dir + "/start");
+  if (!start.empty() && !read_first_line(sys_dir + "/partition").empty()) {
     caps.partition_start_bytes = std::strtoull(start.c_str(), nullptr, 10) * 512ULL;
-    std::string parent_sys = real_path(sys + "/..");
-    std::string parent_dev = read_sysfs(parent_sys + "/dev");
+    std::string parent_sys = resolved_path(sys_dir + "/..");
+    std::string parent_dev = read_first_line(parent_sys + "/dev");
     caps.parent_path = "/dev/" + basename_of(parent_sys);
     caps.identity = "blk:" + parent_dev;
     caps.identity_offset_bytes = caps.partition_start_bytes;
@@ -76,22 +70,50 @@ status describe_block(int fd, dev_t rdev, capabilities& caps) {
   return {};
 }
 
+/// A char device (/dev/ngXnY, /dev/sgN) described by the block device of the same medium, from
+/// sysfs: size, block sizes, read-only, block_path, identity. False when it has none.
+bool describe_char_by_twin(dev_t rdev, device_kind kind, capabilities& caps) {
+  const std::string sys_dir = fmt::format("/sys/dev/char/{}:{}", major(rdev), minor(rdev));
+  std::string disk;
+  if (kind == device_kind::nvme_char) {
+    // The generic node mirrors the namespace's name: ng0n1 <-> nvme0n1.
+    std::string node = basename_of(resolved_path(sys_dir));
+    if (node.rfind("ng", 0) == 0) disk = "nvme" + node.substr(2);
+  } else {
+    std::vector<std::string> names;
+    if (sys().list_dir((sys_dir + "/device/block").c_str(), &names) == 0 && !names.empty()) {
+      disk = names.front();
+      for (const auto& n : names) disk = std::min(disk, n);
+    }
+  }
+  if (disk.empty()) return false;
+  const std::string blk = "/sys/class/block/" + disk;
+  const std::string majmin = read_first_line(blk + "/dev");
+  const std::string sectors = read_first_line(blk + "/size");
+  const std::string lbs = read_first_line(blk + "/queue/logical_block_size");
+  if (majmin.empty() || sectors.empty() || lbs.empty()) return false;
+  caps.size_bytes = std::strtoull(sectors.c_str(), nullptr, 10) * 512ULL;
+  caps.logical_block_bytes = static_cast<std::uint32_t>(std::strtoul(lbs.c_str(), nullptr, 10));
+  std::string pbs = read_first_line(blk + "/queue/physical_block_size");
+  caps.physical_block_bytes =
+      pbs.empty() ? caps.logical_block_bytes : static_cast<std::uint32_t>(std::strtoul(pbs.c_str(), nullptr, 10));
+  caps.direct_io_align_bytes = caps.logical_block_bytes;
+  caps.read_only = read_first_line(blk + "/ro") == "1";
+  caps.identity = "blk:" + majmin;
+  struct stat st {};
+  const std::string dev_path = "/dev/" + disk;
+  if (sys().stat(dev_path.c_str(), &st) == 0 && S_ISBLK(st.st_mode) &&
+      fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev)) == majmin)
+    caps.block_path = dev_path;
+  return caps.size_bytes > 0 && caps.logical_block_bytes > 0;
+}
+
 }  // namespace
 
-void forget_discoveries() noexcept {}
-}  // namespace detail
-
-device::device(std::unique_ptr<detail::device_state> st) : state_(std::move(st)) {}
-device::~device() = default;
-const capabilities& device::caps() const noexcept { return state_->caps; }
-const std::string& device::path() const noexcept { return state_->caps.path; }
-int device::fd() const noexcept { return state_->fd; }
-
-result<std::shared_ptr<device>> device::open(const std::string& path, const open_options& options) {
-  using namespace detail;
+result<std::shared_ptr<device>> open_device(const std::string& path, open_intent intent, bool exclusive) {
   if (path.empty()) return status(errc::invalid_argument, "empty device path");
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (sys().stat(path.c_str(), &st) != 0) {
     int err = errno;
     if (err == ENOENT) return status(errc::not_found, fmt::format("{}: no such file or device", path), err);
     return errno_status(err, "stat " + path);
@@ -106,8 +128,8 @@ result<std::shared_ptr<device>> device::open(const std::string& path, const open
   } else if (S_ISBLK(st.st_mode)) {
     caps.kind = device_kind::block_device;
   } else if (S_ISCHR(st.st_mode)) {
-    std::string subsystem = basename_of(
-        real_path(fmt::format("/sys/dev/char/{}:{}/subsystem", major(st.st_rdev), minor(st.st_rdev))));
+    std::string subsystem =
+        basename_of(resolved_path(fmt::format("/sys/dev/char/{}:{}/subsystem", major(st.st_rdev), minor(st.st_rdev))));
     if (subsystem == "nvme-generic") {
       caps.kind = device_kind::nvme_char;
     } else if (subsystem == "scsi_generic") {
@@ -120,19 +142,20 @@ result<std::shared_ptr<device>> device::open(const std::string& path, const open
     return status(errc::invalid_argument, fmt::format("{}: not a file or a device", path));
   }
 
-  int flags = O_CLOEXEC | (options.writable ? O_RDWR : O_RDONLY);
-  if (options.exclusive && caps.kind == device_kind::block_device) flags |= O_EXCL;
-  int fd = ::open(path.c_str(), flags);
+  const bool rdwr = intent == open_intent::write;
+  int flags = O_CLOEXEC | (rdwr ? O_RDWR : O_RDONLY);
+  if (rdwr && exclusive && caps.kind == device_kind::block_device) flags |= O_EXCL;
+  int fd = sys().open(path.c_str(), flags, 0);
   if (fd < 0) {
     int err = errno;
     if (err == EBUSY)
       return status(errc::busy, fmt::format("{}: device is busy (mounted or in use); --force overrides", path), err);
-    if (options.writable && (err == EROFS || err == EACCES || err == EPERM))
+    if (rdwr && (err == EROFS || err == EACCES || err == EPERM))
       return status(errc::read_only, fmt::format("{}: cannot open for writing: {}", path, std::strerror(err)), err);
     return errno_status(err, "open " + path);
   }
   state->fd = fd;
-  state->writable = options.writable;
+  state->writable = intent != open_intent::read;
 
   if (caps.kind == device_kind::regular_file) {
     caps.size_bytes = static_cast<std::uint64_t>(st.st_size);
@@ -141,23 +164,86 @@ result<std::shared_ptr<device>> device::open(const std::string& path, const open
     caps.direct_io_align_bytes = 512;
     caps.block_path = path;
     caps.identity = fmt::format("file:{}:{}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
-    if (::access(path.c_str(), W_OK) != 0) caps.read_only = true;
+    if (sys().faccessat(AT_FDCWD, path.c_str(), W_OK, 0) != 0) caps.read_only = true;
+    if (intent == open_intent::plan_write && sys().faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) {
+      int err = errno;
+      return status(errc::read_only, fmt::format("{}: cannot open for writing: {}", path, std::strerror(err)), err);
+    }
   } else if (caps.kind == device_kind::block_device) {
     if (auto s = describe_block(fd, st.st_rdev, caps); !s.ok()) return s;
-    if (options.writable && caps.read_only)
+    if (intent != open_intent::read && caps.read_only)
       return status(errc::read_only, fmt::format("{}: block device is read-only", path), EROFS);
+  } else {
+    (void)describe_char_by_twin(st.st_rdev, caps.kind, caps);
   }
 
-  if (options.probe) {
-    for (const backend_row& row : registry()) {
-      if ((row.discovers & kind_bit(caps.kind)) == 0) continue;
-      std::size_t before = caps.offload.size();
-      find_backend(row.name)->probe(*state);
-      // The registry names the mechanisms a backend's discovery adds.
-      for (std::size_t i = before; i < caps.offload.size(); ++i) caps.offload[i].backend = std::string(row.name);
-    }
+  discovery_key& key = state->key;
+  key.kind = caps.kind;
+  key.cacheable = true;
+  if (caps.kind == device_kind::regular_file) {
+    key.dev = st.st_dev;
+    key.ino = st.st_ino;
+    key.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  } else {
+    key.dev = st.st_rdev;
   }
-  return std::make_shared<device>(std::move(state));
+  key.size_bytes = caps.size_bytes;
+  key.logical_block_bytes = caps.logical_block_bytes;
+
+  // A char device without a block twin can only be described by its backend: ask it now.
+  if ((caps.kind == device_kind::nvme_char || caps.kind == device_kind::scsi_generic) && caps.size_bytes == 0)
+    (void)discover_all(*state);
+  state->opened = caps;
+  state->opened.offload.clear();
+  return device_access::make(std::move(state));
+}
+
+result<std::shared_ptr<device>> planned_new_file(const std::string& path) {
+  const std::string dir = dirname_of(path);
+  int fd = sys().open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (fd < 0) return errno_status(errno, "create " + path);
+  if (sys().faccessat(fd, ".", W_OK, AT_EACCESS) != 0) {
+    int err = errno;
+    sys().close(fd);
+    return errno_status(err, "create " + path);
+  }
+  auto state = std::make_unique<device_state>();
+  state->fd = fd;  // the directory (O_PATH): checks see an open device; nothing reads or writes it
+  state->writable = true;
+  capabilities& caps = state->caps;
+  caps.path = path;
+  caps.kind = device_kind::regular_file;
+  caps.logical_block_bytes = 1;
+  caps.physical_block_bytes = 4096;
+  caps.block_path = path;
+  caps.identity = "new-file:" + path;
+  state->key.kind = caps.kind;
+  state->key.cacheable = false;
+  state->opened = caps;
+  return device_access::make(std::move(state));
+}
+
+}  // namespace detail
+
+device::device(std::unique_ptr<detail::device_state> st) noexcept : state_(std::move(st)) {}
+device::~device() = default;
+const capabilities& device::caps() const noexcept { return state_->opened; }
+const std::string& device::path() const noexcept { return state_->opened.path; }
+int device::fd() const noexcept { return state_->fd; }
+
+capabilities device::probe() const {
+  (void)detail::discover_all(*state_);
+  std::lock_guard lock(state_->mu);
+  return state_->caps;
+}
+
+result<std::shared_ptr<device>> device::open(const std::string& path, const open_options& options) noexcept {
+  try {
+    return detail::open_device(path, options.writable ? detail::open_intent::write : detail::open_intent::read,
+                               options.exclusive);
+  } catch (const std::exception& e) {
+    return status(errc::internal, fmt::format("open {}: {}", path, e.what()));
+  }
 }
 
 }  // namespace offcopy

@@ -13,6 +13,8 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
+#include "src/core/sys.hpp"
+#include "src/core/verify.hpp"
 
 namespace offcopy {
 namespace detail {
@@ -70,18 +72,22 @@ bool split(std::vector<plan_segment>& segs, const work& w, work& a, work& b) {
   return true;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void flush_before(device_state& src, device_state& dst) {
   // Dirty pages of either side must be on the medium before the device copies behind the cache.
   // A char device (/dev/ngXnY, /dev/sgN) has no page cache of its own: the cache that matters
   // is that of its block device, so sync that one.
   for (device_state* d : {&src, &dst}) {
-    ::fsync(d->fd);
+    (void)sys().fsync(d->fd);
     if (d->caps.kind != device_kind::regular_file && d->caps.kind != device_kind::block_device &&
         !d->caps.block_path.empty()) {
-      int fd = ::open(d->caps.block_path.c_str(), O_RDONLY | O_CLOEXEC);
+      int fd = sys().open(d->caps.block_path.c_str(), O_RDONLY | O_CLOEXEC, 0);
       if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
+        (void)sys().fsync(fd);
+        sys().close(fd);
       }
     }
   }
@@ -90,17 +96,17 @@ void flush_before(device_state& src, device_state& dst) {
 void invalidate_after(device_state& dst, const std::vector<plan_segment>& segs, std::uint32_t unit) {
   // The destination's cached pages are stale now (DESIGN §1): drop them.
   if (dst.caps.kind == device_kind::block_device) {
-    ::ioctl(dst.fd, BLKFLSBUF, 0);
+    (void)sys().ioctl(dst.fd, BLKFLSBUF, nullptr);
   } else if (dst.caps.kind == device_kind::regular_file) {
-    ::fdatasync(dst.fd);
+    (void)sys().fdatasync(dst.fd);
     for (const auto& s : segs)
-      ::posix_fadvise(dst.fd, static_cast<off_t>(s.dst_block * unit), static_cast<off_t>(s.blocks * unit),
-                      POSIX_FADV_DONTNEED);
+      (void)sys().posix_fadvise(dst.fd, static_cast<off_t>(s.dst_block * unit), static_cast<off_t>(s.blocks * unit),
+                                POSIX_FADV_DONTNEED);
   } else if (!dst.caps.block_path.empty()) {
-    int fd = ::open(dst.caps.block_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = sys().open(dst.caps.block_path.c_str(), O_RDONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
-      ::ioctl(fd, BLKFLSBUF, 0);
-      ::close(fd);
+      (void)sys().ioctl(fd, BLKFLSBUF, nullptr);
+      sys().close(fd);
     }
   }
 }
@@ -124,8 +130,8 @@ class runner {
   }
 
   void run() {
-    device_state& src = req_.source->state();
-    device_state& dst = req_.destination->state();
+    device_state& src = state_of(*req_.source);
+    device_state& dst = state_of(*req_.destination);
     const std::string& kind = plan_.backend;
     bool offload = is_offload(kind);
     std::unique_ptr<copy_session> session;
@@ -134,7 +140,7 @@ class runner {
       rep_.result = status(errc::invalid_argument, fmt::format("plan names an unknown backend '{}'", kind));
       return;
     }
-    if (auto s = planned->open_session(src, dst, pol_); s.ok()) {
+    if (auto s = open_session(*planned, src, dst); s.ok()) {
       session = std::move(s).value();
     } else if (offload && s.error().code() == errc::not_supported && pol_.mode == copy_mode::automatic) {
       rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, s.error().message()));
@@ -147,15 +153,16 @@ class runner {
       return;
     }
     if (session) {
-      if (offload) flush_before(src, dst);
+      if (offload) timed_flush([&] { flush_before(src, dst); });
       if (!drive(*session, kind, offload)) {
         // Even a failed offload may have written blocks (bytes_copied says which): the destination's
         // cached pages over them are stale all the same (DESIGN §1 coherence).
-        if (offload) invalidate_after(dst, segs_, plan_.block_bytes);
+        if (offload) timed_flush([&] { invalidate_after(dst, segs_, plan_.block_bytes); });
         return;
       }
-      status fin = session->finish();
-      if (offload) invalidate_after(dst, segs_, plan_.block_bytes);
+      status fin;
+      timed_flush([&] { fin = session->finish(); });
+      if (offload) timed_flush([&] { invalidate_after(dst, segs_, plan_.block_bytes); });
       if (!fin.ok()) {
         rep_.result = std::move(fin);
         return;
@@ -167,7 +174,24 @@ class runner {
     fall_back(src, dst);
   }
 
+  /// Seconds spent flushing caches and syncing (the rest of the run is copying).
+  [[nodiscard]] double flush_seconds() const noexcept { return flush_seconds_; }
+
  private:
+  template <class F>
+  void timed_flush(F&& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    flush_seconds_ += seconds_since(t0);
+  }
+
+  /// open_session with both devices' discovery state held still (another thread may be planning
+  /// on the same device).
+  result<std::unique_ptr<copy_session>> open_session(backend& b, device_state& src, device_state& dst) {
+    std::scoped_lock lock(src.mu, dst.mu);
+    return b.open_session(src, dst, pol_);
+  }
+
   /// Runs the queue on one session. False when the copy must stop (rep_.result set).
   /// Returns true with work left in queue_ when the backend said "not supported" in auto mode.
   bool drive(copy_session& session, const std::string& kind, bool offload) {
@@ -183,6 +207,11 @@ class runner {
       bool stop = !first_error.ok() || fallback;
       // Submit while there is room and no barrier needs the pipe drained.
       while (!stop && !queue_.empty() && inflight.size() < depth) {
+        if (!callback_error_.ok()) {
+          first_error = callback_error_;
+          stop = true;
+          break;
+        }
         if (pol_.cancel && pol_.cancel->load()) {
           first_error = status(errc::cancelled, "cancelled by the caller");
           stop = true;
@@ -259,16 +288,24 @@ class runner {
       if (row.role != backend_role::fallback || row.name == plan_.backend) continue;  // offload, or ran already
       std::string k(row.name);
       backend* b = find_backend(k);
-      pair_support s = b->check(src, dst, pol_);
+      (void)ensure_discovered(src, row);
+      (void)ensure_discovered(dst, row);
+      pair_support s;
+      {
+        std::scoped_lock lock(src.mu, dst.mu);
+        s = b->check(src, dst, pol_);
+      }
       if (!s.ok) continue;
-      auto sess = b->open_session(src, dst, pol_);
+      auto sess = open_session(*b, src, dst);
       if (!sess.ok()) {
         if (sess.error().code() == errc::not_supported) continue;
         rep_.result = std::move(sess).error();
         return;
       }
       if (!drive(*sess.value(), k, false)) return;
-      if (auto f = sess.value()->finish(); !f.ok()) {
+      status f;
+      timed_flush([&] { f = sess.value()->finish(); });
+      if (!f.ok()) {
         rep_.result = std::move(f);
         return;
       }
@@ -287,8 +324,15 @@ class runner {
       pr.bytes_done = rep_.bytes_copied;
       pr.bytes_total = total_;
       pr.commands_done = commands_done_;
-      pr.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      pol_.on_progress(pr);
+      pr.elapsed_seconds = seconds_since(start_);
+      // The callback is the caller's code: whatever it throws stops the copy, never unwinds the engine.
+      try {
+        if (callback_error_.ok()) pol_.on_progress(pr);
+      } catch (const std::exception& e) {
+        callback_error_ = status(errc::internal, fmt::format("progress callback threw: {}", e.what()));
+      } catch (...) {
+        callback_error_ = status(errc::internal, "progress callback threw");
+      }
     }
   }
 
@@ -301,41 +345,65 @@ class runner {
   std::chrono::steady_clock::time_point start_;
   std::uint64_t total_ = 0;
   std::uint64_t commands_done_ = 0;
+  double flush_seconds_ = 0;
+  status callback_error_;
 };
 
 }  // namespace
-}  // namespace detail
 
-report execute(const request& req, const plan& p, const policy& pol) {
+report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   report rep;
   auto t0 = std::chrono::steady_clock::now();
+  rep.time = p.time;
   rep.bytes_requested = p.total_bytes();
   if (!p.fallback_reason.empty()) rep.fallback_reasons.push_back(p.fallback_reason);
   if (!req.source || !req.destination) {
     rep.result = status(errc::invalid_argument, "request needs a source and a destination");
     return rep;
   }
-  detail::runner r(req, p, pol, rep);
+  runner r(req, p, pol, rep);
   r.run();
-  rep.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double run_seconds = seconds_since(t0);
+  rep.elapsed_seconds = run_seconds;
+  rep.time.flush_seconds = r.flush_seconds();
+  rep.time.copy_seconds = std::max(0.0, run_seconds - r.flush_seconds());
   if (rep.result.ok() && pol.verify) {
-    std::int64_t mismatch = -1;
-    request vr = req;
-    if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
     if (p.ordered) {
-      // Cannot compare after an overlapping same-device move: verified stays false. Not a fallback
-      // reason (DESIGN §5: fallback_reason means a fallback happened); callers see plan::ordered.
-    } else if (auto s = verify(vr, mismatch); !s.ok()) {
-      rep.first_mismatch_offset = mismatch;
-      rep.result = std::move(s);
+      // Cannot compare after an overlapping same-device move: the source no longer holds the
+      // original bytes. Not a fallback reason (DESIGN §5: fallback_reason means a fallback happened).
+      rep.verify_skipped = true;
     } else {
-      rep.verified = true;
+      auto tv = std::chrono::steady_clock::now();
+      std::int64_t mismatch = -1;
+      request vr = req;
+      if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
+      if (auto s = verify_extents(vr, mismatch); !s.ok()) {
+        rep.first_mismatch_offset = mismatch;
+        rep.result = std::move(s);
+      } else {
+        rep.verified = true;
+      }
+      rep.time.verify_seconds = seconds_since(tv);
     }
   }
   return rep;
 }
 
-report copy(const request& req, const policy& pol) {
+}  // namespace detail
+
+namespace v0 {
+
+report execute(const request& req, const plan& p, const policy& pol) noexcept {
+  try {
+    return detail::execute_unchecked(req, p, pol);
+  } catch (const std::exception& e) {
+    report rep;
+    rep.result = status(errc::internal, fmt::format("execute: {}", e.what()));
+    return rep;
+  }
+}
+
+report copy(const request& req, const policy& pol) noexcept {
   auto p = make_plan(req, pol);
   if (!p.ok()) {
     report rep;
@@ -345,4 +413,5 @@ report copy(const request& req, const policy& pol) {
   return execute(req, p.value(), pol);
 }
 
+}  // namespace v0
 }  // namespace offcopy

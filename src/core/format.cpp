@@ -1,4 +1,6 @@
-// Text and JSON renderings of plans and reports.
+// Text and JSON renderings of capabilities, plans and reports. Every text goes through
+// detail::terminal_safe and every JSON through detail::dump_json: paths and device strings are
+// untrusted bytes.
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -6,11 +8,13 @@
 #include "offcopy/device.hpp"
 #include "offcopy/plan.hpp"
 #include "offcopy/report.hpp"
+#include "src/core/format.hpp"
+#include "src/core/text.hpp"
 
 namespace offcopy {
-namespace {
+namespace detail {
 
-nlohmann::json limits_json(const copy_limits& l) {
+nlohmann::json limits_to_json(const copy_limits& l) {
   return {{"max_segments_per_command", l.max_segments_per_command},
           {"max_segment_blocks", l.max_segment_blocks},
           {"max_command_blocks", l.max_command_blocks},
@@ -27,7 +31,7 @@ std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.1f} {}", b, units[u]);
 }
 
-nlohmann::json status_json(const status& s) {
+nlohmann::json status_to_json(const status& s) {
   nlohmann::json j{{"code", to_string(s.code())}, {"message", s.message()}};
   if (s.sys_errno()) j["errno"] = s.sys_errno();
   if (const auto& n = s.nvme()) {
@@ -42,10 +46,19 @@ nlohmann::json status_json(const status& s) {
   return j;
 }
 
-}  // namespace
+nlohmann::json timings_to_json(const timings& t) {
+  return {{"open_seconds", t.open_seconds},   {"probe_seconds", t.probe_seconds},
+          {"plan_seconds", t.plan_seconds},   {"flush_seconds", t.flush_seconds},
+          {"copy_seconds", t.copy_seconds},   {"verify_seconds", t.verify_seconds}};
+}
 
-std::string capabilities::to_json() const {
-  const capabilities& c = *this;
+std::string timings_to_text(const timings& t) {
+  return fmt::format("time: open {:.3f} s, probe {:.3f} s, plan {:.3f} s, flush {:.3f} s, copy {:.3f} s, verify {:.3f} s",
+                     t.open_seconds, t.probe_seconds, t.plan_seconds, t.flush_seconds, t.copy_seconds,
+                     t.verify_seconds);
+}
+
+nlohmann::json capabilities_to_json(const capabilities& c) {
   nlohmann::json j{{"path", c.path},
                    {"kind", to_string(c.kind)},
                    {"size_bytes", c.size_bytes},
@@ -65,15 +78,86 @@ std::string capabilities::to_json() const {
     off.push_back({{"backend", m.backend},
                    {"available", m.available},
                    {"reason", m.reason},
-                   {"limits",
-                    {{"max_segments_per_command", m.limits.max_segments_per_command},
-                     {"max_segment_blocks", m.limits.max_segment_blocks},
-                     {"max_command_blocks", m.limits.max_command_blocks},
-                     {"contiguous_destination", m.limits.contiguous_destination}}},
+                   {"limits", limits_to_json(m.limits)},
                    {"details", d}});
   }
-  return j.dump();
+  return j;
 }
+
+std::string capabilities_to_text(const capabilities& c) {
+  std::string out = fmt::format("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind),
+                                c.size_bytes, c.logical_block_bytes, c.physical_block_bytes,
+                                c.read_only ? ", read-only" : "");
+  if (c.block_path != c.path && !c.block_path.empty()) out += fmt::format("  data through {}\n", c.block_path);
+  if (!c.parent_path.empty())
+    out += fmt::format("  partition of {} starting at byte {}\n", c.parent_path, c.partition_start_bytes);
+  if (c.offload.empty()) out += "  no offload mechanism\n";
+  for (const auto& m : c.offload) {
+    out += fmt::format("  {}: {}\n", m.backend, m.available ? "available" : "not available: " + m.reason);
+    if (m.available)
+      out += fmt::format("    limits: {} segments/command, {} blocks/segment, {} blocks/command{}\n",
+                         m.limits.max_segments_per_command, m.limits.max_segment_blocks, m.limits.max_command_blocks,
+                         m.limits.contiguous_destination ? ", contiguous destination" : "");
+    for (const auto& [k, v] : m.details) out += fmt::format("    {}: {}\n", k, v);
+  }
+  return terminal_safe(out);
+}
+
+nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
+  nlohmann::json j;
+  j["backend"] = p.backend;
+  j["block_bytes"] = p.block_bytes;
+  j["total_bytes"] = p.total_bytes();
+  j["commands_total"] = p.batches.size();
+  j["segments_total"] = p.segments.size();
+  j["ordered"] = p.ordered;
+  j["limits"] = limits_to_json(p.limits);
+  if (!p.fallback_reason.empty()) j["fallback_reason"] = p.fallback_reason;
+  auto& cons = j["considered"] = nlohmann::json::array();
+  for (const auto& c : p.considered) cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
+  auto& cmds = j["commands"] = nlohmann::json::array();
+  std::size_t n = max_commands == 0 ? p.batches.size() : std::min(max_commands, p.batches.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const plan_batch& b = p.batches[i];
+    nlohmann::json segs = nlohmann::json::array();
+    for (std::uint32_t k = 0; k < b.segment_count; ++k) {
+      const plan_segment& s = p.segments[b.first_segment + k];
+      segs.push_back({s.src_block, s.dst_block, s.blocks});
+    }
+    cmds.push_back({{"barrier", b.barrier}, {"segments", std::move(segs)}});
+  }
+  return j;
+}
+
+nlohmann::json report_to_json(const report& r) {
+  nlohmann::json j;
+  j["status"] = r.result.ok() ? "ok" : "error";
+  j["bytes_requested"] = r.bytes_requested;
+  j["bytes_copied"] = r.bytes_copied;
+  auto& be = j["backends"] = nlohmann::json::object();
+  for (const auto& [name, u] : r.usage) {
+    if (u.commands == 0 && u.bytes == 0) continue;
+    be[name] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
+  }
+  if (!r.fallback_reasons.empty()) {
+    j["fallback_reason"] = r.fallback_reasons.front();
+    j["fallback_reasons"] = r.fallback_reasons;
+  }
+  j["elapsed_seconds"] = r.elapsed_seconds;
+  j["timings"] = timings_to_json(r.time);
+  j["verified"] = r.verified;
+  if (r.verify_skipped) j["verify_skipped"] = "source and destination overlap on one device";
+  if (r.first_mismatch_offset >= 0) j["first_mismatch_offset"] = r.first_mismatch_offset;
+  if (!r.result.ok()) j["error"] = status_to_json(r.result);
+  return j;
+}
+
+}  // namespace detail
+
+namespace v0 {
+
+std::string capabilities::to_json() const { return detail::dump_json(detail::capabilities_to_json(*this)); }
+std::string capabilities::to_text() const { return detail::capabilities_to_text(*this); }
 
 std::uint64_t plan::batch_blocks(const plan_batch& b) const noexcept {
   std::uint64_t n = 0;
@@ -90,7 +174,7 @@ std::uint64_t plan::total_bytes() const noexcept {
 std::string plan::to_text(std::size_t max_commands) const {
   std::string out = fmt::format("backend {}, {} command{}, {} segment{}, {} ({} bytes) in {}-byte blocks{}\n",
                                 backend, batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
-                                segments.size() == 1 ? "" : "s", human_bytes(static_cast<double>(total_bytes())),
+                                segments.size() == 1 ? "" : "s", detail::human_bytes(static_cast<double>(total_bytes())),
                                 total_bytes(), block_bytes, ordered ? ", ordered (overlapping)" : "");
   out += fmt::format("limits: segments/command {}, blocks/segment {}, blocks/command {}{}\n",
                      limits.max_segments_per_command ? std::to_string(limits.max_segments_per_command) : "-",
@@ -111,41 +195,19 @@ std::string plan::to_text(std::size_t max_commands) const {
     }
   }
   if (n < batches.size()) out += fmt::format("... {} more commands\n", batches.size() - n);
-  return out;
+  return detail::terminal_safe(out);
 }
 
 std::string plan::to_json(std::size_t max_commands) const {
-  nlohmann::json j;
-  j["backend"] = backend;
-  j["block_bytes"] = block_bytes;
-  j["total_bytes"] = total_bytes();
-  j["commands_total"] = batches.size();
-  j["segments_total"] = segments.size();
-  j["ordered"] = ordered;
-  j["limits"] = limits_json(limits);
-  if (!fallback_reason.empty()) j["fallback_reason"] = fallback_reason;
-  auto& cons = j["considered"] = nlohmann::json::array();
-  for (const auto& c : considered) cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
-  auto& cmds = j["commands"] = nlohmann::json::array();
-  std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const plan_batch& b = batches[i];
-    nlohmann::json segs = nlohmann::json::array();
-    for (std::uint32_t k = 0; k < b.segment_count; ++k) {
-      const plan_segment& s = segments[b.first_segment + k];
-      segs.push_back({s.src_block, s.dst_block, s.blocks});
-    }
-    cmds.push_back({{"barrier", b.barrier}, {"segments", std::move(segs)}});
-  }
-  return j.dump();
+  return detail::dump_json(detail::plan_to_json(*this, max_commands));
 }
 
 std::string report::to_text() const {
   std::string out;
   double rate = elapsed_seconds > 0 ? static_cast<double>(bytes_copied) / elapsed_seconds : 0;
   out += fmt::format("{}: {} of {} copied ({} bytes) in {:.3f} s, {}/s\n", result.ok() ? "done" : "FAILED",
-                     human_bytes(static_cast<double>(bytes_copied)), human_bytes(static_cast<double>(bytes_requested)),
-                     bytes_copied, elapsed_seconds, human_bytes(rate));
+                     detail::human_bytes(static_cast<double>(bytes_copied)), detail::human_bytes(static_cast<double>(bytes_requested)),
+                     bytes_copied, elapsed_seconds, detail::human_bytes(rate));
   for (const auto& [name, u] : usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
     out += fmt::format("  {}: {} bytes in {} command{}{}\n", name, u.bytes, u.commands,
@@ -153,32 +215,16 @@ std::string report::to_text() const {
   }
   for (const auto& r : fallback_reasons) out += fmt::format("  fallback: {}\n", r);
   if (verified) out += "  verify: source and destination match\n";
+  if (verify_skipped) out += "  verify: skipped: source and destination overlap on one device\n";
+  out += "  " + detail::timings_to_text(time) + "\n";
   if (!result.ok()) {
     out += fmt::format("  error: {}\n", result.to_string());
     out += fmt::format("  bytes known done: {}\n", bytes_copied);
   }
-  return out;
+  return detail::terminal_safe(out);
 }
 
-std::string report::to_json() const {
-  nlohmann::json j;
-  j["status"] = result.ok() ? "ok" : "error";
-  j["bytes_requested"] = bytes_requested;
-  j["bytes_copied"] = bytes_copied;
-  auto& be = j["backends"] = nlohmann::json::object();
-  for (const auto& [name, u] : usage) {
-    if (u.commands == 0 && u.bytes == 0) continue;
-    be[name] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
-  }
-  if (!fallback_reasons.empty()) {
-    j["fallback_reason"] = fallback_reasons.front();
-    j["fallback_reasons"] = fallback_reasons;
-  }
-  j["elapsed_seconds"] = elapsed_seconds;
-  j["verified"] = verified;
-  if (first_mismatch_offset >= 0) j["first_mismatch_offset"] = first_mismatch_offset;
-  if (!result.ok()) j["error"] = status_json(result);
-  return j.dump();
-}
+std::string report::to_json() const { return detail::dump_json(detail::report_to_json(*this)); }
 
+}  // namespace v0
 }  // namespace offcopy

@@ -45,8 +45,6 @@ std::size_t index_of(std::string_view name) noexcept {
 
 }  // namespace
 
-void forget_discoveries() noexcept;  // device.cpp: a replaced backend must be asked again
-
 std::span<const backend_row> registry() noexcept { return rows; }
 
 const backend_row* find_row(std::string_view name) noexcept {
@@ -89,3 +87,14 @@ void reset_discovered_kinds(std::string_view name) noexcept {
 }
 
 }  // namespace offcopy::detail
+
+namespace offcopy::v0 {
+
+std::vector<backend_info> registered_backends() {
+  std::vector<backend_info> out;
+  for (const detail::backend_row& r : detail::registry())
+    out.push_back({std::string(r.name), r.role == detail::backend_role::offload});
+  return out;
+}
+
+}  // namespace offcopy::v0

@@ -7,8 +7,9 @@
 #include "offcopy/report.hpp"
 #include "offcopy/status.hpp"
 #include "offcopy/version.hpp"
+#include "src/core/text.hpp"
 
-namespace offcopy {
+namespace offcopy::v0 {
 
 const char* to_string(errc code) noexcept {
   switch (code) {
@@ -35,7 +36,7 @@ const char* to_string(errc code) noexcept {
 
 std::string status::to_string() const {
   if (ok()) return "ok";
-  std::string s = fmt::format("{}: {}", offcopy::to_string(code_), message_);
+  std::string s = fmt::format("{}: {}", v0::to_string(code_), message_);
   if (nvme_) {
     s += fmt::format(" [NVMe SCT {:#x} SC {:#04x}{}{}, DW0 {}]", nvme_->sct, nvme_->sc, nvme_->dnr ? " DNR" : "",
                      nvme_->name.empty() ? "" : " " + nvme_->name, nvme_->dw0);
@@ -45,7 +46,8 @@ std::string status::to_string() const {
                      scsi_->sense_key, scsi_->asc, scsi_->ascq, scsi_->text.empty() ? "" : " " + scsi_->text,
                      scsi_->information_valid ? fmt::format(" info {}", scsi_->information) : "");
   }
-  return s;
+  // Paths, device names and sense text are untrusted bytes: nothing a terminal would act on.
+  return detail::terminal_safe(s);
 }
 
 status errno_status(int err, const std::string& context) {
@@ -111,4 +113,4 @@ const backend_usage& report::of(std::string_view name) const noexcept {
 
 const char* version() noexcept { return OFFCOPY_VERSION; }
 
-}  // namespace offcopy
+}  // namespace offcopy::v0

@@ -1,14 +1,30 @@
 #include "src/core/sys.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 
 namespace offcopy::detail {
 namespace {
+
+int list_dir_real(const char* path, std::vector<std::string>* names) {
+  DIR* d = ::opendir(path);
+  if (d == nullptr) return -1;
+  names->clear();
+  while (const dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names->push_back(std::move(n));
+  }
+  ::closedir(d);
+  return 0;
+}
 
 const sys_table real_table = {
     [](const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); },
@@ -22,10 +38,14 @@ const sys_table real_table = {
       return ::copy_file_range(fd_in, off_in, fd_out, off_out, length, flags);
     },
     [](int fd, struct stat* st) { return ::fstat(fd, st); },
-    [](unsigned entries, struct io_uring* ring, unsigned flags) {
-      return ::io_uring_queue_init(entries, ring, flags);
-    },
+    [](unsigned entries, struct io_uring* ring, unsigned flags) { return ::io_uring_queue_init(entries, ring, flags); },
     [](bool, int, std::uint64_t, std::uint32_t, int res) { return res; },
+    [](const char* path, struct stat* st) { return ::stat(path, st); },
+    [](int dirfd, const char* path, int mode, int flags) { return ::faccessat(dirfd, path, mode, flags); },
+    [](const char* path) { return ::unlink(path); },
+    [](int fd, off_t offset, off_t len, int advice) { return ::posix_fadvise(fd, offset, len, advice); },
+    [](const char* path, char* resolved) { return ::realpath(path, resolved); },
+    &list_dir_real,
 };
 
 std::atomic<const sys_table*> current{&real_table};
@@ -34,6 +54,30 @@ std::atomic<const sys_table*> current{&real_table};
 
 const sys_table& sys() noexcept { return *current.load(std::memory_order_acquire); }
 const sys_table& real_sys() noexcept { return real_table; }
+
+std::string read_first_line(const std::string& path) {
+  int fd = sys().open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return {};
+  std::string s;
+  char buf[512];
+  for (;;) {
+    ssize_t n = sys().pread(fd, buf, sizeof buf, static_cast<off_t>(s.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    s.append(buf, static_cast<std::size_t>(n));
+    if (s.find('\n') != std::string::npos || s.size() > 4096) break;
+  }
+  sys().close(fd);
+  if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+std::string resolved_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (sys().realpath(path.c_str(), buf) == nullptr) return {};
+  return buf;
+}
 
 scoped_sys_override::scoped_sys_override(const sys_table& table) noexcept
     : table_(table), previous_(current.load(std::memory_order_acquire)) {

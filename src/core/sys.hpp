@@ -1,18 +1,25 @@
-// The syscall seam: every system call offcopy makes goes through sys(), so tests can script
-// EINTR, short reads and writes, EIO, EXDEV/EOPNOTSUPP without hardware (STYLE principle 6).
+// The system-call seam. Every system call of src/core (opening, classifying and flushing devices,
+// sysfs reads, creating a missing destination, verify's read-back) and of the fallback copiers goes
+// through sys(), so tests can script EINTR, short reads and writes, EIO, ENOENT, EXDEV/EOPNOTSUPP
+// without hardware (STYLE principle 6). Not covered: the NVMe and SCSI pass-through commands,
+// which go through their transports (src/nvme/transport.hpp, src/scsi/transport.hpp) and are
+// scripted with the device models instead.
 #pragma once
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 struct io_uring;
 
 namespace offcopy::detail {
 
 /// The system calls, as function pointers with the libc convention: -1 and errno on failure
-/// (the io_uring entries follow liburing's: -errno returned).
+/// (the io_uring entries follow liburing's: -errno returned; posix_fadvise returns the error).
+/// New entries go at the end, so tests that copy real_sys() and replace a few keep compiling.
 struct sys_table {
   int (*open)(const char* path, int flags, mode_t mode);
   int (*close)(int fd);
@@ -21,8 +28,7 @@ struct sys_table {
   int (*ioctl)(int fd, unsigned long request, void* arg);
   int (*fsync)(int fd);
   int (*fdatasync)(int fd);
-  ssize_t (*copy_file_range)(int fd_in, off_t* off_in, int fd_out, off_t* off_out, size_t length,
-                             unsigned flags);
+  ssize_t (*copy_file_range)(int fd_in, off_t* off_in, int fd_out, off_t* off_out, size_t length, unsigned flags);
   int (*fstat)(int fd, struct stat* st);
 
   /// io_uring_queue_init; a test returning -ENOSYS forces the pread/pwrite path.
@@ -30,6 +36,16 @@ struct sys_table {
   /// Sees every io_uring read/write completion before the caller does and returns the result
   /// to use (bytes, or -errno). The real one returns `res`; tests shorten or fail completions.
   int (*uring_result)(bool is_write, int fd, std::uint64_t offset, std::uint32_t length, int res);
+
+  int (*stat)(const char* path, struct stat* st);
+  int (*faccessat)(int dirfd, const char* path, int mode, int flags);
+  int (*unlink)(const char* path);
+  /// Returns 0 or an error number (posix_fadvise's own convention).
+  int (*posix_fadvise)(int fd, off_t offset, off_t len, int advice);
+  /// realpath(3) into `resolved` (PATH_MAX bytes); nullptr and errno on failure.
+  char* (*realpath)(const char* path, char* resolved);
+  /// The names in a directory, "." and ".." left out; -1 and errno on failure.
+  int (*list_dir)(const char* path, std::vector<std::string>* names);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).
@@ -37,6 +53,13 @@ struct sys_table {
 
 /// The real system calls (to delegate to from a test's fake).
 [[nodiscard]] const sys_table& real_sys() noexcept;
+
+/// Reads a small text file (sysfs attribute) through the seam: its first line, trailing
+/// whitespace removed; empty when it cannot be read.
+[[nodiscard]] std::string read_first_line(const std::string& path);
+
+/// realpath() through the seam; empty when it fails.
+[[nodiscard]] std::string resolved_path(const std::string& path);
 
 /// Installs `table` for its lifetime, then restores the previous table. Not thread safe:
 /// tests install it before starting any copy.

@@ -1,4 +1,4 @@
-// verify(): read both sides back, bypassing the page cache where the file system allows.
+// Verification: read both sides back, bypassing the page cache where the file system allows.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,8 +11,10 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/device_state.hpp"
+#include "src/core/sys.hpp"
+#include "src/core/verify.hpp"
 
-namespace offcopy {
+namespace offcopy::detail {
 namespace {
 
 struct free_deleter {
@@ -25,19 +27,19 @@ class reader {
   status open(const capabilities& caps) {
     path_ = caps.block_path.empty() ? caps.path : caps.block_path;
     align_ = std::max<std::uint32_t>(caps.direct_io_align_bytes, 512);
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    fd_ = sys().open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC, 0);
     if (fd_ < 0) {
       // tmpfs and some file systems refuse O_DIRECT: read through the cache after dropping it.
       direct_ = false;
-      fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      fd_ = sys().open(path_.c_str(), O_RDONLY | O_CLOEXEC, 0);
       if (fd_ < 0) return errno_status(errno, "verify: open " + path_);
-      ::fdatasync(fd_);
-      ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+      (void)sys().fdatasync(fd_);
+      (void)sys().posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     }
     return {};
   }
   ~reader() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) sys().close(fd_);
   }
   /// Reads [off, off+len) and returns a pointer to it inside an internal buffer.
   result<const std::uint8_t*> read(std::uint64_t off, std::uint64_t len) {
@@ -52,7 +54,7 @@ class reader {
     }
     std::uint64_t got = 0;
     while (start + got < off + len) {
-      ssize_t n = ::pread(fd_, buf_.get() + got, need - got, static_cast<off_t>(start + got));
+      ssize_t n = sys().pread(fd_, buf_.get() + got, need - got, static_cast<off_t>(start + got));
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno_status(errno, "verify: read " + path_);
@@ -74,7 +76,7 @@ class reader {
 
 }  // namespace
 
-status verify(const request& req, std::int64_t& first_mismatch) {
+status verify_extents(const request& req, std::int64_t& first_mismatch) {
   first_mismatch = -1;
   if (!req.source || !req.destination) return status(errc::invalid_argument, "verify needs a source and a destination");
   reader src, dst;
@@ -104,4 +106,4 @@ status verify(const request& req, std::int64_t& first_mismatch) {
   return {};
 }
 
-}  // namespace offcopy
+}  // namespace offcopy::detail

@@ -401,9 +401,11 @@ def busy_held_exclusively():
 
 @case
 def bad_option_values():
-    bad_file_case(["0:0:4K"], "--mode", extra=["--mode", "sometimes"])
+    # The library checks option values (the same messages for the CLI, Python and C callers).
+    bad_file_case(["0:0:4K"], "mode 'sometimes'", extra=["--mode", "sometimes"])
     bad_file_case(["0:0:4K"], "backend 'teleport'", "unknown", extra=["--backend", "teleport"])
-    bad_file_case(["0:0:4K"], "--in-flight", extra=["--in-flight", "0"])
+    bad_file_case(["0:0:4K"], "in-flight", extra=["--in-flight", "0"])
+    bad_file_case(["0:0:4K"], "submit 'later'", extra=["--submit", "later"])
     with tempdir() as d:
         f = Files(d)
         rc, out, err = run("copy", f.src, f.dst, "--extents-file", os.path.join(d, "missing.txt"))
@@ -672,8 +674,14 @@ def plan_json():
         rc, out, err = run("plan", f.src, f.dst, "0:0:4K")
         check(rc == 0 and "command 1" in out, out + err)
         missing = os.path.join(d, "new.bin")
+        dir_mtime = os.stat(d).st_mtime_ns
         rc, out, err = run("plan", f.src, missing, "0:0:4K")
+        check(rc == 0 and "copy-file-range" in out, f"plan to a new file: exit {rc}: {out + err}")
         check(not os.path.exists(missing), "plan created the destination")
+        # Not even for a moment: creating and removing a file would change the directory.
+        check(os.stat(d).st_mtime_ns == dir_mtime, "plan created (and removed) a file in the destination directory")
+        rc, out, err = run("plan", f.src, os.path.join(d, "no-such-dir", "new.bin"))
+        expect_bad_input(rc, out, err, "no-such-dir")
         # Overlap on one file is planned in memmove order with barriers.
         rc, out, err = run("plan", f.src, f.src, "0:1K:8K", "--json")
         j = json.loads(out)
@@ -704,6 +712,87 @@ def probe_json():
             check(j["logical_block_bytes"] == 512 and j["block_path"] == dev and j["identity"].startswith("blk:"), j)
             rc, out, err = run("probe", dev)
             check(rc == 0 and "block-device" in out and "512-byte logical blocks" in out, out)
+
+
+def schema_validator():
+    """A validator for docs/offload-copy.schema.json (python3-jsonschema, scripts/install-deps.sh)."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise Failure("python3-jsonschema is not installed (scripts/install-deps.sh installs it)")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "offload-copy.schema.json")
+    with open(path) as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check_schema(validator, out, what):
+    check(out.count("\n") == 1 and out.endswith("\n"), f"{what}: expected one JSON line, got {out!r}")
+    obj = json.loads(out)
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.path))
+    check(not errors, f"{what}: {obj} does not match the schema: {[e.message for e in errors][:3]}")
+    return obj
+
+
+@case
+def json_schema():
+    """Every --json object, success or failure of each verb, matches docs/offload-copy.schema.json,
+    and its outcome and exit_status agree with the process's exit status."""
+    v = schema_validator()
+    with tempdir() as d:
+        f = Files(d)
+        new = os.path.join(d, "new.bin")
+        runs = [
+            (["probe", f.src], 0),
+            (["probe", os.path.join(d, "nope")], 2),
+            (["plan", f.src, f.dst, "0:0:4K", "8K:100K:3"], 0),
+            (["plan", f.src, new], 0),
+            (["plan", f.src, f.src, "0:1K:8K"], 0),
+            (["plan", f.src, f.dst, "0:0:4K", "--mode", "offload"], 3),
+            (["copy", f.src, f.dst, "0:0:4K", "4K:8K:1K", "--verify"], 0),
+            (["copy", f.src, f.src, "0:1K:8K", "--verify"], 0),
+            (["copy", f.src, f.dst, "0:0:0"], 2),
+            (["copy", f.src, f.dst, "--mode", "offload"], 3),
+            (["copy", f.src, f.dst, "--mode", "sometimes"], 2),
+            (["copy", f.src, f.dst, "--no-such-option"], 2),  # a usage error is one JSON object too
+            (["plan", f.src], 2),
+        ]
+        for args, rc_want in runs:
+            rc, out, err = run(*args, "--json")
+            obj = check_schema(v, out, " ".join(args))
+            check(rc == rc_want and obj["exit_status"] == rc, f"{args}: exit {rc}, JSON {obj['exit_status']}, want {rc_want}")
+            check(obj["operation"] == args[0], obj)
+            if rc != 0:
+                lines = err.splitlines()
+                check(len(lines) == 1 and lines[0].startswith("offload-copy: "), f"{args}: stderr {err!r}")
+        check(not os.path.exists(new), "plan created the destination")
+
+
+@case
+def untrusted_bytes_in_output():
+    """Paths that are not UTF-8 or hold control characters come out as valid JSON and as text a
+    terminal cannot act on (no raw ESC)."""
+    with tempdir() as d:
+        f = Files(d)
+        weird = os.path.join(d.encode(), b"bad-\xff\xfe-\x1b[31m-name")
+        with open(weird, "wb") as fh:
+            fh.write(f.src_data[:8192])
+        cmd = [BINARY.encode(), b"copy", weird, f.dst.encode(), b"0:0:4K", b"--json"]
+        p = subprocess.run(cmd, capture_output=True, timeout=120)
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr!r}")
+        obj = json.loads(p.stdout.decode("utf-8"))  # strict: must be valid UTF-8
+        check("\ufffd" in obj["source"] and obj["bytes_copied"] == 4096, obj)
+        missing = os.path.join(d.encode(), b"gone-\xff-\x1b]0;title\x07")
+        p = subprocess.run([BINARY.encode(), b"probe", missing], capture_output=True, timeout=120)
+        check(p.returncode == 2, f"exit {p.returncode}")
+        check(b"\x1b" not in p.stderr and b"\x07" not in p.stderr, f"raw control bytes on stderr: {p.stderr!r}")
+        p.stderr.decode("utf-8")  # valid UTF-8
+        p = subprocess.run([BINARY.encode(), b"probe", missing, b"--json"], capture_output=True, timeout=120)
+        obj = json.loads(p.stdout.decode("utf-8"))
+        check(obj["error"]["code"] == "not-found" and "\ufffd" in obj["error"]["message"], obj)
+        p = subprocess.run([BINARY.encode(), b"plan", weird, f.dst.encode()], capture_output=True, timeout=120)
+        check(p.returncode == 0 and b"\x1b" not in p.stdout, f"plan text: {p.stdout!r}")
 
 
 @case

@@ -7,10 +7,12 @@ Three calls, each returning the same JSON object the ``offload-copy`` CLI prints
     offcopy.copy(src, dst, extents=None)     -> copy, and report what ran
 
 Extents are ``(src_offset, dst_offset, length)`` tuples in bytes; none means the whole source to
-offset 0 of the destination. Failures raise a subclass of :class:`Error` chosen by its code, with the
-same meaning as the CLI's exit status: :class:`InvalidRequest` (2: bad input, nothing written),
-:class:`OffloadImpossible` (3: ``mode="offload"`` and no backend can offload, nothing written),
-:class:`CopyError` (1: a device, I/O or verify error; ``.report["bytes_copied"]`` says how far it got).
+offset 0 of the destination. The work, and the classification of how it ended, happen in the C++
+library (the same job the CLI runs); a failure raises the subclass of :class:`Error` that matches
+the library's outcome, i.e. the CLI's exit status: :class:`InvalidRequest` (2: bad input, nothing
+written), :class:`OffloadImpossible` (3: ``mode="offload"`` and no backend can offload, nothing
+written), :class:`CopyError` (1: a device, I/O or verify error, or cancelled;
+``.report["bytes_copied"]`` says how far it got).
 """
 
 from __future__ import annotations
@@ -92,46 +94,34 @@ class CopyError(Error):
     """A device, I/O or verify error (or one of the codes above after bytes were written)."""
 
 
-# The codes that mean "bad input, nothing written" (the CLI's exit status 2).
-_INVALID_REQUEST_CODES = frozenset(
-    {
-        "invalid-argument",
-        "not-found",
-        "out-of-range",
-        "misaligned",
-        "zero-length",
-        "overlap",
-        "block-size-mismatch",
-        "read-only",
-        "busy",
-    }
-)
+# The library's outcome (report["outcome"]) -> the exception; every other failure is a CopyError.
+_OUTCOME_ERRORS = {"bad-input": InvalidRequest, "offload-impossible": OffloadImpossible}
 
 
 def _error_from_report(report: dict) -> Error:
-    """The exception for a failure report, classified as the CLI's exit status is."""
+    """The exception for a failed job's report, chosen by the library's outcome."""
     error = report.get("error", {})
-    code = error.get("code", "internal")
-    written = report.get("bytes_copied", 0)
-    if code in _INVALID_REQUEST_CODES and written == 0:
-        cls = InvalidRequest
-    elif code == "not-supported" and written == 0:
-        cls = OffloadImpossible
-    else:
-        cls = CopyError
-    return cls(error.get("message", ""), code, error.get("errno", 0), report)
+    cls = _OUTCOME_ERRORS.get(report.get("outcome"), CopyError)
+    return cls(error.get("message", ""), error.get("code", "internal"), error.get("errno", 0), report)
+
+
+def _run(operation: str, src: bytes, dst: bytes, extents, options, progress=None) -> dict:
+    value, outcome = _offcopy.run(operation, src, dst, extents, options, progress)
+    if outcome != "done":
+        raise _error_from_report(value)
+    return value
 
 
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(message, "invalid-argument")
 
 
-def _path(value, what: str) -> str:
+def _path(value, what: str) -> bytes:
     try:
         path = os.fspath(value)
     except TypeError:
         raise TypeError(f"{what}: expected str, bytes or os.PathLike, got {type(value).__name__}") from None
-    return os.fsdecode(path)
+    return os.fsencode(path)  # bytes: a file name need not be UTF-8
 
 
 def _uint(value, what: str, maximum: int = _UINT64_MAX) -> int:
@@ -195,13 +185,11 @@ def probe(path) -> dict:
 
     Keys: path, kind, size_bytes, logical_block_bytes, physical_block_bytes, read_only, block_path,
     identity (parent_path and partition_start_bytes for partitions), and offload: a list of
-    {backend, available, reason, limits{...}, details{...}}.
+    {backend, available, reason, limits{...}, details{...}}; plus status, operation, outcome and
+    exit_status (docs/offload-copy.schema.json).
     Raises InvalidRequest (not-found, invalid-argument) or CopyError (io-error).
     """
-    value, failure = _offcopy.probe(_path(path, "path"))
-    if failure is not None:
-        raise _error_from_report(failure)
-    return value
+    return _run("probe", _path(path, "path"), b"", [], _offcopy.CopyOptions())
 
 
 def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, **limits) -> dict:
@@ -211,18 +199,17 @@ def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, **limits)
     back) or "fallback" (never offload). ``backends`` restricts and orders the backends tried
     ("nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"). ``limits`` are
     max_segments_per_command, max_segment_blocks and max_command_blocks: they can only tighten the
-    device's own. A missing regular-file destination is created for planning and removed again.
+    device's own. Nothing is created or written: a missing destination is planned as the new empty
+    file a copy would create.
 
     Keys: backend, block_bytes, total_bytes, commands_total, segments_total, ordered, limits,
     considered [{backend, chosen, reason}], fallback_reason (when set), and commands: a list of
-    {barrier, segments: [[src_block, dst_block, blocks], ...]} in units of block_bytes.
+    {barrier, segments: [[src_block, dst_block, blocks], ...]} in units of block_bytes; plus
+    status, operation, outcome and exit_status.
     Raises InvalidRequest or OffloadImpossible.
     """
     options = _options("plan", mode, backends, limits)
-    value, failure = _offcopy.plan(_path(src, "src"), _path(dst, "dst"), _extents(extents), options)
-    if failure is not None:
-        raise _error_from_report(failure)
-    return value
+    return _run("plan", _path(src, "src"), _path(dst, "dst"), _extents(extents), options)
 
 
 def copy(
@@ -251,8 +238,10 @@ def copy(
     ``mode``, ``backends`` and ``limits`` are as for plan().
 
     Keys: status ("ok"), bytes_requested, bytes_copied, backends {name: {bytes, commands, retries}},
-    fallback_reason(s) (when a fallback happened), elapsed_seconds, verified, source, destination,
-    mode, planned_backend, planned_commands.
+    fallback_reason(s) (when a fallback happened), elapsed_seconds, timings {open_seconds,
+    probe_seconds, plan_seconds, flush_seconds, copy_seconds, verify_seconds}, verified,
+    verify_skipped (when set), source, destination, mode, planned_backend, planned_commands,
+    operation, outcome, exit_status (docs/offload-copy.schema.json).
     Raises InvalidRequest, OffloadImpossible (nothing written) or CopyError (``.report`` says how
     many bytes were copied).
     """
@@ -261,11 +250,6 @@ def copy(
     options.force = bool(force)
     options.sync = bool(sync)
     options.in_flight = _uint(in_flight, "in_flight", _UINT32_MAX)
-    if options.in_flight == 0:
-        raise _invalid("in_flight must be at least 1")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable(bytes_done, bytes_total), got {type(progress).__name__}")
-    value, failure = _offcopy.copy(_path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress)
-    if failure is not None:
-        raise _error_from_report(failure)
-    return value
+    return _run("copy", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress)

@@ -8,6 +8,15 @@ _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 _Extent = tuple[int, int, int]
 Mode = Literal["auto", "offload", "fallback"]
 Backend = Literal["nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"]
+Operation = Literal["probe", "plan", "copy"]
+Outcome = Literal["done", "device-error", "bad-input", "offload-impossible", "cancelled"]
+
+class _JobFields(TypedDict):
+    # Every object (docs/offload-copy.schema.json): which job, how it ended, the CLI's exit status.
+    status: Literal["ok", "error"]
+    operation: Operation
+    outcome: Outcome
+    exit_status: int
 
 LIMIT_NAMES: tuple[str, str, str]
 __version__: str
@@ -27,7 +36,7 @@ class OffloadMechanism(TypedDict):
     limits: Limits
     details: dict[str, str]
 
-class _ProbeRequired(TypedDict):
+class _ProbeRequired(_JobFields):
     path: str
     kind: Literal["regular-file", "block-device", "nvme-char", "scsi-generic"]
     size_bytes: int
@@ -51,7 +60,7 @@ class PlanCommand(TypedDict):
     barrier: bool
     segments: list[list[int]]  # [src_block, dst_block, blocks] in units of block_bytes
 
-class _PlanRequired(TypedDict):
+class _PlanRequired(_JobFields):
     backend: Backend
     block_bytes: int
     total_bytes: int
@@ -77,8 +86,15 @@ class ErrorDetail(TypedDict, total=False):
     nvme: dict[str, Any]  # sct, sc, dnr, dw0, status, name
     scsi: dict[str, Any]  # status, sense_key, asc, ascq, text, information
 
-class _ReportRequired(TypedDict):
-    status: Literal["ok", "error"]
+class Timings(TypedDict):
+    open_seconds: float
+    probe_seconds: float
+    plan_seconds: float
+    flush_seconds: float
+    copy_seconds: float
+    verify_seconds: float
+
+class _ReportRequired(_JobFields):
     bytes_copied: int
 
 class Report(_ReportRequired, total=False):
@@ -87,7 +103,9 @@ class Report(_ReportRequired, total=False):
     fallback_reason: str
     fallback_reasons: list[str]
     elapsed_seconds: float
+    timings: Timings
     verified: bool
+    verify_skipped: str
     first_mismatch_offset: int
     error: ErrorDetail
     source: str

@@ -346,10 +346,18 @@ def test_copy_error_io(tmp_path, rng, backend):
 
 
 def test_error_classification_follows_bytes_written():
-    # The CLI's exit-status rule: a "bad input" or "not supported" code after bytes were written
-    # is a copy error (the destination changed), not a clean refusal.
+    # The CLI's exit-status rule, decided by the library (offcopy::classify) for every front end: a
+    # "bad input" or "not supported" code after bytes were written is a copy error (the
+    # destination changed), not a clean refusal. The package maps the library's outcome to a class.
+    from offcopy import _offcopy
+
     def report(code, written):
-        return {"status": "error", "bytes_copied": written, "error": {"code": code, "message": "m", "errno": 5}}
+        return {
+            "status": "error",
+            "bytes_copied": written,
+            "outcome": _offcopy.classify(code, written),
+            "error": {"code": code, "message": "m", "errno": 5},
+        }
 
     cases = [
         ("out-of-range", 0, offcopy.InvalidRequest),
@@ -507,6 +515,7 @@ def test_copy_report_and_errors_match_the_cli(tmp_path, rng):
     theirs = run_cli("copy", src, tmp_path / "b", "--force")
     for r in (ours, theirs):
         r.pop("elapsed_seconds")
+        r.pop("timings")  # wall times of two different runs
         r.pop("destination")
     assert ours == theirs
     # Exit status 2 <-> InvalidRequest, 3 <-> OffloadImpossible, with the same error object.
@@ -516,6 +525,51 @@ def test_copy_report_and_errors_match_the_cli(tmp_path, rng):
     with pytest.raises(offcopy.OffloadImpossible) as e:
         offcopy.copy(src, tmp_path / "c", mode="offload")
     assert e.value.report["error"] == run_cli("copy", src, tmp_path / "c", "--mode", "offload", expect=3)["error"]
+
+
+def test_outputs_match_the_schema(tmp_path, rng):
+    # Every dict the package returns, and every Error.report, is docs/offload-copy.schema.json's
+    # object (the same job_result::to_json the CLI prints).
+    import json
+
+    import jsonschema  # python3-jsonschema (scripts/install-deps.sh): missing fails, never skips
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    with open(os.path.join(root, "docs", "offload-copy.schema.json")) as f:
+        schema = json.load(f)
+    v = jsonschema.Draft202012Validator(schema)
+
+    def valid(obj):
+        errors = list(v.iter_errors(obj))
+        assert not errors, (obj, [e.message for e in errors][:3])
+        return obj
+
+    src = tmp_path / "src"
+    write_random(src, 100_000, rng)
+    assert valid(offcopy.probe(src))["outcome"] == "done"
+    assert valid(offcopy.plan(src, tmp_path / "new", [(0, 0, 4096)]))["operation"] == "plan"
+    assert valid(offcopy.copy(src, tmp_path / "dst", verify=True))["exit_status"] == 0
+    for call, cls, status in [
+        (lambda: offcopy.copy(src, tmp_path / "x", [(0, 0, 1 << 30)]), offcopy.InvalidRequest, 2),
+        (lambda: offcopy.copy(src, tmp_path / "x", mode="offload"), offcopy.OffloadImpossible, 3),
+        (lambda: offcopy.copy(src, tmp_path / "x", mode="sideways"), offcopy.InvalidRequest, 2),
+        (lambda: offcopy.probe(tmp_path / "missing"), offcopy.InvalidRequest, 2),
+    ]:
+        with pytest.raises(cls) as e:
+            call()
+        assert valid(e.value.report)["exit_status"] == status
+
+
+def test_path_that_is_not_utf8(tmp_path, rng):
+    # A file name is bytes: one that is not UTF-8 still opens, and comes back replaced (U+FFFD).
+    src = os.path.join(os.fsencode(tmp_path), b"src-\xff\xfe")
+    data = rng.randbytes(10_000)
+    with open(src, "wb") as f:
+        f.write(data)
+    dst = tmp_path / "dst"
+    report = offcopy.copy(src, dst)
+    assert dst.read_bytes() == data
+    assert "\ufffd" in report["source"]
+    assert offcopy.probe(src)["size_bytes"] == len(data)
 
 
 def test_stub_matches_the_module():

@@ -100,20 +100,3 @@ TEST_CASE("parse_extents: one per line, comments and blank lines skipped, errors
   CHECK(b.error().code() == errc::invalid_argument);
   CHECK(b.error().message() == "list.txt:3: extent '1:2:3:4': expected SRC_OFFSET:DST_OFFSET:LENGTH");
 }
-
-TEST_CASE("exit_code: 0 ok, 2 bad input with nothing written, 3 offload impossible, 1 otherwise") {
-  CHECK(exit_code(status(), 0) == 0);
-  for (errc c : {errc::invalid_argument, errc::not_found, errc::out_of_range, errc::misaligned, errc::zero_length,
-                 errc::overlap, errc::block_size_mismatch, errc::read_only, errc::busy}) {
-    CAPTURE(to_string(c));
-    CHECK(exit_code(status(c, "x"), 0) == 2);
-    CHECK(exit_code(status(c, "x"), 512) == 1);  // something was written: not "nothing happened"
-  }
-  CHECK(exit_code(status(errc::not_supported, "x"), 0) == 3);
-  CHECK(exit_code(status(errc::not_supported, "x"), 1) == 1);
-  for (errc c : {errc::size_limit_exceeded, errc::io_error, errc::device_error, errc::cancelled,
-                 errc::verify_mismatch, errc::internal}) {
-    CAPTURE(to_string(c));
-    CHECK(exit_code(status(c, "x"), 0) == 1);
-  }
-}

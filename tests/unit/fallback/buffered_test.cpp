@@ -12,6 +12,7 @@
 #include "offcopy/copy.hpp"
 #include "src/core/sys.hpp"
 #include "src/fallback/buffered.hpp"
+#include "src/core/device_state.hpp"
 
 using namespace offcopy;
 using namespace offcopy::test;
@@ -52,7 +53,7 @@ void copy_and_check(fixture& f, const buffered_tuning& tuning, const policy& pol
   auto segs = random_segments(f.rng, f.src_data.size() / block_bytes, (f.dst_data.size() + (1 << 20)) / block_bytes,
                               40, (300 << 10) / block_bytes);
   REQUIRE(!segs.empty());
-  auto session = detail::open_buffered_session(src->state(), dst->state(), pol, tuning);
+  auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), pol, tuning);
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, block_bytes, per_command);
   for (const auto& c : done) CHECK_MESSAGE(c.result.ok(), c.result.to_string());
@@ -193,7 +194,7 @@ TEST_CASE("buffered: unaligned heads and tails go through the page cache, the mi
   auto dst = open_dev(f.dst_path, true);
   // 100 bytes before a page boundary to 300 bytes after a later one, same misalignment on both sides.
   std::vector<plan_segment> segs{{8192 - 100, 3 * 4096 - 100, 100 + 2 * 65536 + 300}};
-  auto session = detail::open_buffered_session(src->state(), dst->state(), small_buffers(),
+  auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), small_buffers(),
                                                tuning_of(true, buffered_tuning::direct_io::always));
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, 1, 1);
@@ -266,7 +267,7 @@ TEST_CASE("buffered: EIO fails the command and blocks_done is the written prefix
       std::vector<plan_segment> segs{{0, 1024, 2048}};
       g_script.fail_offset = (on_write ? 1024 * bb : 0) + 300 * 1024;
       detail::scoped_sys_override seam(scripted_table());
-      auto session = detail::open_buffered_session(src->state(), dst->state(), small_buffers(),
+      auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), small_buffers(),
                                                    tuning_of(drv.uring, buffered_tuning::direct_io::always));
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, bb, 1);
@@ -293,7 +294,7 @@ TEST_CASE("buffered: a read past the end of the source is an error, never zero f
     auto src = open_dev(f.src_path, false);
     auto dst = open_dev(f.dst_path, true);
     std::vector<plan_segment> segs{{90000, 0, 20000}};  // 10000 bytes beyond the end
-    auto session = detail::open_buffered_session(src->state(), dst->state(), small_buffers(4096, 4),
+    auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), small_buffers(4096, 4),
                                                  tuning_of(drv.uring, buffered_tuning::direct_io::never));
     REQUIRE(session.ok());
     auto done = run_commands(*session.value(), segs, 1, 1);
@@ -309,7 +310,7 @@ TEST_CASE("buffered: a regular-file destination grows") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   std::vector<plan_segment> segs{{0, 100000, 500000}, {700000, 600001, 12345}};
-  auto session = detail::open_buffered_session(src->state(), dst->state(), small_buffers(),
+  auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), small_buffers(),
                                                tuning_of(true, buffered_tuning::direct_io::always));
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, 1, 2);
@@ -331,7 +332,7 @@ TEST_CASE("buffered: finish() reports a failing fdatasync") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   detail::scoped_sys_override seam(t);
-  auto session = detail::open_buffered_session(src->state(), dst->state(), small_buffers(), {});
+  auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), small_buffers(), {});
   REQUIRE(session.ok());
   std::vector<plan_segment> segs{{0, 0, 1000}};
   auto done = run_commands(*session.value(), segs, 1, 1);

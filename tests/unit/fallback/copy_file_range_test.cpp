@@ -7,6 +7,7 @@
 #include "fallback_test_util.hpp"
 #include "offcopy/copy.hpp"
 #include "src/core/sys.hpp"
+#include "src/core/device_state.hpp"
 
 using namespace offcopy;
 using namespace offcopy::test;
@@ -69,10 +70,10 @@ TEST_CASE("copy_file_range: check() accepts file pairs only") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   auto& b = (*detail::find_backend("copy-file-range"));
-  CHECK(b.check(src->state(), dst->state(), {}).ok);
+  CHECK(b.check(detail::state_of(*src), detail::state_of(*dst), {}).ok);
   detail::device_state blockish;
   blockish.caps.kind = device_kind::block_device;
-  auto p = b.check(src->state(), blockish, {});
+  auto p = b.check(detail::state_of(*src), blockish, {});
   CHECK_FALSE(p.ok);
   CHECK(!p.reason.empty());
 }
@@ -88,7 +89,7 @@ TEST_CASE("copy_file_range: random segments, with short copies and EINTR") {
     auto src = open_dev(f.src_path, false);
     auto dst = open_dev(f.dst_path, true);
     auto segs = random_segments(f.rng, f.src_data.size(), 3 << 20, 60, 200000);
-    auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
+    auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
     REQUIRE(session.ok());
     auto done = run_commands(*session.value(), segs, 1, 4);
     for (const auto& c : done) CHECK_MESSAGE(c.result.ok(), c.result.to_string());
@@ -110,7 +111,7 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr = cfr_script{};
       g_cfr.refuse_errno = err;
       detail::scoped_sys_override seam(scripted());
-      auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
+      auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -123,7 +124,7 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr.refuse_errno = err;
       g_cfr.refuse_after = 1;  // the first segment copies, then the kernel refuses
       detail::scoped_sys_override seam(scripted());
-      auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
+      auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -139,7 +140,7 @@ TEST_CASE("copy_file_range: source ending early is a short read") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   std::vector<plan_segment> segs{{(2 << 20) - 100, 0, 300}};
-  auto session = (*detail::find_backend("copy-file-range")).open_session(src->state(), dst->state(), {});
+  auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, 1, 1);
   REQUIRE(done.size() == 1);

@@ -14,6 +14,7 @@
 #include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/xcopy.hpp"
+#include "src/core/device_state.hpp"
 
 using namespace offcopy;
 
@@ -84,19 +85,20 @@ TEST_CASE("guest: discovery on /dev/sdX and /dev/sgN") {
   if (src == nullptr || sg == nullptr) return;
   auto d = device::open(src);
   REQUIRE(d.ok());
-  print_caps(d.value()->caps());
-  auto* x = d.value()->caps().find("scsi-xcopy");
+  const capabilities dc = d.value()->probe();  // discovery runs on demand
+  print_caps(dc);
+  auto* x = dc.find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->available);
   CHECK(x->limits.max_segments_per_command == 1);  // LIO
   CHECK(x->limits.max_segment_blocks == 65535);
-  auto* t = d.value()->caps().find("scsi-token");
+  auto* t = dc.find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK_FALSE(t->available);
   auto g = device::open(sg);
   REQUIRE(g.ok());
-  print_caps(g.value()->caps());
-  const auto& gc = g.value()->caps();
+  const capabilities gc = g.value()->probe();
+  print_caps(gc);
   CHECK(gc.size_bytes == d.value()->caps().size_bytes);
   CHECK(gc.logical_block_bytes == d.value()->caps().logical_block_bytes);
   CHECK(gc.block_path == std::string(src));
@@ -117,12 +119,14 @@ TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
   auto d = device::open(dst, wo);
   REQUIRE(s.ok());
   REQUIRE(d.ok());
+  (void)s.value()->probe();  // discovery runs on demand: the backend below needs its results
+  (void)d.value()->probe();
   auto& be = (*detail::find_backend("scsi-xcopy"));
   policy pol;
-  auto ps = be.check(s.value()->state(), d.value()->state(), pol);
+  auto ps = be.check(detail::state_of(*s.value()), detail::state_of(*d.value()), pol);
   INFO(ps.reason);
   REQUIRE(ps.ok);
-  auto sess = be.open_session(s.value()->state(), d.value()->state(), pol);
+  auto sess = be.open_session(detail::state_of(*s.value()), detail::state_of(*d.value()), pol);
   REQUIRE(sess.ok());
   // 1 MiB at 0 → 4 MiB in two commands (LIO: one segment each).
   std::vector<plan_segment> segs = {{0, 8192, 1024}, {1024, 9216, 1024}};
@@ -144,10 +148,10 @@ TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
 
   // Two segments in one command sent raw: LIO refuses with 26/08 too many segments.
   {
-    auto t = detail::scsi::open_transport(d.value()->state());
+    auto t = detail::scsi::open_transport(detail::state_of(*d.value()));
     REQUIRE(t);
-    auto decided = detail::scsi::decide_pair(*detail::scsi::lu_of(s.value()->state()),
-                                             *detail::scsi::lu_of(d.value()->state()));
+    auto decided = detail::scsi::decide_pair(*detail::scsi::lu_of(detail::state_of(*s.value())),
+                                             *detail::scsi::lu_of(detail::state_of(*d.value())));
     REQUIRE(decided.ok);
     auto list = detail::scsi::build_xcopy_list(decided.pair, 0, decided.usage, segs);
     auto cdb = detail::scsi::extended_copy_lid1_cdb(static_cast<std::uint32_t>(list.size()));
@@ -187,15 +191,18 @@ TEST_CASE("guest: token copy is refused by LIO as not supported") {
   ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
   open_options wo;
   wo.writable = true;
+  detail::forget_discoveries();  // earlier cases discovered these LUNs without the variable
   auto s = device::open(src);
   auto d = device::open(dst, wo);
-  ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
   REQUIRE(s.ok());
   REQUIRE(d.ok());
+  (void)s.value()->probe();  // discovery runs on demand: the backend below needs its results
+  (void)d.value()->probe();
+  ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
   ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
   auto& be = (*detail::find_backend("scsi-token"));
   policy pol;
-  auto sess = be.open_session(s.value()->state(), d.value()->state(), pol);
+  auto sess = be.open_session(detail::state_of(*s.value()), detail::state_of(*d.value()), pol);
   REQUIRE(sess.ok());
   std::vector<plan_segment> segs = {{0, 0, 8}};
   detail::command c;

@@ -13,6 +13,7 @@
 #include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/token.hpp"
+#include "src/core/device_state.hpp"
 #include "tests/models/scsi_model.hpp"
 
 using namespace offcopy;
@@ -65,6 +66,8 @@ struct rig {
     REQUIRE(d.ok());
     src = s.value();
     dst = d.value();
+    src_caps = src->probe();  // discovery runs on demand: run it here, before the log is cleared
+    (void)dst->probe();
     model.clear_log();  // discovery commands are not part of the copy
   }
   report copy(std::vector<extent> ex, copy_mode mode = copy_mode::offload, std::vector<std::string> backends = {}) {
@@ -83,6 +86,7 @@ struct rig {
   tmpdir dir;
   scsi_model model;
   std::shared_ptr<device> src, dst;
+  capabilities src_caps;  // src->probe(): what discovery found
 };
 
 scsi_model_config lio() { return {}; }
@@ -131,14 +135,14 @@ struct StringMaker<strings> {
 
 TEST_CASE("model: probe reports LIO-like XCOPY limits and no token copy") {
   rig r(lio());
-  const auto* x = r.src->caps().find("scsi-xcopy");
+  const auto* x = r.src_caps.find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->available);
   CHECK(x->limits.max_segments_per_command == 1);
   CHECK(x->limits.max_segment_blocks == 65535);
   CHECK(x->limits.max_command_blocks == 0);
   CHECK_FALSE(x->limits.contiguous_destination);
-  const auto* t = r.src->caps().find("scsi-token");
+  const auto* t = r.src_caps.find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK_FALSE(t->available);
   CHECK(t->reason.find("0x8F") != std::string::npos);
@@ -150,7 +154,7 @@ TEST_CASE("model: roomier limits: segments bounded by the descriptor list length
   c.max_descriptor_list_bytes = 2 * 32 + 10 * 28 + 5;  // room for 10 segments with 2 CSCDs
   c.max_segment_bytes = 1 * MiB;
   rig r(c);
-  const auto* x = r.src->caps().find("scsi-xcopy");
+  const auto* x = r.src_caps.find("scsi-xcopy");
   REQUIRE(x != nullptr);
   CHECK(x->limits.max_segments_per_command == 10);
   CHECK(x->limits.max_segment_blocks == 2048);
@@ -300,7 +304,7 @@ TEST_CASE("model: copy within one LU (one CSCD)") {
 
 TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per command") {
   rig r(token_only());
-  const auto* t = r.src->caps().find("scsi-token");
+  const auto* t = r.src_caps.find("scsi-token");
   REQUIRE(t != nullptr);
   CHECK(t->available);
   CHECK(t->limits.max_segments_per_command == 4);
@@ -351,8 +355,8 @@ TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes 
   auto c = token_only();
   c.in_progress_polls = 2;
   rig r(c);
-  auto ts = detail::scsi::open_transport(r.src->state());
-  auto td = detail::scsi::open_transport(r.dst->state());
+  auto ts = detail::scsi::open_transport(detail::state_of(*r.src));
+  auto td = detail::scsi::open_transport(detail::state_of(*r.dst));
   REQUIRE(ts);
   REQUIRE(td);
   detail::scsi::token_options opt;
@@ -433,10 +437,10 @@ TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in fli
   c.max_concurrent_copies = 4;
   rig r(c);
   policy pol;
-  auto sess = (*detail::find_backend("scsi-xcopy")).open_session(r.src->state(), r.dst->state(), pol);
+  auto sess = (*detail::find_backend("scsi-xcopy")).open_session(detail::state_of(*r.src), detail::state_of(*r.dst), pol);
   REQUIRE(sess.ok());
   CHECK(sess.value()->queue_depth() == 4);
-  sess = (*detail::find_backend("scsi-xcopy")).open_session(r.src->state(), r.dst->state(), [] {
+  sess = (*detail::find_backend("scsi-xcopy")).open_session(detail::state_of(*r.src), detail::state_of(*r.dst), [] {
     policy p;
     p.commands_in_flight = 2;
     return p;
