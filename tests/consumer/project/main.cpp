@@ -42,6 +42,13 @@ int main(int argc, char** argv) {
   std::vector<char> got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (got.size() != 4096 + 32 * 1024 || std::memcmp(got.data() + 4096, data.data(), 32 * 1024) != 0)
     return fail("destination bytes differ");
+  // The job API: the same copy as one call, as the CLI runs it.
+  offcopy::job j;
+  j.source = src_path;
+  j.destination = dst_path;
+  j.extents = {{0, 0, 4096}};
+  offcopy::job_result r = offcopy::run(j);
+  if (!r.ok() || r.exit_status() != 0 || r.bytes_copied() != 4096) return fail("job: " + r.error_line());
   std::remove(src_path.c_str());
   std::remove(dst_path.c_str());
   std::cout << "offcopy " << offcopy::version() << ": " << rep.to_json() << "\n";
