@@ -46,6 +46,7 @@ const sys_table real_table = {
     [](int fd, off_t offset, off_t len, int advice) { return ::posix_fadvise(fd, offset, len, advice); },
     [](const char* path, char* resolved) { return ::realpath(path, resolved); },
     &list_dir_real,
+    [](int fd, off_t offset, off_t nbytes, unsigned flags) { return ::sync_file_range(fd, offset, nbytes, flags); },
 };
 
 std::atomic<const sys_table*> current{&real_table};

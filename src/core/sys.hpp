@@ -46,6 +46,7 @@ struct sys_table {
   char* (*realpath)(const char* path, char* resolved);
   /// The names in a directory, "." and ".." left out; -1 and errno on failure.
   int (*list_dir)(const char* path, std::vector<std::string>* names);
+  int (*sync_file_range)(int fd, off_t offset, off_t nbytes, unsigned flags);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).

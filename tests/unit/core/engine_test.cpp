@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "src/core/sys.hpp"
 #include "tests/unit/core/fake_backend.hpp"
 
 using namespace offcopy;
@@ -556,4 +557,36 @@ TEST_CASE("replace_backend puts the original back") {
     CHECK(detail::find_backend("nvme-copy") == &fake);
   }
   CHECK(detail::find_backend("nvme-copy") == before);
+}
+
+TEST_CASE("engine: before an offload, dirty pages are written back (no device cache flush), once per node") {
+  static std::atomic<int> write_backs{0}, fsyncs{0};
+  write_backs = 0;
+  fsyncs = 0;
+  detail::sys_table t = detail::real_sys();
+  t.sync_file_range = [](int fd, off_t off, off_t n, unsigned flags) {
+    ++write_backs;
+    return detail::real_sys().sync_file_range(fd, off, n, flags);
+  };
+  t.fsync = [](int fd) {
+    ++fsyncs;
+    return detail::real_sys().fsync(fd);
+  };
+  detail::scoped_sys_override seam(t);
+  fake_backend fake;
+  backend_swap swap(fake);
+  file_pair f(64 * 1024);
+  request req{f.src, f.dst, {blocks(0, 8, 4)}};
+  policy pol;
+  pol.sync = false;  // the fake's finish() syncs nothing; the engine's write-back is what is counted
+  report rep = copy(req, pol);
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  CHECK(write_backs == 2);  // source and destination
+  CHECK(fsyncs == 0);
+  // One file as both source and destination (two device objects, one page cache): once.
+  write_backs = 0;
+  auto same = core_test::open_device(f.src_path, true);
+  rep = copy(request{f.src, same, {blocks(0, 64, 4)}}, pol);
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  CHECK(write_backs == 1);
 }
