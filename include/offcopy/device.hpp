@@ -67,7 +67,7 @@ struct OFFCOPY_API capabilities {
   [[nodiscard]] std::string to_text() const;
 };
 
-/// How to open.
+/// How to open. Thread safety: a plain value.
 struct open_options {
   bool writable = false;
   /// Block devices: O_EXCL, so a mounted or otherwise claimed device is refused (errc::busy).
