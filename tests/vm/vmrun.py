@@ -50,8 +50,8 @@ END_MARK = "=== vm: scenario end"
 
 # Keys of a vm-nvme directive the runner consumes; every other key is passed to -device nvme-ns
 # unchanged (mssrl, mcl, msrc, ms, mset, pi, pil, ...).
-NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs"}
-NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "zoned", "eui64", "uuid"}
+NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs", "read_error_lba", "write_error_lba"}
+NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "pif", "zoned", "eui64", "uuid"}
 LIO_KEYS = {"name", "backstore", "size", "lbs", "dev"}
 
 
@@ -103,6 +103,9 @@ def parse_directives(path):
                 if unknown:
                     raise DirectiveError(f"{where}: unknown vm-nvme keys {sorted(unknown)}")
                 d["ctrl"], d["nsid"] = int(d["ctrl"]), int(d["nsid"])
+                for k in ("read_error_lba", "write_error_lba"):
+                    if k in d and not re.fullmatch(r"\d+(:\d+)*", d[k]):
+                        raise DirectiveError(f"{where}: {k} takes LBAs separated by ':'")
                 d["size_bytes"] = parse_size(d["size"])
                 d["lbs"] = int(d.get("lbs", "512"))
                 if d["size_bytes"] % d["lbs"]:
@@ -347,6 +350,20 @@ def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme
         f.write("\n".join(topo) + "\n")
 
 
+def blkdebug_rules(d):
+    """QEMU blkdebug rules for a namespace's injected media errors: every read (write) of the
+    first 512-byte sector of each listed LBA fails with EIO, for as long as the guest runs. The raw
+    format driver announces each request as a read_aio / write_aio event; iotype keeps a read rule
+    from also failing writes of that sector and the other way round."""
+    out = []
+    for key, event, iotype in (("read_error_lba", "read_aio", "read"), ("write_error_lba", "write_aio", "write")):
+        for lba in d.get(key, "").split(":") if key in d else []:
+            sector = int(lba) * d["lbs"] // 512
+            out.append(f'[inject-error]\nevent = "{event}"\niotype = "{iotype}"\nerrno = "5"\n'
+                       f'sector = "{sector}"\nonce = "off"\nimmediately = "off"\n')
+    return "\n".join(out)
+
+
 def create_images(tmp, nvme):
     for d in nvme:
         with open(os.path.join(tmp, f"nvme{d['ctrl']}n{d['nsid']}.img"), "wb") as f:
@@ -387,6 +404,12 @@ def run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy
         c, n = d["ctrl"], d["nsid"]
         img = os.path.join(tmp, f"nvme{c}n{n}.img")
         drive = f"nvc{c}n{n}"
+        rules = blkdebug_rules(d)
+        if rules:
+            conf = os.path.join(tmp, f"nvme{c}n{n}.blkdebug")
+            with open(conf, "w") as f:
+                f.write(rules)
+            img = f"blkdebug:{conf}:{img}"
         cmd += ["-drive", f"file={img},if=none,id={drive},format=raw,cache=unsafe,aio=threads"]
         props = [f"drive={drive}", f"bus=nvme{c}", f"nsid={n}",
                  f"logical_block_size={d['lbs']}", f"physical_block_size={d['lbs']}"]
