@@ -192,3 +192,125 @@ TEST_CASE("out-of-order completions are matched by tag; finish() flushes the nam
   REQUIRE(s.finish().ok());
   CHECK(m.log().back().opcode == 0x00);
 }
+
+namespace {
+/// A controller with namespaces 1, 2 and 4 (512-byte blocks) offering formats 0h-3h.
+nvme_model_config cross_namespace_config() {
+  nvme_model_config c;
+  c.ocfs = 0xf;
+  return c;
+}
+void add_namespaces(nvme_model& m) {
+  for (std::uint32_t n : {2u, 4u}) {
+    nvme_model_config o = cross_namespace_config();
+    o.nsid = n;
+    m.add_namespace(o);
+  }
+}
+}  // namespace
+
+TEST_CASE("gather across namespaces: one format 2h Copy names each range's source namespace") {
+  nvme_model m(cross_namespace_config());
+  add_namespaces(m);
+  m.host_behavior()[4] = 0x04;  // CDFE: format 2h enabled
+  m.write_blocks(1, 0, pattern(8 * 512, 1));
+  m.write_blocks(4, 10, pattern(8 * 512, 2));
+  m.write_blocks(2, 500, pattern(8 * 512, 3));
+  session_params p;
+  p.nsid = 2;
+  p.descriptor_format = 2;
+  copy_session s(m.make_transport(1), p);
+  const std::vector<gather_source> src{{1, 0, 8}, {4, 10, 8}, {2, 500, 8}};
+  REQUIRE(s.submit_gather(7, 100, src).ok());
+  auto out = reap_all(s, 1);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].tag == 7);
+  CHECK(out[0].result.ok());
+  REQUIRE(m.log().size() == 1);
+  const auto& rec = m.log()[0];
+  CHECK(rec.nsid == 2);
+  CHECK(rec.fields.format == 2);
+  CHECK(rec.fields.sdlba == 100);
+  REQUIRE(rec.ranges.size() == 3);
+  CHECK(rec.ranges[0].snsid == 1);
+  CHECK(rec.ranges[1].snsid == 4);
+  CHECK(rec.ranges[1].slba == 10);
+  CHECK(rec.ranges[2].snsid == 2);  // the destination's own namespace, named as such
+  CHECK(m.read_blocks(2, 100, 8) == pattern(8 * 512, 1));
+  CHECK(m.read_blocks(2, 108, 8) == pattern(8 * 512, 2));
+  CHECK(m.read_blocks(2, 116, 8) == pattern(8 * 512, 3));
+
+  // Formats 0h/1h cannot name another namespace: refused before sending.
+  session_params q = p;
+  q.descriptor_format = 0;
+  copy_session t(m.make_transport(1), q);
+  CHECK(t.submit_gather(8, 100, src).code() == errc::internal);
+  CHECK(m.log().size() == 1);
+}
+
+TEST_CASE("Invalid Field for format 2h: CDFE set again and the command resent, once") {
+  const std::vector<plan_segment> segs{{0, 100, 8}};
+  session_params p;
+  p.nsid = 2;
+  p.source_nsid = 1;
+  p.descriptor_format = 2;
+  const std::uint16_t invalid_field = make_raw_status(sct_generic, sc_invalid_field, true);
+
+  SUBCASE("the format had been disabled (a controller reset): enabled again, resent, done") {
+    nvme_model m(cross_namespace_config());
+  add_namespaces(m);
+    int calls = 0;
+    p.reenable_formats = [&]() -> status {
+      ++calls;
+      m.host_behavior()[4] |= 0x04;
+      return {};
+    };
+    copy_session s(m.make_transport(4), p);
+    REQUIRE(s.submit(make_cmd(1, segs)).ok());
+    auto out = reap_all(s, 1);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].result.ok());
+    CHECK(calls == 1);
+    CHECK(s.format_retries() == 1);
+    REQUIRE(m.log().size() == 2);
+    CHECK(m.log()[0].raw_status == invalid_field);
+    CHECK(m.log()[1].raw_status == 0);
+  }
+  SUBCASE("still Invalid Field after enabling: completed as not supported, not resent again") {
+    nvme_model m(cross_namespace_config());
+  add_namespaces(m);
+    p.reenable_formats = []() -> status { return {}; };  // claims success, changes nothing
+    copy_session s(m.make_transport(1), p);
+    REQUIRE(s.submit(make_cmd(1, segs)).ok());
+    auto out = reap_all(s, 1);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].result.code() == errc::not_supported);
+    CHECK(s.format_retries() == 1);
+    CHECK(m.log().size() == 2);
+  }
+  SUBCASE("enabling fails, or no way to enable: completed at once") {
+    nvme_model m(cross_namespace_config());
+  add_namespaces(m);
+    p.reenable_formats = []() -> status { return status(errc::not_supported, "no"); };
+    copy_session s(m.make_transport(1), p);
+    REQUIRE(s.submit(make_cmd(1, segs)).ok());
+    CHECK(reap_all(s, 1).at(0).result.code() == errc::not_supported);
+    CHECK(s.format_retries() == 0);
+    CHECK(m.log().size() == 1);
+  }
+  SUBCASE("Invalid Field for format 0h is not about CDFE: not resent") {
+    nvme_model_config c;
+    c.ocfs = 0x2;  // 1h only: format 0h is Invalid Field
+    nvme_model m(c);
+    session_params q;
+    int calls = 0;
+    q.reenable_formats = [&]() -> status {
+      ++calls;
+      return {};
+    };
+    copy_session s(m.make_transport(1), q);
+    REQUIRE(s.submit(make_cmd(1, segs)).ok());
+    CHECK(reap_all(s, 1).at(0).result.code() == errc::not_supported);
+    CHECK(calls == 0);
+  }
+}
