@@ -28,6 +28,7 @@ constexpr std::uint8_t sct_media = 0x2;                   // Media and Data Inte
 constexpr std::uint8_t sc_write_fault = 0x80;
 constexpr std::uint8_t sc_unrecovered_read_error = 0x81;
 constexpr std::uint32_t nsid_broadcast = 0xffffffffu;
+constexpr std::uint32_t max_namespaces = 256;             // QEMU 10 NVME_MAX_NAMESPACES
 
 /// PIF as QEMU's ns->pif: 0 for namespaces without protection information.
 std::uint8_t effective_pif(const nvme_model_config& c) { return c.pi_type != 0 ? c.pi_format : 0; }
@@ -131,7 +132,10 @@ std::uint16_t nvme_model::run_copy(ns_state& dst, const copy_fields& f, const st
     const source_range& r = ranges[i];
     ns_state* src = &dst;
     if (cross_formats && r.snsid != d.nsid) {
-      if (r.snsid == 0 || r.snsid == nsid_broadcast) return make_raw_status(sct_generic, sc_invalid_namespace, true);
+      // QEMU: an NSID that cannot exist (0, broadcast, over its 256) is Invalid Namespace; one
+      // that could but is not attached, Invalid Field.
+      if (r.snsid == 0 || r.snsid == nsid_broadcast || r.snsid > max_namespaces)
+        return make_raw_status(sct_generic, sc_invalid_namespace, true);
       src = find_ns(r.snsid);
       if (src == nullptr) return make_raw_status(sct_generic, sc_invalid_field, true);
       if (!same_format(src->cfg, d)) return make_raw_status(sct_command_specific, sc_incompatible_namespace_or_format, true);
