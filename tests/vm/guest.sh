@@ -53,6 +53,7 @@ kv() { # kv "k1=v1 k2=v2" KEY -> value
 
 declare -A dev_of # NVME0N1 -> nvme0n1 (for iblock dev=)
 declare -A lio_sd # LUN0 -> /dev/sdX
+declare -A has_metadata # NVME0N4 -> 1 for namespaces with metadata / PI
 
 # --- NVMe -------------------------------------------------------------------------------------
 # The kernel numbers controllers in (asynchronous) probe order and, with native multipath, names
@@ -99,6 +100,7 @@ for line in "${nvme_lines[@]}"; do
     done
     [[ -n $disk ]] || setup_failed "NVMe namespace $var (serial $serial nsid $nsid) not found"
     dev_of[$var]=$disk
+    kv "$line" metadata >/dev/null && has_metadata[$var]=1
     export "$var=/dev/$disk"
     nvme_env+=("$var=/dev/$disk")
     gen=ng${disk#nvme}
@@ -189,9 +191,12 @@ export VM_SHARE=$share
 
 # --- between two scenarios: every device back to its boot state -------------------------------
 # Nothing mounted from the scenario devices, no partitions, all zeroes: NVMe namespaces through
-# Write Zeroes (blkdiscard -z; QEMU turns it into a zeroed range of the image file, cheap) and
-# fileio LUNs by truncating their tmpfs file; then the guest's cached pages are dropped. Controller
-# state (features such as Host Behavior Support) is not reset: a scenario that depends on it sets it.
+# Write Zeroes (blkdiscard -z; QEMU turns it into a zeroed range of the image file, cheap), except
+# namespaces with metadata/PI, which get zeroes written through the block layer (the kernel
+# generates their PI: after Write Zeroes a QEMU 10 namespace with 64-bit guard PI fails the
+# kernel's PI check on read, EILSEQ), and fileio LUNs by truncating their tmpfs file; then the
+# guest's cached pages are dropped. Controller state (features such as Host Behavior Support) is
+# not reset: a scenario that depends on it sets it.
 reset_devices() {
     local t0 src mnt rest var dev d line name out
     t0=$(uptime_s)
@@ -207,8 +212,13 @@ reset_devices() {
     done
     for var in "${!dev_of[@]}"; do
         dev=/dev/${dev_of[$var]}
-        # -f: a partition table or file system signature would make blkdiscard refuse.
-        out=$(blkdiscard -f -z "$dev" 2>&1) || { note "reset: blkdiscard -z $dev: $out"; return 1; }
+        if [[ -n ${has_metadata[$var]:-} ]]; then
+            out=$(dd if=/dev/zero of="$dev" bs=1M oflag=direct status=none 2>&1)
+            [[ $out == *"No space left"* || -z $out ]] || { note "reset: zeroing $dev: $out"; return 1; }
+        else
+            # -f: a partition table or file system signature would make blkdiscard refuse.
+            out=$(blkdiscard -f -z "$dev" 2>&1) || { note "reset: blkdiscard -z $dev: $out"; return 1; }
+        fi
         blockdev --rereadpt "$dev" 2>/dev/null || true
         blockdev --flushbufs "$dev"
     done

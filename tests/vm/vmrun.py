@@ -335,7 +335,8 @@ def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme
     topo = []
     for d in nvme:
         c, n = d["ctrl"], d["nsid"]
-        topo.append(f"nvme var=NVME{c}N{n} serial=offcopy-c{c} nsid={n}")
+        meta = int(d.get("ms", "0")) > 0 or d.get("pi", "0") not in ("0", "")
+        topo.append(f"nvme var=NVME{c}N{n} serial=offcopy-c{c} nsid={n}" + (" metadata=1" if meta else ""))
     for i, d in enumerate(lio):
         line = (f"lio var={d['name'].upper()} name={d['name']} backstore={d['backstore']}"
                 f" serial={lio_serial(i, d['name'])}")
