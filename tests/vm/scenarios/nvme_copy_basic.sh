@@ -6,9 +6,10 @@
 # and the refusal for another controller with its reason.
 # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
 # vm-nvme: ctrl=0 nsid=2 size=8M lbs=512 mssrl=128 mcl=128 msrc=127
-# vm-nvme: ctrl=1 nsid=1 size=8M lbs=512 mssrl=128 mcl=128 msrc=127
+# vm-nvme: ctrl=1 nsid=1 size=32M lbs=4096 mssrl=64 mcl=256 msrc=15
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 400
+# vm-group: nvme_one_ns
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../nvme_lib.sh"
 require_offcopy

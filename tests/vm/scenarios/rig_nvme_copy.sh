@@ -4,6 +4,7 @@
 # properties) and really moves the data, and that it enforces MCL (QEMU >= 9; 7.2 did not).
 # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
 # vm-timeout: 180
+# vm-group: nvme_one_ns
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 dev=$NVME0N1

@@ -6,6 +6,7 @@
 # vm-lio: name=lun1 backstore=fileio size=64M
 # vm-require: OFFCOPY_BUILD
 # vm-timeout: 180
+# vm-group: lio_pair
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bin=$OFFCOPY_BUILD/tests/unit_scsi
 [[ -x $bin ]] || skip "$bin not built"
