@@ -314,3 +314,71 @@ TEST_CASE("Invalid Field for format 2h: CDFE set again and the command resent, o
     CHECK(calls == 0);
   }
 }
+
+TEST_CASE("the model answers hand-built Copy commands as QEMU 10 did in the guest (nvme_xns_status)") {
+  // Namespace 1: MSSRL 128, MCL 1024, MSRC 15; 2: MSSRL 64, MCL 512, MSRC 7; 3: 4 KiB blocks.
+  nvme_model_config c1;
+  c1.ocfs = 0xf;
+  c1.mcl = 1024;
+  c1.msrc_0based = 15;
+  c1.blocks = 16384;
+  nvme_model m(c1);
+  nvme_model_config c2 = c1;
+  c2.nsid = 2;
+  c2.mssrl = 64;
+  c2.mcl = 512;
+  c2.msrc_0based = 7;
+  m.add_namespace(c2);
+  nvme_model_config c3 = c1;
+  c3.nsid = 3;
+  c3.lba_bytes = 4096;
+  c3.blocks = 1024;
+  m.add_namespace(c3);
+  m.write_blocks(1, 0, pattern(512 * 512, 5));
+  m.write_blocks(2, 0, pattern(512 * 512, 6));
+
+  // One format 2h command with `ranges` (snsid, slba, blocks) into namespace `nsid` at `sdlba`.
+  auto send = [&](std::uint32_t nsid, std::uint64_t sdlba, std::vector<source_range> ranges) {
+    copy_fields f;
+    f.sdlba = sdlba;
+    f.ranges = static_cast<std::uint32_t>(ranges.size());
+    f.format = 2;
+    io_command io;
+    io.nsid = nsid;
+    REQUIRE(encode_copy_dwords(f, io.dw));
+    std::vector<std::uint8_t> data;
+    REQUIRE(encode_ranges(2, ranges, data));
+    io.data = data.data();
+    io.data_bytes = static_cast<std::uint32_t>(data.size());
+    return m.execute(io);
+  };
+  auto r = [](std::uint32_t ns, std::uint64_t slba, std::uint32_t n) {
+    source_range s;
+    s.snsid = ns;
+    s.slba = slba;
+    s.blocks = n;
+    return s;
+  };
+  m.host_behavior()[4] = 0;
+  CHECK(send(2, 4096, {r(1, 0, 8)}).raw_status == 0x4002);  // CDFE clear
+  m.host_behavior()[4] = 0x0c;
+  io_completion c = send(1, 8192, {r(2, 0, 64), r(2, 64, 100)});  // over namespace 2's MSSRL
+  CHECK(c.raw_status == 0x4183);
+  CHECK(c.dw0 == 1);
+  CHECK(m.read_blocks(1, 8192, 64) == m.read_blocks(2, 0, 64));
+  CHECK(m.read_blocks(1, 8256, 100) == std::vector<std::uint8_t>(100 * 512, 0));
+  CHECK(send(2, 4096, {r(1, 0, 100)}).raw_status == 0);  // namespace 1's MSSRL (128) counts
+  std::vector<source_range> nine;
+  for (std::uint64_t i = 0; i < 9; ++i) nine.push_back(r(1, i * 8, 8));
+  CHECK(send(2, 8192, nine).raw_status == 0x4183);  // NR over MSRC + 1
+  std::vector<source_range> five;
+  for (std::uint64_t i = 0; i < 5; ++i) five.push_back(r(1, i * 128, 128));
+  c = send(2, 8192, five);  // 640 blocks over MCL 512: before any range
+  CHECK(c.raw_status == 0x4183);
+  CHECK(c.dw0 == 0);
+  CHECK(send(3, 0, {r(1, 0, 8)}).raw_status == 0x4185);
+  CHECK(send(1, 8, {r(1, 0, 16)}).raw_status == 0x4187);
+  CHECK(send(1, 100, {r(1, 0, 16)}).raw_status == 0);  // overlap QEMU does not detect: end not inside
+  CHECK(send(2, 4096, {r(99, 0, 8)}).raw_status == 0x4002);
+  CHECK(send(2, 4096, {r(1000, 0, 8)}).raw_status == 0x400b);
+}
