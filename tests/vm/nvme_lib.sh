@@ -82,8 +82,9 @@ nvme_ctrl_of() {
 
 # nvme_wait_live CTRL: wait (up to 10 s) until /dev/nvmeX is live again after a reset.
 nvme_wait_live() {
-    local s=/sys/class/nvme/$(basename "$1")/state i
-    for i in $(seq 100); do
+    local s
+    s=/sys/class/nvme/$(basename "$1")/state
+    for _ in $(seq 100); do
         [[ $(<"$s") == live ]] && return 0
         sleep 0.1
     done
