@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <thread>
@@ -56,16 +57,18 @@ status rrti(transport& t, std::uint32_t list_id, const token_options& opt, token
   return status(errc::device_error, "RECEIVE ROD TOKEN INFORMATION " + t.name() + ": copy still in progress");
 }
 
-/// The status a finished operation reported (error with its sense, or ok).
+/// The status a finished operation reported: ok for 01h/03h/04h (completed without errors; the
+/// transfer count says how much), otherwise the error with its sense.
 status operation_status(const rod_token_information& info, const std::string& what, const std::string& dev) {
-  if (info.copy_status == copy_op_ok || info.copy_status == copy_op_ok_residual) return {};
+  if (copy_op_without_errors(info.copy_status)) return {};
+  char code[8];
+  std::snprintf(code, sizeof code, "0x%02x", info.copy_status);
+  if (info.sense.empty())
+    return status(errc::device_error, what + " " + dev + ": copy operation status " + code);
   scsi_reply r;
   r.sam_status = 0x02;
   r.sense = info.sense;
-  auto s = reply_status(r, what, dev);
-  if (s.ok()) return status(errc::device_error, what + " " + dev + ": copy operation status " +
-                                                    std::to_string(info.copy_status));
-  return s;
+  return reply_status(r, what, dev);
 }
 
 status populate(transport& src, std::span<const block_range> ranges, std::uint64_t bytes, const token_options& opt,

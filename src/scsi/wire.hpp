@@ -205,15 +205,27 @@ inline constexpr std::uint32_t rod_type_zero = 0xFFFF0001;  ///< block device ze
 /// The 512-byte block device zero ROD token (ROD type 0xFFFF0001, length 0x01F8).
 [[nodiscard]] std::array<std::uint8_t, rod_token_bytes> zero_rod_token() noexcept;
 
-/// Copy operation status (RRTI byte 5 / RECEIVE COPY STATUS(LID4)).
+/// COPY OPERATION STATUS (RRTI / RECEIVE COPY STATUS(LID4) byte 5 bits 6-0), SPC-4 r36. Checked
+/// against FreeBSD CTL scsi_all.h (RCS_CCS_COMPLETED 01h, ERROR 02h, COMPLETED_PROD 03h,
+/// COMPLETED_RESID 04h, INPROG_FGBG 10h, INPROG_FG 11h, INPROG_BG 12h, ABORTED 60h) and QNAP's LIO
+/// ODX tpc_def.h (COPY_OP_STATUS, same values, "SPC4R36 page 423").
 enum : std::uint8_t {
-  copy_op_ok = 0x01,
-  copy_op_error = 0x02,
-  copy_op_ok_residual = 0x03,
-  copy_op_in_progress_foreground = 0x10,
-  copy_op_in_progress_background = 0x11,
+  copy_op_completed = 0x01,                  ///< completed without errors
+  copy_op_completed_with_errors = 0x02,
+  copy_op_completed_partial_rod = 0x03,      ///< completed without errors, partial ROD token usage
+  copy_op_completed_residual = 0x04,         ///< completed without errors, with residual data
+  copy_op_in_progress = 0x10,                ///< in progress, foreground or background unknown
+  copy_op_in_progress_foreground = 0x11,
+  copy_op_in_progress_background = 0x12,
   copy_op_terminated = 0x60,
 };
+/// 01h, 03h and 04h: the operation ended without error; the transfer count says how much it moved.
+[[nodiscard]] constexpr bool copy_op_without_errors(std::uint8_t s) noexcept {
+  return s == copy_op_completed || s == copy_op_completed_partial_rod || s == copy_op_completed_residual;
+}
+[[nodiscard]] constexpr bool copy_op_running(std::uint8_t s) noexcept {
+  return s == copy_op_in_progress || s == copy_op_in_progress_foreground || s == copy_op_in_progress_background;
+}
 
 /// RECEIVE ROD TOKEN INFORMATION reply: 4 bits 4-0 response to service action, 5 bits 6-0 copy
 /// operation status, 6-7 operation counter, 8-11 estimated status update delay (ms), 13 sense
@@ -229,9 +241,7 @@ struct rod_token_information {
   std::uint64_t transfer_count = 0;
   std::vector<std::uint8_t> sense;
   std::vector<std::uint8_t> token;  ///< empty when the reply carries none
-  [[nodiscard]] bool in_progress() const noexcept {
-    return copy_status == copy_op_in_progress_foreground || copy_status == copy_op_in_progress_background;
-  }
+  [[nodiscard]] bool in_progress() const noexcept { return copy_op_running(copy_status); }
 };
 [[nodiscard]] std::optional<rod_token_information> parse_rod_token_information(
     std::span<const std::uint8_t> data);

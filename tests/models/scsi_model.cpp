@@ -56,8 +56,7 @@ constexpr std::uint8_t EC_PT_IMMED = 0x01, EC_WUT_IMMED = 0x01;
 constexpr std::uint32_t ROD_TYPE_BLOCK_ZERO = 0xFFFF0001;
 constexpr std::uint8_t RCS_TC_LBAS = 0xF1;
 // COPY OPERATION STATUS (RCS_CCS_* of the LID4 reply, which RRTI shares).
-constexpr std::uint8_t CCS_COMPLETED = 0x01, CCS_ERROR = 0x02, CCS_COMPLETED_PROD = 0x03;
-constexpr std::uint8_t CCS_INPROG_FG = 0x11;
+constexpr std::uint8_t CCS_COMPLETED = 0x01, CCS_ERROR = 0x02;
 // Sense keys.
 constexpr std::uint8_t KEY_ILLEGAL_REQUEST = 0x05, KEY_COPY_ABORTED = 0x0A;
 
@@ -531,7 +530,7 @@ scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span
     l.status_by_list_id[list_id] = st;
     return check_with(fail_sense_);
   }
-  st->copy_status = moved < total ? CCS_COMPLETED_PROD : CCS_COMPLETED;
+  st->copy_status = moved < total ? cfg_.short_write_status : CCS_COMPLETED;
   l.status_by_list_id[list_id] = st;
   return {};
 }
@@ -550,7 +549,7 @@ scsi_reply scsi_model::rrti(lu& l, std::uint32_t list_id, std::span<std::uint8_t
   r[4] = st.service_action;
   if (st.polls_left > 0) {
     --st.polls_left;
-    r[5] = CCS_INPROG_FG;
+    r[5] = cfg_.in_progress_status;
     set32(&r[8], 1);
     set32(&r[0], r.size() - 4);
     return data_in(out, r);

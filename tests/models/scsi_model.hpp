@@ -36,8 +36,15 @@ struct scsi_model_config {
   unsigned token_lifetime_writes = 0;
   /// A WRITE USING TOKEN moves at most this many blocks (0 = all): partial transfers.
   std::uint64_t write_using_token_max_blocks = 0;
-  /// RRTI answers "in progress" this many times after an IMMED command.
+  /// RRTI answers "in progress" this many times after an IMMED command...
   unsigned in_progress_polls = 0;
+  /// ... with this COPY OPERATION STATUS: 10h (foreground or background unknown), 11h
+  /// (foreground) or 12h (background).
+  std::uint8_t in_progress_status = 0x11;
+  /// COPY OPERATION STATUS of a WRITE USING TOKEN that moved fewer blocks than its ranges hold
+  /// (GOOD status, RRTI transfer count = blocks moved): 04h "completed without errors but with
+  /// residual data" or 03h "... with partial ROD token usage" (QNAP's LIO ODX answers 03h).
+  std::uint8_t short_write_status = 0x04;
 };
 
 /// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8", "lun0 RRTI".

@@ -259,7 +259,7 @@ TEST_CASE("RECEIVE ROD TOKEN INFORMATION: status, transfer count, sense and toke
   bytes d(32 + 18 + 6 + 512, 0);
   put_be32(&d[0], static_cast<std::uint32_t>(d.size() - 4));
   d[4] = 0x10;  // response to POPULATE TOKEN
-  d[5] = copy_op_ok;
+  d[5] = copy_op_completed;
   put_be32(&d[8], 5);
   d[13] = 18;
   d[14] = 18;
@@ -272,7 +272,7 @@ TEST_CASE("RECEIVE ROD TOKEN INFORMATION: status, transfer count, sense and toke
   auto r = parse_rod_token_information(d);
   REQUIRE(r);
   CHECK(r->response_to_service_action == 0x10);
-  CHECK(r->copy_status == copy_op_ok);
+  CHECK(r->copy_status == copy_op_completed);
   CHECK(r->status_update_delay_ms == 5);
   CHECK(r->transfer_count_units == 0xF1);
   CHECK(r->transfer_count == 4096);
@@ -343,4 +343,23 @@ TEST_CASE("READ CAPACITY(16) and standard INQUIRY") {
   CHECK(q->vendor == "LIO-ORG");
   CHECK(q->product == "FILEIO");
   CHECK(q->revision == "4.0");
+}
+
+TEST_CASE("copy operation status codes: SPC-4 values as FreeBSD CTL and QNAP's LIO ODX number them") {
+  // FreeBSD CTL scsi_all.h RCS_CCS_*: COMPLETED 01h, ERROR 02h, COMPLETED_PROD 03h,
+  // COMPLETED_RESID 04h, INPROG_FGBG 10h, INPROG_FG 11h, INPROG_BG 12h, ABORTED 60h; QNAP
+  // tpc_def.h COPY_OP_STATUS (SPC-4 r36) has the same numbers.
+  CHECK(copy_op_without_errors(0x01));
+  CHECK_FALSE(copy_op_without_errors(0x02));
+  CHECK(copy_op_without_errors(0x03));  // partial ROD token usage
+  CHECK(copy_op_without_errors(0x04));  // residual data
+  CHECK_FALSE(copy_op_without_errors(0x60));
+  for (std::uint8_t s : {0x10, 0x11, 0x12}) CHECK(copy_op_running(s));
+  for (std::uint8_t s : {0x00, 0x01, 0x02, 0x03, 0x04, 0x13, 0x60}) CHECK_FALSE(copy_op_running(s));
+  bytes d(32, 0);
+  d[3] = 28;
+  d[5] = 0x12;  // in progress in the background
+  auto r = parse_rod_token_information(d);
+  REQUIRE(r);
+  CHECK(r->in_progress());
 }
