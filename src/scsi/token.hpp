@@ -50,8 +50,10 @@ struct token_capability {
                                 std::uint64_t block_bytes = 512);
 
 /// Writes zeros over `ranges` of dst with the block device zero ROD token (no POPULATE TOKEN).
+/// `block_bytes` is dst's logical block size (RRTI transfer counts may come in bytes).
 [[nodiscard]] status token_write_zeros(transport& dst, std::span<const block_range> ranges,
-                                       const token_options& opt, token_stats& stats, std::uint64_t& blocks_done);
+                                       const token_options& opt, token_stats& stats, std::uint64_t& blocks_done,
+                                       std::uint32_t block_bytes);
 
 [[nodiscard]] backend& token_backend_instance();
 

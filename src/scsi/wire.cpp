@@ -254,6 +254,19 @@ std::optional<copy_status_lid1> parse_copy_status_lid1(std::span<const std::uint
   return s;
 }
 
+std::optional<std::uint64_t> transfer_count_blocks(std::uint8_t units, std::uint64_t count,
+                                                   std::uint32_t block_bytes) noexcept {
+  if (block_bytes == 0) return std::nullopt;
+  if (units == transfer_units_blocks) return count;
+  if (units > 6) return std::nullopt;  // 07h-F0h, F2h-FFh reserved
+  // count × 2^(10 × units) bytes, in whole blocks; 128-bit so 2^60 units cannot overflow.
+  __extension__ using u128 = unsigned __int128;
+  const u128 bytes = static_cast<u128>(count) << (10 * units);
+  const u128 blocks = bytes / block_bytes;
+  if (blocks > ~std::uint64_t{0}) return ~std::uint64_t{0};
+  return static_cast<std::uint64_t>(blocks);
+}
+
 namespace {
 void put_ranges(std::uint8_t* p, std::span<const block_range> ranges) {
   for (const auto& r : ranges) {

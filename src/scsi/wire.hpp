@@ -177,6 +177,18 @@ struct copy_status_lid1 {
 };
 [[nodiscard]] std::optional<copy_status_lid1> parse_copy_status_lid1(std::span<const std::uint8_t> data);
 
+/// TRANSFER COUNT UNITS codes (RECEIVE COPY STATUS LID1 byte 7, RRTI byte 15): 00h bytes, 01h-06h
+/// 2^10..2^60 bytes, F1h logical blocks of the copy destination (FreeBSD CTL scsi_all.h RCS_TC_*,
+/// QNAP LIO tpc_def.h TRANSFER_COUNT_UNIT citing SPC-4 r36); every other code is reserved.
+inline constexpr std::uint8_t transfer_units_bytes = 0x00;
+inline constexpr std::uint8_t transfer_units_blocks = 0xF1;
+
+/// A transfer count in whole logical blocks of `block_bytes`, rounded down so it never claims more
+/// than the device said (saturating at 2^64-1). nullopt for a reserved units code or a zero block
+/// size: the count means nothing we can use.
+[[nodiscard]] std::optional<std::uint64_t> transfer_count_blocks(std::uint8_t units, std::uint64_t count,
+                                                                 std::uint32_t block_bytes) noexcept;
+
 // ---- token copy -------------------------------------------------------------------------------
 /// Block device range descriptor (16 bytes): 0-7 LBA, 8-11 number of blocks, 12-15 reserved.
 struct block_range {

@@ -96,6 +96,13 @@ scsi_reply data_in(std::span<std::uint8_t> out, const std::vector<std::uint8_t>&
   return r;
 }
 
+/// `blocks` expressed in a TRANSFER COUNT UNITS code, rounded down (F1h blocks, 00h-06h 2^(10n) bytes).
+std::uint64_t count_in_units(std::uint64_t blocks, std::uint32_t block_bytes, std::uint8_t units) {
+  if (units == RCS_TC_LBAS) return blocks;
+  const unsigned shift = 10u * units;
+  return shift >= 64 ? 0 : (blocks * block_bytes) >> shift;
+}
+
 std::string seg_text(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks) {
   return std::to_string(src) + ">" + std::to_string(dst) + "x" + std::to_string(blocks);
 }
@@ -438,11 +445,17 @@ scsi_reply scsi_model::populate(lu& l, std::uint32_t list_id, std::span<const st
   if (fault_now(before)) return check_with(fail_sense_);
   for (auto [lba, n] : ranges)
     if (!read_blocks(l, lba, n, r->data)) return illegal(0x21, 0x00);
-  r->id = next_rod_++;
-  rods_[r->id] = r;
   auto st = std::make_shared<op_status>();
   st->service_action = EC_PT;
   st->transfer_blocks = total;
+  if (cfg_.populate_max_blocks != 0 && total > cfg_.populate_max_blocks) {
+    // The array caps the token: it represents the first blocks only.
+    r->data.resize(cfg_.populate_max_blocks * l.block_bytes);
+    st->transfer_blocks = cfg_.populate_max_blocks;
+    st->copy_status = cfg_.populate_short_status;
+  }
+  r->id = next_rod_++;
+  rods_[r->id] = r;
   // scsi_token: 0-3 ROD type, 6-7 length (0x01F8), then the body; the model keeps its ROD id in
   // body bytes 0-7 (token 8-15) and the creator's NAA at token 16.
   st->token.assign(512, 0);
@@ -499,20 +512,21 @@ scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span
   st->service_action = EC_WUT;
   for (std::size_t i = 0; i < ranges.size() && moved < budget; ++i) {
     if (fault && i >= before) break;
-    const std::uint64_t n = std::min(ranges[i].second, budget - moved);
-    std::vector<std::uint8_t> buf(n * l.block_bytes, 0);
+    std::uint64_t n = std::min(ranges[i].second, budget - moved);
+    bool rod_ends = false;
     if (!zero) {
-      const std::uint64_t from = rod_pos * l.block_bytes;
-      if (from + buf.size() > r->data.size()) {
-        st->copy_status = CCS_ERROR;
-        st->transfer_blocks = moved;
-        st->sense = fixed_sense(KEY_ILLEGAL_REQUEST, 0x26, 0x00);
-        l.status_by_list_id[list_id] = st;
-        return illegal(0x26, 0x00);
+      // The ROD runs out: write what it holds, then fail as CTL's tpc_process_wut does (INVALID
+      // FIELD IN PARAMETER LIST once the token's ranges are used up), transfer count = blocks moved.
+      const std::uint64_t rod_blocks = r->data.size() / l.block_bytes;
+      const std::uint64_t left = rod_pos < rod_blocks ? rod_blocks - rod_pos : 0;
+      if (n > left) {
+        n = left;
+        rod_ends = true;
       }
-      std::memcpy(buf.data(), r->data.data() + from, buf.size());
     }
-    if (!write_blocks(l, ranges[i].first, buf.data(), n)) {
+    std::vector<std::uint8_t> buf(n * l.block_bytes, 0);
+    if (!zero && n > 0) std::memcpy(buf.data(), r->data.data() + rod_pos * l.block_bytes, buf.size());
+    if (n > 0 && !write_blocks(l, ranges[i].first, buf.data(), n)) {
       st->copy_status = CCS_ERROR;
       st->transfer_blocks = moved;
       st->sense = fixed_sense(KEY_ILLEGAL_REQUEST, 0x21, 0x00);
@@ -521,6 +535,13 @@ scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span
     }
     moved += n;
     rod_pos += n;
+    if (rod_ends) {
+      st->copy_status = CCS_ERROR;
+      st->transfer_blocks = moved;
+      st->sense = fixed_sense(KEY_ILLEGAL_REQUEST, 0x26, 0x00);
+      l.status_by_list_id[list_id] = st;
+      return illegal(0x26, 0x00);
+    }
   }
   st->transfer_blocks = moved;
   st->polls_left = immed ? cfg_.in_progress_polls : 0;
@@ -555,8 +576,8 @@ scsi_reply scsi_model::rrti(lu& l, std::uint32_t list_id, std::span<std::uint8_t
     return data_in(out, r);
   }
   r[5] = st.copy_status;
-  r[15] = RCS_TC_LBAS;
-  set64(&r[16], st.transfer_blocks);
+  r[15] = cfg_.transfer_count_units;
+  set64(&r[16], count_in_units(st.transfer_blocks, l.block_bytes, cfg_.transfer_count_units));
   r[13] = static_cast<std::uint8_t>(st.sense.size());
   r[14] = static_cast<std::uint8_t>(st.sense.size());
   r.insert(r.end(), st.sense.begin(), st.sense.end());

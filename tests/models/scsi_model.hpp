@@ -32,6 +32,13 @@ struct scsi_model_config {
   std::uint16_t max_range_descriptors = 8;
   std::uint64_t max_token_transfer_blocks = 1u << 16;
   std::uint64_t optimal_transfer_blocks = 1u << 11;
+  /// A POPULATE TOKEN represents at most this many blocks of its ranges, from the first (0 = all);
+  /// RRTI then reports that count with `populate_short_status`, as an array that caps a token.
+  std::uint64_t populate_max_blocks = 0;
+  std::uint8_t populate_short_status = 0x04;
+  /// TRANSFER COUNT UNITS of every RRTI reply: F1h logical blocks, 00h bytes, 01h-06h 2^10..2^60
+  /// bytes (counts rounded down, as a device would).
+  std::uint8_t transfer_count_units = 0xF1;
   /// A token is valid for this many WRITE USING TOKEN commands (0 = forever).
   unsigned token_lifetime_writes = 0;
   /// A WRITE USING TOKEN moves at most this many blocks (0 = all): partial transfers.

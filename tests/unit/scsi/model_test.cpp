@@ -323,10 +323,13 @@ TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the RO
   // data) or 03h (partial ROD token usage, QNAP's answer): both are resumed from the transfer
   // count, never reported as a device error.
   for (const std::uint8_t status : {std::uint8_t{0x04}, std::uint8_t{0x03}}) {
+    for (const std::uint8_t units : {std::uint8_t{0xF1}, std::uint8_t{0x00}, std::uint8_t{0x01}}) {
     CAPTURE(int(status));
+    CAPTURE(int(units));
     auto c = token_only();
     c.write_using_token_max_blocks = 1500;
     c.short_write_status = status;
+    c.transfer_count_units = units;
     rig r(c);
     auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
     INFO(rep.result.to_string());
@@ -337,6 +340,75 @@ TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the RO
                                           "lun1 WUT off=3000 25528x1096", "lun1 RRTI"});
     CHECK(r.same(0, 8 * MiB, MiB));
     CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    }
+  }
+}
+
+TEST_CASE("model: a token that represents fewer blocks than asked: write what it covers, populate the rest") {
+  // RRTI after POPULATE TOKEN: copy operation status 04h/03h and a transfer count of 1000 blocks,
+  // in blocks (F1h), bytes (00h) or KiB (01h). Each token's part is written from ROD offset 0,
+  // then the remaining source ranges are populated again.
+  for (const std::uint8_t units : {std::uint8_t{0xF1}, std::uint8_t{0x00}, std::uint8_t{0x01}}) {
+    for (const std::uint8_t status : {std::uint8_t{0x04}, std::uint8_t{0x03}}) {
+      CAPTURE(int(units));
+      CAPTURE(int(status));
+      auto c = token_only();
+      c.populate_max_blocks = 1000;
+      c.populate_short_status = status;
+      c.transfer_count_units = units;
+      rig r(c);
+      auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+      INFO(rep.result.to_string());
+      REQUIRE(rep.result.ok());
+      CHECK(rep.bytes_copied == 2 * MiB);
+      CHECK(shape(r.model.log()) ==
+            strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 16384x1000", "lun1 RRTI",
+                    "lun0 PT 1000x1048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 17384x1000", "lun1 RRTI",
+                    "lun0 PT 2000x48 8192x2048", "lun0 RRTI", "lun1 WUT off=0 18384x48 24576x952", "lun1 RRTI",
+                    "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT off=0 25528x1000", "lun1 RRTI",
+                    "lun0 PT 10144x96", "lun0 RRTI", "lun1 WUT off=0 26528x96", "lun1 RRTI"});
+      CHECK(r.same(0, 8 * MiB, MiB));
+      CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    }
+  }
+}
+
+TEST_CASE("model: transfer counts in MiB units; a count in reserved units is not taken as blocks") {
+  {
+    auto c = token_only();
+    c.populate_max_blocks = 2048;  // 1 MiB per token
+    c.transfer_count_units = 0x02;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048",
+                                          "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI",
+                                          "lun1 WUT off=0 24576x2048", "lun1 RRTI"});
+    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+  }
+  {
+    // 07h is reserved: the count means nothing. 01h (completed, no residual) still says all of it
+    // was done.
+    auto c = token_only();
+    c.transfer_count_units = 0x07;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) ==
+          strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI"});
+    CHECK(r.same(0, 8 * MiB, MiB));
+  }
+  {
+    // A short write (04h) whose count is in reserved units proves nothing: stop, claim nothing.
+    auto c = token_only();
+    c.transfer_count_units = 0x07;
+    c.write_using_token_max_blocks = 1500;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}}, copy_mode::offload, {backend_kind::scsi_token});
+    CHECK(rep.result.code() == errc::device_error);
+    CHECK(rep.bytes_copied == 0);
   }
 }
 
@@ -348,9 +420,11 @@ TEST_CASE("model: expired token is populated again and the rest written") {
   auto rep = r.copy({{0, 8 * MiB, MiB}});
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
+  // The new token represents what is left (blocks 1024-2047), so the rest is written from its
+  // offset 0.
   CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI",
-                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI", "lun0 PT 0x2048", "lun0 RRTI",
-                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI"});
+                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024", "lun0 RRTI",
+                                        "lun1 WUT off=0 17408x1024", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
 }
 
@@ -383,7 +457,7 @@ TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes 
     r.model.clear_log();
     std::vector<detail::scsi::block_range> zr = {{100, 10}, {140, 2}};
     opt.immed = false;
-    st = detail::scsi::token_write_zeros(*td, zr, opt, stats, done);
+    st = detail::scsi::token_write_zeros(*td, zr, opt, stats, done, 512);
     REQUIRE(st.ok());
     CHECK(done == 12);
     CHECK(shape(r.model.log()) == strings{"lun1 WUT off=0 100x10 140x2", "lun1 RRTI"});

@@ -363,3 +363,21 @@ TEST_CASE("copy operation status codes: SPC-4 values as FreeBSD CTL and QNAP's L
   REQUIRE(r);
   CHECK(r->in_progress());
 }
+
+TEST_CASE("transfer count units: bytes, 2^10n bytes and logical blocks, rounded down; reserved codes unusable") {
+  // Codes as FreeBSD CTL scsi_all.h RCS_TC_BYTES..RCS_TC_EBYTES (00h-06h) and RCS_TC_LBAS (F1h).
+  CHECK(transfer_count_blocks(0x00, 1023, 512) == 1u);        // bytes: 1023 B is one whole block
+  CHECK(transfer_count_blocks(0x00, 1024, 512) == 2u);
+  CHECK(transfer_count_blocks(0x01, 3, 4096) == 0u);          // 3 KiB < one 4 KiB block
+  CHECK(transfer_count_blocks(0x01, 750, 512) == 1500u);
+  CHECK(transfer_count_blocks(0x02, 1, 512) == 2048u);        // MiB
+  CHECK(transfer_count_blocks(0x03, 1, 4096) == 262144u);     // GiB
+  CHECK(transfer_count_blocks(0x04, 1, 512) == (1ULL << 31)); // TiB
+  CHECK(transfer_count_blocks(0x06, 1, 512) == (1ULL << 51)); // EiB
+  CHECK(transfer_count_blocks(0x06, ~0ULL, 512) == ~0ULL);    // saturates, never wraps
+  CHECK(transfer_count_blocks(0xF1, 77, 4096) == 77u);        // already blocks
+  CHECK_FALSE(transfer_count_blocks(0x07, 1, 512));           // reserved
+  CHECK_FALSE(transfer_count_blocks(0xF0, 1, 512));
+  CHECK_FALSE(transfer_count_blocks(0xF2, 1, 512));
+  CHECK_FALSE(transfer_count_blocks(0x00, 1024, 0));          // no block size: nothing usable
+}
