@@ -102,13 +102,13 @@ status populate(transport& src, std::span<const block_range> ranges, std::uint64
 /// One WRITE USING TOKEN; `transferred` = blocks the device reports written (also on failure),
 /// at most the blocks of `ranges`.
 status write_once(transport& dst, std::span<const std::uint8_t> token, std::uint64_t offset,
-                  std::span<const block_range> ranges, std::uint32_t block_bytes, const token_options& opt,
-                  token_stats& stats, std::uint64_t& transferred) {
+                  std::span<const block_range> ranges, std::uint32_t block_bytes, bool delete_token,
+                  const token_options& opt, token_stats& stats, std::uint64_t& transferred) {
   transferred = 0;
   std::uint64_t asked = 0;
   for (const auto& rg : ranges) asked += rg.blocks;
   const std::uint32_t id = next_list_id.fetch_add(1);
-  auto list = encode_write_using_token(token, offset, ranges, opt.immed);
+  auto list = encode_write_using_token(token, offset, ranges, opt.immed, delete_token);
   auto cdb = write_using_token_cdb(id, static_cast<std::uint32_t>(list.size()));
   ++stats.write_commands;
   auto s = run_command(dst, cdb, data_direction::to_device, list, copy_timeout_seconds(asked * block_bytes),
@@ -177,15 +177,22 @@ std::vector<block_range> leading_ranges(std::span<const block_range> all, std::u
 /// resuming after a partial transfer with OFFSET INTO ROD = the blocks already written (the ROD is
 /// the token's ranges concatenated, counted in the destination's blocks) and the ranges still to
 /// write. `done` = blocks written, a prefix of `ranges`.
+///
+/// Every command asks for all the token still holds, so each is meant to be its last use: a real
+/// token goes with DEL_TKN (the array frees it when the command ends, as CTL's
+/// ctl_write_using_token does by zeroing its timeout); after a short write the array may already
+/// have deleted it, and the next command's 23/xx makes the caller populate what is left. The zero
+/// ROD token is no array resource: never DEL_TKN.
 status write_token(transport& dst, std::span<const std::uint8_t> token, std::span<const block_range> ranges,
-                   std::uint32_t block_bytes, const token_options& opt, token_stats& stats, std::uint64_t& done) {
+                   std::uint32_t block_bytes, bool real_token, const token_options& opt, token_stats& stats,
+                   std::uint64_t& done) {
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += r.blocks;
   done = 0;
   while (done < total) {
     auto rest = remaining_ranges(ranges, done);
     std::uint64_t moved = 0;
-    auto s = write_once(dst, token, done, rest, block_bytes, opt, stats, moved);
+    auto s = write_once(dst, token, done, rest, block_bytes, real_token, opt, stats, moved);
     done += std::min(moved, total - done);
     if (!s.ok()) return s;
     if (moved == 0) return status(errc::device_error, "WRITE USING TOKEN " + dst.name() + ": no progress");
@@ -267,7 +274,7 @@ status token_copy(transport& src, transport& dst, std::span<const plan_segment> 
     if (auto s = populate(src, src_rest, total - blocks_done, bb, opt, stats, token, covered); !s.ok()) return s;
     const auto dst_part = leading_ranges(remaining_ranges(dst_ranges, blocks_done), covered);
     std::uint64_t written = 0;
-    auto s = write_token(dst, token, dst_part, bb, opt, stats, written);
+    auto s = write_token(dst, token, dst_part, bb, true, opt, stats, written);
     blocks_done += written;
     if (s.ok()) {
       fruitless_tokens = 0;
@@ -282,10 +289,18 @@ status token_copy(transport& src, transport& dst, std::span<const plan_segment> 
   return {};
 }
 
-status token_write_zeros(transport& dst, std::span<const block_range> ranges, const token_options& opt,
-                         token_stats& stats, std::uint64_t& blocks_done, std::uint32_t block_bytes) {
+status token_write_zeros(transport& dst, const lu_info& lu, std::span<const block_range> ranges,
+                         const token_options& opt, token_stats& stats, std::uint64_t& blocks_done) {
+  blocks_done = 0;
+  // SBC-3: the block device zero ROD token is an optional ROD type; a copy manager that takes it
+  // lists ROD type FFFF0001h with TOKEN_IN in VPD 0x8F descriptor 0x0108 (CTL does).
+  if (!lu.tpc || !lu.tpc->accepts_rod_token(rod_type_zero))
+    return status(errc::not_supported, "WRITE USING TOKEN " + dst.name() +
+                                           ": VPD 0x8F does not list ROD type 0xFFFF0001 (block device zero) as "
+                                           "token input (descriptor 0x0108)");
+  if (lu.block_bytes() == 0) return status(errc::not_supported, "READ CAPACITY(16) failed");
   auto zero = zero_rod_token();
-  return write_token(dst, zero, ranges, block_bytes, opt, stats, blocks_done);
+  return write_token(dst, zero, ranges, lu.block_bytes(), false, opt, stats, blocks_done);
 }
 
 namespace {
@@ -346,6 +361,7 @@ class token_backend final : public backend {
         types += (types.empty() ? "" : ",") + std::string(b);
       }
       m.details.emplace_back("vpd_8f_descriptors", types);
+      m.details.emplace_back("zero_rod_token", lu->tpc->accepts_rod_token(rod_type_zero) ? "1" : "0");
       if (const auto& r = lu->tpc->rod_limits) {
         m.details.emplace_back("max_range_descriptors", std::to_string(r->max_range_descriptors));
         m.details.emplace_back("max_token_transfer_blocks", std::to_string(r->max_token_transfer_blocks));

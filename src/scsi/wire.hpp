@@ -110,12 +110,25 @@ struct supported_command {
   std::uint8_t opcode = 0;
   std::vector<std::uint8_t> service_actions;
 };
+/// One ROD type descriptor of the supported ROD types descriptor (type 0x0108): 64 bytes each,
+/// 0-3 ROD type, 4 bit 7 ECPY_INT / bit 1 TOKEN_IN / bit 0 TOKEN_OUT, 6-7 preference indication
+/// (SPC-4; the 64-byte size and the bits as FreeBSD CTL's scsi_vpd_tpc_descriptor_srtd and
+/// sg3_utils' decode_3party_copy_vpd read them).
+struct rod_type_entry {
+  std::uint32_t rod_type = 0;
+  bool ecpy_int = false;
+  bool token_in = false;   ///< accepted as input (WRITE USING TOKEN)
+  bool token_out = false;  ///< created by POPULATE TOKEN
+};
 struct third_party_copy_vpd {
   std::optional<rod_token_limits> rod_limits;          ///< descriptor 0x0000
   std::vector<supported_command> commands;             ///< descriptor 0x0001
   std::optional<std::uint32_t> max_segment_bytes;      ///< descriptor 0x8001, 12-15
+  std::vector<rod_type_entry> rod_types;               ///< descriptor 0x0108 (empty when absent)
   std::vector<std::uint16_t> descriptor_types;         ///< every descriptor type seen, in order
   [[nodiscard]] bool supports(std::uint8_t opcode, std::uint8_t service_action) const noexcept;
+  /// The 0x0108 descriptor lists `rod_type` with TOKEN_IN set: WRITE USING TOKEN takes it.
+  [[nodiscard]] bool accepts_rod_token(std::uint32_t rod_type) const noexcept;
 };
 /// Parses VPD page 0x8F. Defensive: a truncated descriptor ends the walk; nullopt only when the
 /// page header itself is unusable (short, wrong page code).
@@ -208,12 +221,13 @@ inline constexpr std::uint32_t rod_type_zero = 0xFFFF0001;  ///< block device ze
 [[nodiscard]] std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ranges,
                                                               bool immed, std::uint32_t inactivity_timeout_s,
                                                               std::uint32_t rod_type = 0);
-/// WRITE USING TOKEN list: 0-1 data length, 2 bit 0 IMMED, 8-15 offset into ROD (blocks),
-/// 16-527 token, 534-535 range list length, 536.. ranges.
+/// WRITE USING TOKEN list: 0-1 data length, 2 bit 1 DEL_TKN / bit 0 IMMED, 8-15 offset into ROD
+/// (blocks), 16-527 token, 534-535 range list length, 536.. ranges (FreeBSD CTL
+/// scsi_write_using_token_data, EC_WUT_DEL_TKN = 0x02).
 [[nodiscard]] std::vector<std::uint8_t> encode_write_using_token(std::span<const std::uint8_t> token,
                                                                  std::uint64_t offset_into_rod_blocks,
                                                                  std::span<const block_range> ranges,
-                                                                 bool immed);
+                                                                 bool immed, bool delete_token = false);
 /// The 512-byte block device zero ROD token (ROD type 0xFFFF0001, length 0x01F8).
 [[nodiscard]] std::array<std::uint8_t, rod_token_bytes> zero_rod_token() noexcept;
 

@@ -52,7 +52,7 @@ constexpr std::uint8_t EC_EC_LID1 = 0x00, EC_PT = 0x10, EC_WUT = 0x11;
 constexpr std::uint8_t RCS_RCS_LID1 = 0x00, RCS_RCOP = 0x03, RCS_RRTI = 0x07;
 constexpr std::uint8_t EC_CSCD_ID = 0xE4, EC_SEG_B2B = 0x02;
 constexpr std::uint8_t EC_LIST_ID_USAGE_NONE = 3;  // header byte 1 bits 4-3
-constexpr std::uint8_t EC_PT_IMMED = 0x01, EC_WUT_IMMED = 0x01;
+constexpr std::uint8_t EC_PT_IMMED = 0x01, EC_WUT_IMMED = 0x01, EC_WUT_DEL_TKN = 0x02;
 constexpr std::uint32_t ROD_TYPE_BLOCK_ZERO = 0xFFFF0001;
 constexpr std::uint8_t RCS_TC_LBAS = 0xF1;
 // COPY OPERATION STATUS (RCS_CCS_* of the LID4 reply, which RRTI shares).
@@ -283,6 +283,19 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
       cmds[4] = static_cast<std::uint8_t>(cmds.size() - 5);
       set16(&cmds[2], cmds.size() - 4);
       r.insert(r.end(), cmds.begin(), cmds.end());
+      // Supported ROD types (scsi_vpd_tpc_descriptor_srt): 4-5 reserved, 6-7 descriptors length,
+      // then 64-byte scsi_vpd_tpc_descriptor_srtd {0-3 ROD type, 4 flags, 6-7 preference}.
+      std::vector<std::pair<std::uint32_t, std::uint8_t>> types = {{0x00800000, 0x03}};
+      if (cfg_.list_zero_rod) types.emplace_back(ROD_TYPE_BLOCK_ZERO, cfg_.zero_rod_flags);
+      std::vector<std::uint8_t> srt(8 + 64 * types.size(), 0);
+      set16(&srt[0], 0x0108);
+      set16(&srt[2], srt.size() - 4);
+      set16(&srt[6], 64 * types.size());
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        set32(&srt[8 + 64 * i], types[i].first);
+        srt[8 + 64 * i + 4] = types[i].second;
+      }
+      r.insert(r.end(), srt.begin(), srt.end());
     } else {
       return illegal(0x24, 0x00);
     }
@@ -473,12 +486,13 @@ scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span
   // into ROD, 16-527 ROD token, 534-535 range descriptor length, 536.. scsi_range_desc.
   if (p.size() < 536) return illegal(0x1A, 0x00);
   const bool immed = p[2] & EC_WUT_IMMED;
+  const bool del_tkn = p[2] & EC_WUT_DEL_TKN;
   const std::uint64_t offset = be64(&p[8]);
   const std::uint8_t* token = &p[16];
   const std::size_t list_len = be16(&p[534]);
   if (536 + list_len > p.size() || list_len % 16 != 0) return illegal(0x26, 0x00);
   std::string entry = l.name + " WUT id=" + std::to_string(list_id) + (immed ? " immed" : "") +
-                      " off=" + std::to_string(offset);
+                      (del_tkn ? " del" : "") + " off=" + std::to_string(offset);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   std::uint64_t total = 0;
   for (std::size_t off = 536; off < 536 + list_len; off += 16) {
@@ -500,6 +514,10 @@ scsi_reply scsi_model::write_using_token(lu& l, std::uint32_t list_id, std::span
       return illegal(0x23, 0x07);
     }
     ++r->writes;
+    // DEL_TKN: CTL's ctl_write_using_token zeroes the token's timeout, so it is freed once this
+    // command ends, whatever the outcome. The model frees it now (the command runs to its end
+    // inside this call).
+    if (del_tkn && cfg_.honour_del_tkn) rods_.erase(it);
     if (r->block_bytes != l.block_bytes) return illegal(0x23, 0x00);
   }
   unsigned before = 0;

@@ -39,6 +39,13 @@ struct scsi_model_config {
   /// TRANSFER COUNT UNITS of every RRTI reply: F1h logical blocks, 00h bytes, 01h-06h 2^10..2^60
   /// bytes (counts rounded down, as a device would).
   std::uint8_t transfer_count_units = 0xF1;
+  /// VPD 0x8F descriptor 0x0108 lists the block device zero ROD type (FFFF0001h) with these flags
+  /// (02h TOKEN_IN); false: only the point-in-time type the model creates is listed.
+  bool list_zero_rod = true;
+  /// DEL_TKN frees the token when the WRITE USING TOKEN ends (CTL); false: the token lives until
+  /// its inactivity timeout or `token_lifetime_writes`, whatever the flag says.
+  bool honour_del_tkn = true;
+  std::uint8_t zero_rod_flags = 0x02;
   /// A token is valid for this many WRITE USING TOKEN commands (0 = forever).
   unsigned token_lifetime_writes = 0;
   /// A WRITE USING TOKEN moves at most this many blocks (0 = all): partial transfers.
@@ -54,7 +61,9 @@ struct scsi_model_config {
   std::uint8_t short_write_status = 0x04;
 };
 
-/// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8", "lun0 RRTI".
+/// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8",
+/// "lun1 WUT del off=0 8x8" (DEL_TKN set: the model deletes the token when the command ends, as CTL
+/// does), "lun0 RRTI".
 using scsi_log = std::vector<std::string>;
 
 class scsi_model {
@@ -79,6 +88,8 @@ class scsi_model {
   [[nodiscard]] const scsi_log& log() const noexcept { return log_; }
   void clear_log() { log_.clear(); }
   [[nodiscard]] scsi_model_config& config() noexcept { return cfg_; }
+  /// ROD tokens the model still holds (populated, not deleted by DEL_TKN).
+  [[nodiscard]] std::size_t live_tokens() const noexcept { return rods_.size(); }
   /// Commands that copied data (XCOPY, PT, WUT) seen so far.
   [[nodiscard]] unsigned copy_commands() const noexcept { return copy_commands_; }
 

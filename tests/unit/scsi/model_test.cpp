@@ -311,8 +311,8 @@ TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per 
   CHECK(rep.of(backend_kind::scsi_token).bytes == 5 * MiB);
   // 4 MiB per token: 2048 + 2048 + the first 4096 blocks... split at 8192 blocks.
   CHECK(shape(r.model.log()) ==
-        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT off=0 16384x2048 24576x2048 40960x4096",
-                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT off=0 45056x2048", "lun1 RRTI"});
+        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048 40960x4096",
+                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 45056x2048", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
   CHECK(r.same(4 * MiB, 12 * MiB, MiB));
   CHECK(r.same(2 * MiB, 20 * MiB, 3 * MiB));
@@ -330,14 +330,15 @@ TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the RO
     c.write_using_token_max_blocks = 1500;
     c.short_write_status = status;
     c.transfer_count_units = units;
+    c.honour_del_tkn = false;  // the token outlives a short write: the rest uses OFFSET INTO ROD
     rig r(c);
     auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
     CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
-                                          "lun1 WUT off=0 16384x2048 24576x2048", "lun1 RRTI",
-                                          "lun1 WUT off=1500 17884x548 24576x2048", "lun1 RRTI",
-                                          "lun1 WUT off=3000 25528x1096", "lun1 RRTI"});
+                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
+                                          "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI",
+                                          "lun1 WUT del off=3000 25528x1096", "lun1 RRTI"});
     CHECK(r.same(0, 8 * MiB, MiB));
     CHECK(r.same(4 * MiB, 12 * MiB, MiB));
     }
@@ -362,11 +363,11 @@ TEST_CASE("model: a token that represents fewer blocks than asked: write what it
       REQUIRE(rep.result.ok());
       CHECK(rep.bytes_copied == 2 * MiB);
       CHECK(shape(r.model.log()) ==
-            strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 16384x1000", "lun1 RRTI",
-                    "lun0 PT 1000x1048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 17384x1000", "lun1 RRTI",
-                    "lun0 PT 2000x48 8192x2048", "lun0 RRTI", "lun1 WUT off=0 18384x48 24576x952", "lun1 RRTI",
-                    "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT off=0 25528x1000", "lun1 RRTI",
-                    "lun0 PT 10144x96", "lun0 RRTI", "lun1 WUT off=0 26528x96", "lun1 RRTI"});
+            strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x1000", "lun1 RRTI",
+                    "lun0 PT 1000x1048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 17384x1000", "lun1 RRTI",
+                    "lun0 PT 2000x48 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 18384x48 24576x952", "lun1 RRTI",
+                    "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT del off=0 25528x1000", "lun1 RRTI",
+                    "lun0 PT 10144x96", "lun0 RRTI", "lun1 WUT del off=0 26528x96", "lun1 RRTI"});
       CHECK(r.same(0, 8 * MiB, MiB));
       CHECK(r.same(4 * MiB, 12 * MiB, MiB));
     }
@@ -382,9 +383,9 @@ TEST_CASE("model: transfer counts in MiB units; a count in reserved units is not
     auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
-    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048",
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048",
                                           "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI",
-                                          "lun1 WUT off=0 24576x2048", "lun1 RRTI"});
+                                          "lun1 WUT del off=0 24576x2048", "lun1 RRTI"});
     CHECK(r.same(4 * MiB, 12 * MiB, MiB));
   }
   {
@@ -397,7 +398,7 @@ TEST_CASE("model: transfer counts in MiB units; a count in reserved units is not
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
     CHECK(shape(r.model.log()) ==
-          strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI"});
+          strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI"});
     CHECK(r.same(0, 8 * MiB, MiB));
   }
   {
@@ -416,15 +417,16 @@ TEST_CASE("model: expired token is populated again and the rest written") {
   auto c = token_only();
   c.write_using_token_max_blocks = 1024;
   c.token_lifetime_writes = 1;
+  c.honour_del_tkn = false;  // it expires on its own (23/07), not by DEL_TKN
   rig r(c);
   auto rep = r.copy({{0, 8 * MiB, MiB}});
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
   // The new token represents what is left (blocks 1024-2047), so the rest is written from its
   // offset 0.
-  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI",
-                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024", "lun0 RRTI",
-                                        "lun1 WUT off=0 17408x1024", "lun1 RRTI"});
+  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI",
+                                        "lun1 WUT del off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024", "lun0 RRTI",
+                                        "lun1 WUT del off=0 17408x1024", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
 }
 
@@ -451,18 +453,72 @@ TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes 
     INFO(st.to_string());
     REQUIRE(st.ok());
     CHECK(shape(r.model.log()) == strings{"lun0 PT immed 0x50", "lun0 RRTI", "lun0 RRTI", "lun0 RRTI",
-                                          "lun1 WUT immed off=0 100x50", "lun1 RRTI", "lun1 RRTI", "lun1 RRTI"});
+                                          "lun1 WUT immed del off=0 100x50", "lun1 RRTI", "lun1 RRTI", "lun1 RRTI"});
     CHECK(stats.rrti_commands == 6);
     CHECK(r.same(0, 100 * 512, 50 * 512));
     r.model.clear_log();
     std::vector<detail::scsi::block_range> zr = {{100, 10}, {140, 2}};
     opt.immed = false;
-    st = detail::scsi::token_write_zeros(*td, zr, opt, stats, done, 512);
+    st = detail::scsi::token_write_zeros(*td, *detail::scsi::lu_of(r.dst->state()), zr, opt, stats, done);
     REQUIRE(st.ok());
     CHECK(done == 12);
     CHECK(shape(r.model.log()) == strings{"lun1 WUT off=0 100x10 140x2", "lun1 RRTI"});
     CHECK(read_file(r.dir.file("lun1"), 100 * 512, 10 * 512) == std::vector<std::uint8_t>(10 * 512, 0));
     CHECK(r.same(10 * 512, 110 * 512, 30 * 512));
+  }
+}
+
+TEST_CASE("model: the zero ROD token only when VPD 0x8F descriptor 0x0108 lists FFFF0001h as token input") {
+  // Not listed, or listed without TOKEN_IN (a type the array could only create): not_supported,
+  // and no WRITE USING TOKEN is sent.
+  for (const bool listed : {false, true}) {
+    CAPTURE(listed);
+    auto c = token_only();
+    c.list_zero_rod = listed;
+    c.zero_rod_flags = 0x01;  // TOKEN_OUT only
+    rig r(c);
+    auto td = detail::scsi::open_transport(r.dst->state());
+    REQUIRE(td);
+    detail::scsi::token_stats stats;
+    std::uint64_t done = 7;
+    std::vector<detail::scsi::block_range> zr = {{100, 10}};
+    auto st = detail::scsi::token_write_zeros(*td, *detail::scsi::lu_of(r.dst->state()), zr, {}, stats, done);
+    CHECK(st.code() == errc::not_supported);
+    CHECK(st.message().find("0xFFFF0001") != std::string::npos);
+    CHECK(done == 0);
+    CHECK(r.model.log().empty());
+    CHECK(stats.write_commands == 0);
+  }
+}
+
+TEST_CASE("model: DEL_TKN on the last WRITE USING TOKEN of a real token frees it") {
+  {
+    rig r(token_only());
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
+                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI"});
+    CHECK(r.model.live_tokens() == 0);  // without DEL_TKN the array keeps it until it times out
+  }
+  {
+    // A short write with DEL_TKN: the array (like CTL) has deleted the token when the command
+    // ends, the next WRITE USING TOKEN gets 23/04, and what is left is populated again.
+    auto c = token_only();
+    c.write_using_token_max_blocks = 1500;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) ==
+          strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
+                  "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI", "lun0 PT 1500x548 8192x2048",
+                  "lun0 RRTI", "lun1 WUT del off=0 17884x548 24576x2048", "lun1 RRTI",
+                  "lun1 WUT del off=1500 25528x1096", "lun1 RRTI", "lun0 PT 9144x1096", "lun0 RRTI",
+                  "lun1 WUT del off=0 25528x1096", "lun1 RRTI"});
+    CHECK(r.same(0, 8 * MiB, MiB));
+    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    CHECK(r.model.live_tokens() == 0);
   }
 }
 

@@ -381,3 +381,43 @@ TEST_CASE("transfer count units: bytes, 2^10n bytes and logical blocks, rounded 
   CHECK_FALSE(transfer_count_blocks(0xF2, 1, 512));
   CHECK_FALSE(transfer_count_blocks(0x00, 1024, 0));          // no block size: nothing usable
 }
+
+TEST_CASE("VPD 0x8F descriptor 0x0108: 64-byte ROD type descriptors, TOKEN_IN / TOKEN_OUT") {
+  // Layout as FreeBSD CTL writes it (scsi_vpd_tpc_descriptor_srt + two 64-byte
+  // scsi_vpd_tpc_descriptor_srtd: AUR with TIN|TOUT, BLOCK_ZERO with TIN) and sg3_utils reads it.
+  bytes page = {0x00, 0x8F, 0x00, 0x00};
+  bytes srt(8 + 2 * 64, 0);
+  srt[0] = 0x01;
+  srt[1] = 0x08;                     // descriptor type 0x0108
+  srt[2] = 0x00;
+  srt[3] = 4 + 128;                  // descriptor length
+  srt[6] = 0x00;
+  srt[7] = 128;                      // ROD type descriptors length
+  srt[8] = 0x00, srt[9] = 0x01, srt[10] = 0x00, srt[11] = 0x00;  // 0x00010000 access upon reference
+  srt[12] = 0x03;                                                 // TOKEN_IN | TOKEN_OUT
+  srt[72] = 0xFF, srt[73] = 0xFF, srt[74] = 0x00, srt[75] = 0x01;  // 0xFFFF0001 block device zero
+  srt[76] = 0x02;                                                 // TOKEN_IN
+  page.insert(page.end(), srt.begin(), srt.end());
+  page[3] = static_cast<std::uint8_t>(page.size() - 4);
+  auto v = parse_vpd8f(page);
+  REQUIRE(v);
+  REQUIRE(v->rod_types.size() == 2);
+  CHECK(v->rod_types[0].rod_type == 0x00010000u);
+  CHECK(v->rod_types[0].token_in);
+  CHECK(v->rod_types[0].token_out);
+  CHECK(v->rod_types[1].rod_type == 0xFFFF0001u);
+  CHECK(v->rod_types[1].token_in);
+  CHECK_FALSE(v->rod_types[1].token_out);
+  CHECK(v->accepts_rod_token(0xFFFF0001u));
+  // Listed as output only, or not at all: not accepted.
+  page[4 + 12] = 0x00;
+  page[4 + 76] = 0x01;
+  auto w = parse_vpd8f(page);
+  REQUIRE(w);
+  CHECK_FALSE(w->accepts_rod_token(0xFFFF0001u));
+  // A descriptors length that claims more than the descriptor holds reads only whole entries.
+  page[4 + 7] = 200;
+  auto x = parse_vpd8f(page);
+  REQUIRE(x);
+  CHECK(x->rod_types.size() == 2);
+}
