@@ -180,10 +180,18 @@ inline constexpr std::uint32_t max_block_segment_blocks = 0xFFFF;
     std::uint8_t list_id, list_id_usage usage, std::span<const cscd_identification> cscds,
     std::span<const block_segment> segments);
 
+/// RECEIVE COPY STATUS(LID1) COPY MANAGER STATUS (byte 4 bits 6-0): FreeBSD CTL scsi_all.h
+/// RCS_CCS_INPROG/COMPLETED/ERROR, sg3_utils sg_copy_results.c.
+enum : std::uint8_t {
+  lid1_in_progress = 0x00,
+  lid1_completed = 0x01,
+  lid1_completed_with_errors = 0x02,
+};
+
 /// RECEIVE COPY STATUS(LID1) reply: 4 bit 7 HDD, 4 bits 6-0 status, 5-6 segments processed,
 /// 7 transfer count units, 8-11 transfer count.
 struct copy_status_lid1 {
-  std::uint8_t copy_status = 0;  ///< 0 in progress, 1 done ok, 2 done with error
+  std::uint8_t copy_status = 0;  ///< lid1_in_progress / lid1_completed / lid1_completed_with_errors
   std::uint16_t segments_processed = 0;
   std::uint8_t transfer_count_units = 0;
   std::uint32_t transfer_count = 0;

@@ -134,7 +134,12 @@ struct scsi_model::lu {
   std::uint32_t block_bytes = 512;
   std::vector<std::uint8_t> naa;
   std::map<std::uint32_t, std::shared_ptr<op_status>> status_by_list_id;
-  std::map<std::uint8_t, std::pair<std::uint8_t, std::uint16_t>> lid1_status;  // list id -> {status, processed}
+  struct lid1_record {
+    std::uint8_t status = 0;
+    std::uint16_t segments_processed = 0;
+    std::uint64_t transfer_blocks = 0;
+  };
+  std::map<std::uint8_t, lid1_record> lid1_status;  // by list id
   [[nodiscard]] std::uint64_t blocks() const { return size_bytes / block_bytes; }
 };
 
@@ -347,9 +352,10 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
     // 7 transfer count units, 8-11 transfer count.
     std::vector<std::uint8_t> r(12, 0);
     set32(&r[0], 8);
-    r[4] = it->second.first;
-    set16(&r[5], it->second.second);
-    r[7] = RCS_TC_LBAS;
+    r[4] = it->second.status;
+    set16(&r[5], it->second.segments_processed);
+    r[7] = cfg_.lid1_transfer_units;
+    set32(&r[8], count_in_units(it->second.transfer_blocks, l.block_bytes, cfg_.lid1_transfer_units));
     return data_in(data, r);
   }
   if (op == RECEIVE_COPY_STATUS && sa == RCS_RRTI && cfg_.token) return rrti(l, be32(&cdb[2]), data);
@@ -414,20 +420,30 @@ scsi_reply scsi_model::xcopy(lu& l, std::span<const std::uint8_t> p) {
   unsigned before = 0;
   const bool fault = fault_now(before);
   const bool held = usage != EC_LIST_ID_USAGE_NONE && cfg_.copy_status_lid1;
+  std::uint64_t written = 0;  // blocks, for the LID1 transfer count (CTL: curbytes)
   for (std::size_t i = 0; i < segs.size(); ++i) {
     if (fault && i >= before) {
-      if (held) l.lid1_status[list_id] = {0x02, static_cast<std::uint16_t>(i + 1)};
+      // The failing segment may have written a part before the error.
+      const std::uint64_t part = std::min<std::uint64_t>(cfg_.fault_partial_blocks, segs[i].n);
+      if (part > 0) {
+        std::vector<std::uint8_t> buf;
+        if (read_blocks(*segs[i].src, segs[i].s, part, buf)) write_blocks(*segs[i].dst, segs[i].d, buf.data(), part);
+        written += part;
+      }
+      const auto processed = static_cast<std::uint16_t>(cfg_.lid1_counts_failed_segment ? i + 1 : i);
+      if (held) l.lid1_status[list_id] = {0x02, processed, written};
       return check_with(fail_sense_);
     }
     std::vector<std::uint8_t> buf;
     if (!read_blocks(*segs[i].src, segs[i].s, segs[i].n, buf)) return copy_aborted();
     if (!write_blocks(*segs[i].dst, segs[i].d, buf.data(), segs[i].n)) return copy_aborted();
+    written += segs[i].n;
   }
   if (fault) {
-    if (held) l.lid1_status[list_id] = {0x02, static_cast<std::uint16_t>(segs.size())};
+    if (held) l.lid1_status[list_id] = {0x02, static_cast<std::uint16_t>(segs.size()), written};
     return check_with(fail_sense_);
   }
-  if (held) l.lid1_status[list_id] = {0x01, static_cast<std::uint16_t>(segs.size())};
+  if (held) l.lid1_status[list_id] = {0x01, static_cast<std::uint16_t>(segs.size()), written};
   return {};
 }
 

@@ -26,6 +26,13 @@ struct scsi_model_config {
   std::uint32_t max_segment_bytes = 256u << 20;
   /// RECEIVE COPY STATUS(LID1) for commands that carry a list id (LIO: no).
   bool copy_status_lid1 = false;
+  /// After a fault in segment i: SEGMENTS PROCESSED = i, the segments completed (FreeBSD CTL's
+  /// curseg), or i + 1 when true (an array that counts the segment it failed in).
+  bool lid1_counts_failed_segment = false;
+  /// TRANSFER COUNT UNITS of the LID1 reply (CTL: 00h bytes, 02h MiB past 4 GiB), and the blocks
+  /// of the failing segment written before the fault (counted in the transfer count).
+  std::uint8_t lid1_transfer_units = 0x00;
+  std::uint32_t fault_partial_blocks = 0;
   std::uint8_t max_concurrent_copies = 1;  ///< RCOP byte 36
   // Token copy (absent on LIO: POPULATE TOKEN → invalid opcode, no VPD 0x8F).
   bool token = false;

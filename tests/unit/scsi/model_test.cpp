@@ -13,6 +13,7 @@
 #include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/token.hpp"
+#include "src/scsi/xcopy.hpp"
 #include "tests/models/scsi_model.hpp"
 
 using namespace offcopy;
@@ -551,23 +552,61 @@ TEST_CASE("model: token copy on a LIO-like LU (forced): invalid opcode → not s
   ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
 }
 
-TEST_CASE("model: RECEIVE COPY STATUS after a failed XCOPY gives the segments known copied") {
-  auto c = roomy();
-  c.copy_status_lid1 = true;
-  rig r(c);
-  // The first command (4 segments) fails in its third segment: two segments are known copied.
-  r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 2);
-  std::vector<extent> ex;
-  for (int i = 0; i < 4; ++i)
-    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
-  auto rep = r.copy(ex);
-  CHECK(rep.result.code() == errc::device_error);
-  CHECK(rep.bytes_copied == 2 * MiB);
-  auto log = shape(r.model.log());
-  REQUIRE(log.size() == 2);
-  CHECK(log[1] == "lun1 RCS");
-  CHECK(r.same(0, 32 * MiB, MiB));
-  CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+TEST_CASE("model: RECEIVE COPY STATUS(LID1) after a failed XCOPY: whole segments known copied, never more") {
+  // The first command (4 segments of 1 MiB) fails in its third segment after writing 100 of its
+  // 2048 blocks. Two segments are known copied whether the array counts the failing segment in
+  // SEGMENTS PROCESSED (3) or not (2, FreeBSD CTL), because the transfer count (2 MiB + 100
+  // blocks) covers two whole segments only. With reserved units only SEGMENTS PROCESSED − 1.
+  struct variant {
+    bool counts_failed;
+    std::uint8_t units;
+    std::uint64_t expect_bytes;
+  };
+  for (const variant v : {variant{false, 0x00, 2 * MiB}, variant{true, 0x00, 2 * MiB}, variant{false, 0xF1, 2 * MiB},
+                          variant{true, 0x02, 2 * MiB}, variant{false, 0x01, 2 * MiB}, variant{false, 0x09, 1 * MiB},
+                          variant{true, 0x09, 2 * MiB}}) {
+    CAPTURE(v.counts_failed);
+    CAPTURE(int(v.units));
+    auto c = roomy();
+    c.copy_status_lid1 = true;
+    c.lid1_counts_failed_segment = v.counts_failed;
+    c.lid1_transfer_units = v.units;
+    c.fault_partial_blocks = 100;
+    rig r(c);
+    r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 2);
+    std::vector<extent> ex;
+    for (int i = 0; i < 4; ++i)
+      ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
+    auto rep = r.copy(ex);
+    CHECK(rep.result.code() == errc::device_error);
+    CHECK(rep.bytes_copied == v.expect_bytes);
+    auto log = shape(r.model.log());
+    REQUIRE(log.size() == 2);
+    CHECK(log[1] == "lun1 RCS");
+    CHECK(r.same(0, 32 * MiB, MiB));
+    CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+  }
+}
+
+TEST_CASE("lid1_blocks_known_done: whole segments bounded by SEGMENTS PROCESSED and the transfer count") {
+  using detail::scsi::copy_status_lid1;
+  const std::vector<plan_segment> segs = {{0, 0, 8}, {100, 100, 8}, {200, 200, 8}};
+  const auto done = [&](std::uint16_t processed, std::uint8_t units, std::uint32_t count) {
+    copy_status_lid1 st;
+    st.copy_status = 0x02;
+    st.segments_processed = processed;
+    st.transfer_count_units = units;
+    st.transfer_count = count;
+    return detail::scsi::lid1_blocks_known_done(st, segs, 512);
+  };
+  CHECK(done(0, 0x00, 0) == 0);
+  CHECK(done(2, 0x00, 16 * 512) == 16);        // CTL: two segments completed, their bytes
+  CHECK(done(3, 0x00, 16 * 512 + 100) == 16);  // counts the failing one: its partial bytes do not make it whole
+  CHECK(done(2, 0x00, 15 * 512) == 8);         // a count short of the second segment
+  CHECK(done(3, 0xF1, 24) == 24);              // every segment, in blocks
+  CHECK(done(9, 0xF1, 1000) == 24);            // more than the command had: capped
+  CHECK(done(2, 0x09, 16) == 8);               // reserved units: SEGMENTS PROCESSED − 1
+  CHECK(done(1, 0x09, 16) == 0);
 }
 
 TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in flight") {
