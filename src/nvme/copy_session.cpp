@@ -17,6 +17,9 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
   if (cmd.segments.empty()) return status(errc::internal, "NVMe Copy command without segments");
   std::vector<source_range> list;
   range_blocks.clear();
+  // Type 1 reference tags are the LBA's low bits: 32 for 8-byte PI, 48 for 16-byte PI (64-bit guard).
+  const std::uint64_t tag_mask =
+      p.reference_tag_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << p.reference_tag_bits) - 1;
   std::uint64_t next_dst = cmd.segments[0].dst_block;
   for (const plan_segment& s : cmd.segments) {
     if (s.dst_block != next_dst)
@@ -32,7 +35,7 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
       r.slba = p.src_offset_blocks + s.src_block + done;
       r.blocks = n;
       r.snsid = p.source_nsid;
-      if (p.pi_regenerate) r.eilbrt = r.slba;  // only checked if PRINFOR asks, which we do not
+      if (p.pi_regenerate) r.eilbrt = r.slba & tag_mask;  // only checked if PRINFOR asks, which we do not
       list.push_back(r);
       range_blocks.push_back(n);
       done += n;
@@ -51,7 +54,7 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
     // whose PRINFOR.PRACT differs from PRINFOW.PRACT with Invalid Field (seen in the guest).
     f.prinfor = prinfo_pract;
     f.prinfow = prinfo_pract;
-    f.ilbrt = f.sdlba & 0xffffffffu;  // Type 1/2 reference tag of the first destination block
+    f.ilbrt = f.sdlba & tag_mask;  // Type 1/2 reference tag of the first destination block (CDW14, CDW3)
   }
   std::string why;
   if (!encode_copy_dwords(f, dw, &why)) return status(errc::internal, why);

@@ -9,6 +9,8 @@
 //     before elbatm) and util.c nvme_init_copy_range_elbt (elbt[9 - i] = byte i of the tag).
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -281,4 +283,72 @@ TEST_CASE("session in format 1h: the model, decoding with QEMU's byte order, rea
   CHECK(rec.ranges[0].eilbrt == 0x0a0b);
   CHECK(rec.ranges[0].elbst_eilbrt_hi == 0);
   CHECK(rec.ranges[1].eilbrt == 0x0c0d);
+}
+
+TEST_CASE("initial reference tag: the LBA cut to the PI format's tag width, upper bits in CDW3") {
+  // QEMU 10 nvme_copy: iocb->reftag = CDW14 | CDW3 << 32; nvme_check_prinfo compares it with the
+  // LBA masked to 48 bits (64-bit guard) or 32 bits (16-bit guard). libnvme nvme_copy (args v2):
+  // CDW3 = ilbrt_u64 >> 32, CDW14 = ilbrt_u64 & 0xffffffff.
+  struct variant {
+    std::uint8_t pif;
+    std::uint64_t sdlba;
+    std::uint32_t cdw14, cdw3;
+  };
+  for (const variant v : {variant{2, 0x123456789ULL, 0x23456789, 0x1},              // 16-byte PI, above 2^32
+                          variant{2, 0xabcd000100000007ULL, 0x00000007, 0x0001},    // 48 bits kept
+                          variant{0, 0x123456789ULL, 0x23456789, 0x0},              // 8-byte PI: 32 bits
+                          variant{1, 0xabcd000100000007ULL, 0x00000007, 0xabcd0001}}) {
+    CAPTURE(int(v.pif));
+    CAPTURE(v.sdlba);
+    session_params p;
+    p.pi_regenerate = true;
+    p.reference_tag_bits = reference_tag_bits(v.pif);
+    p.descriptor_format = v.pif == 0 ? 0 : 1;
+    const std::vector<offcopy::plan_segment> segs{{0x1000, v.sdlba, 4}};
+    offcopy::detail::command c;
+    c.segments = segs;
+    c.block_bytes = 512;
+    copy_dwords dw;
+    std::vector<std::uint8_t> ranges;
+    std::vector<std::uint32_t> range_blocks;
+    REQUIRE(build_copy(p, c, dw, ranges, range_blocks).ok());
+    CHECK(dw.cdw10 == static_cast<std::uint32_t>(v.sdlba));
+    CHECK(dw.cdw11 == static_cast<std::uint32_t>(v.sdlba >> 32));
+    CHECK(dw.cdw14 == v.cdw14);
+    CHECK(dw.cdw3 == v.cdw3);
+  }
+  CHECK(reference_tag_bits(0) == 32);
+  CHECK(reference_tag_bits(1) == 64);
+  CHECK(reference_tag_bits(2) == 48);
+}
+
+TEST_CASE("session on a 16-byte PI namespace above 2^32 blocks: the model reads 48-bit tags") {
+  offcopy::testing::nvme_model_config cfg;
+  cfg.blocks = (1ULL << 32) + 4096;
+  cfg.enforce_limits = false;
+  // Media: a sparse temporary file (2 TiB apparent, 16 blocks written).
+  char path[] = "/tmp/offcopy-pi48-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  REQUIRE(::ftruncate(fd, static_cast<off_t>(cfg.blocks * cfg.lba_bytes)) == 0);
+  offcopy::testing::nvme_model m(cfg, fd);
+  session_params p;
+  p.descriptor_format = 1;
+  p.pi_regenerate = true;
+  p.reference_tag_bits = reference_tag_bits(2);
+  copy_session s(m.make_transport(1), p);
+  const std::vector<offcopy::plan_segment> segs{{(1ULL << 32) + 8, (1ULL << 32) + 1024, 16}};
+  offcopy::detail::command c;
+  c.tag = 1;
+  c.segments = segs;
+  c.block_bytes = 512;
+  REQUIRE(s.submit(c).ok());
+  std::vector<offcopy::detail::completion> out;
+  REQUIRE(s.reap(1, out).ok());
+  REQUIRE(m.log().size() == 1);
+  CHECK(m.log()[0].fields.ilbrt == (1ULL << 32) + 1024);
+  REQUIRE(m.log()[0].ranges.size() == 1);
+  CHECK(m.log()[0].ranges[0].eilbrt == (1ULL << 32) + 8);
+  ::close(fd);
 }
