@@ -51,7 +51,7 @@ END_MARK = "=== vm: scenario end"
 # Keys of a vm-nvme directive the runner consumes; every other key is passed to -device nvme-ns
 # unchanged (mssrl, mcl, msrc, ms, mset, pi, pil, ...).
 NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs"}
-NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "zoned", "eui64", "uuid"}
+NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pif", "pil", "zoned", "eui64", "uuid"}
 LIO_KEYS = {"name", "backstore", "size", "lbs", "dev"}
 
 
