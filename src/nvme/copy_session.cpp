@@ -18,6 +18,9 @@ status build_gather(const session_params& p, std::uint64_t sdlba, std::span<cons
   const bool cross_formats = p.descriptor_format == 2 || p.descriptor_format == 3;
   std::vector<source_range> list;
   range_blocks.clear();
+  // Type 1 reference tags are the LBA's low bits: 32 for 8-byte PI, 48 for 16-byte PI (64-bit guard).
+  const std::uint64_t tag_mask =
+      p.reference_tag_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << p.reference_tag_bits) - 1;
   for (const gather_source& g : sources) {
     if (g.blocks == 0) return status(errc::internal, "NVMe Copy source of 0 blocks");
     if (g.nsid != p.nsid && !cross_formats)
@@ -30,7 +33,7 @@ status build_gather(const session_params& p, std::uint64_t sdlba, std::span<cons
       r.slba = g.slba + done;
       r.blocks = n;
       r.snsid = cross_formats ? g.nsid : 0;
-      if (p.pi_regenerate) r.eilbrt = r.slba;  // only checked if PRINFOR asks, which we do not
+      if (p.pi_regenerate) r.eilbrt = r.slba & tag_mask;  // only checked if PRINFOR asks, which we do not
       list.push_back(r);
       range_blocks.push_back(n);
       done += n;
@@ -49,7 +52,7 @@ status build_gather(const session_params& p, std::uint64_t sdlba, std::span<cons
     // whose PRINFOR.PRACT differs from PRINFOW.PRACT with Invalid Field (seen in the guest).
     f.prinfor = prinfo_pract;
     f.prinfow = prinfo_pract;
-    f.ilbrt = f.sdlba & 0xffffffffu;  // Type 1/2 reference tag of the first destination block
+    f.ilbrt = f.sdlba & tag_mask;  // Type 1/2 reference tag of the first destination block (CDW14, CDW3)
   }
   std::string why;
   if (!encode_copy_dwords(f, dw, &why)) return status(errc::internal, why);

@@ -25,6 +25,9 @@ struct session_params {
   /// Protection information: regenerate the destination's PI (PRINFOR.PRACT = PRINFOW.PRACT = 1,
   /// no PRCHK bits) with reference tags starting at SDLBA; the source's PI is not checked.
   bool pi_regenerate = false;
+  /// Width of the PI format's logical block reference tag (reference_tag_bits()): ILBRT and
+  /// EILBRT are the LBA cut to it, as the Type 1 tag of that LBA is.
+  std::uint8_t reference_tag_bits = 32;
   /// Flush (opcode 00h) the destination namespace in finish() when true.
   bool flush_on_finish = true;
   /// Formats 2h/3h: called when the controller answers Invalid Field to such a command, which is
@@ -32,6 +35,14 @@ struct session_params {
   /// CDFE. Sets CDFE again; when it succeeds the command is sent once more. Empty: no retry.
   std::function<status()> reenable_formats;
 };
+
+/// Reference tag width of a PI format (Identify Namespace NVM ELBAF PIF), storage tag size 0:
+/// 0 (16-bit guard, 8-byte PI) 32 bits; 2 (64-bit guard, 16-byte PI) 48 bits; 1 (32-bit guard)
+/// 64 bits — the most ILBRT carries (CDW14 and CDW3; libnvme nvme_set_var_size_tags, QEMU 10
+/// nvme_check_prinfo masks 48 bits when pif != 0).
+[[nodiscard]] constexpr std::uint8_t reference_tag_bits(std::uint8_t pi_format) noexcept {
+  return pi_format == 2 ? 48 : pi_format == 1 ? 64 : 32;
+}
 
 /// One source of a gathering Copy: `blocks` blocks from `slba` of namespace `nsid`
 /// (namespace-absolute; any length, split into ranges of at most 65,536 blocks).

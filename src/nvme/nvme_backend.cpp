@@ -204,6 +204,7 @@ class nvme_copy_backend final : public detail::backend {
     p.src_offset_blocks = s->location.partition_start_bytes / s->info.lba_bytes;
     p.dst_offset_blocks = d->location.partition_start_bytes / d->info.lba_bytes;
     p.pi_regenerate = d->info.pi_type != 0;
+    p.reference_tag_bits = reference_tag_bits(d->info.pi_format);
     p.flush_on_finish = pol.sync;
 
     std::unique_ptr<transport> t;
