@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# scripts/main-job.sh — the main job, end to end: install dependencies, build offcopy (Release),
-# then boot the QEMU guest and copy a 64 MiB NVMe namespace to another with offload-copy
+# scripts/main-job.sh — the main job, end to end: install dependencies (QEMU 10 from
+# bookworm-backports), build offcopy (Release), then boot the QEMU guest and copy 64 MiB from one
+# NVMe namespace to another of the same controller with offload-copy — offloaded as cross-namespace
+# NVMe Copy, verified — and then to a namespace with 4 KiB blocks, which falls back and says why
 # (tests/vm/scenarios/demo.sh), streaming the scenario's output (the copy reports) here.
 # Exit status: the guest runner's (0 pass, 1 fail, 77 skipped — which counts as a failure here).
 set -euo pipefail

@@ -13,16 +13,21 @@ bool fail(std::string* why, std::string text) {
   return false;
 }
 
+/// The 80-bit ELBST/EILBRT field of formats 1h/3h (bytes 35:26) is stored most-significant byte
+/// first, unlike every other field of the entry: QEMU 10 reads the 48-bit reference tag as
+/// sr[4] << 40 | ... | sr[9] (hw/nvme/ctrl.c nvme_copy_source_range_parse_format1_3) and libnvme
+/// 1.7+ writes elbt[9 - i] = byte i of the tag (src/nvme/util.c nvme_init_copy_range_elbt). Bits
+/// 79:64 (`high`) come first, bits 7:0 of `low` last.
 void put_80bit(std::uint8_t (&dst)[10], std::uint64_t low, std::uint16_t high) {
-  for (int i = 0; i < 8; ++i) dst[i] = static_cast<std::uint8_t>(low >> (8 * i));
-  dst[8] = static_cast<std::uint8_t>(high);
-  dst[9] = static_cast<std::uint8_t>(high >> 8);
+  dst[0] = static_cast<std::uint8_t>(high >> 8);
+  dst[1] = static_cast<std::uint8_t>(high);
+  for (int i = 0; i < 8; ++i) dst[2 + i] = static_cast<std::uint8_t>(low >> (56 - 8 * i));
 }
 
 void get_80bit(const std::uint8_t (&src)[10], std::uint64_t& low, std::uint16_t& high) {
+  high = static_cast<std::uint16_t>((src[0] << 8) | src[1]);
   low = 0;
-  for (int i = 0; i < 8; ++i) low |= std::uint64_t{src[i]} << (8 * i);
-  high = static_cast<std::uint16_t>(src[8] | (src[9] << 8));
+  for (int i = 0; i < 8; ++i) low = (low << 8) | src[2 + i];
 }
 
 template <class Entry>

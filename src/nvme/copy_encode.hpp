@@ -37,7 +37,7 @@ struct range_entry_f1 {
   std::uint64_t slba;             ///< bytes 15:08
   std::uint16_t nlb_0based;       ///< bytes 17:16, 0-based
   std::uint8_t reserved18[8];
-  std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26, little endian
+  std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26, most-significant byte first (QEMU, libnvme)
   std::uint16_t elbat;            ///< bytes 37:36
   std::uint16_t elbatm;           ///< bytes 39:38
 };
@@ -62,7 +62,7 @@ struct range_entry_f3 {
   std::uint8_t reserved18[4];
   std::uint16_t sopt;             ///< bytes 23:22
   std::uint8_t reserved24[2];
-  std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26
+  std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26, most-significant byte first (QEMU, libnvme)
   std::uint16_t elbat;            ///< bytes 37:36
   std::uint16_t elbatm;           ///< bytes 39:38
 };
@@ -94,7 +94,7 @@ struct source_range {
   std::uint32_t blocks = 0;
   std::uint32_t snsid = 0;          ///< formats 2h/3h
   std::uint16_t sopt = 0;           ///< formats 2h/3h
-  std::uint64_t eilbrt = 0;         ///< expected initial logical block reference tag (low 64 bits)
+  std::uint64_t eilbrt = 0;         ///< bits 63:0 of ELBST/EILBRT (formats 0h/2h: the 32-bit EILBRT)
   std::uint16_t elbst_eilbrt_hi = 0;  ///< formats 1h/3h: bits 79:64 of ELBST/EILBRT
   std::uint16_t elbat = 0;
   std::uint16_t elbatm = 0;

@@ -12,27 +12,28 @@ namespace offcopy::nvme {
 
 inline constexpr std::uint8_t prinfo_pract = 0x8;  // PRINFO bit 3: PRACT
 
-status build_copy(const session_params& p, const detail::command& cmd, copy_dwords& dw,
-                  std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks) {
-  if (cmd.segments.empty()) return status(errc::internal, "NVMe Copy command without segments");
+status build_gather(const session_params& p, std::uint64_t sdlba, std::span<const gather_source> sources,
+                    copy_dwords& dw, std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks) {
+  if (sources.empty()) return status(errc::internal, "NVMe Copy command without sources");
+  const bool cross_formats = p.descriptor_format == 2 || p.descriptor_format == 3;
   std::vector<source_range> list;
   range_blocks.clear();
-  std::uint64_t next_dst = cmd.segments[0].dst_block;
-  for (const plan_segment& s : cmd.segments) {
-    if (s.dst_block != next_dst)
-      return status(errc::internal,
-                    fmt::format("NVMe Copy writes one contiguous destination: segment at block {} after {}",
-                                s.dst_block, next_dst));
-    if (s.blocks == 0) return status(errc::internal, "NVMe Copy segment of 0 blocks");
-    next_dst += s.blocks;
-    // NLB is 16 bits: a longer segment becomes several consecutive ranges.
-    for (std::uint64_t done = 0; done < s.blocks;) {
-      const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(s.blocks - done, max_blocks_per_range));
+  // Type 1 reference tags are the LBA's low bits: 32 for 8-byte PI, 48 for 16-byte PI (64-bit guard).
+  const std::uint64_t tag_mask =
+      p.reference_tag_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << p.reference_tag_bits) - 1;
+  for (const gather_source& g : sources) {
+    if (g.blocks == 0) return status(errc::internal, "NVMe Copy source of 0 blocks");
+    if (g.nsid != p.nsid && !cross_formats)
+      return status(errc::internal, fmt::format("NVMe Copy from namespace {} into {} needs descriptor format 2h/3h",
+                                                g.nsid, p.nsid));
+    // NLB is 16 bits: a longer source becomes several consecutive ranges.
+    for (std::uint64_t done = 0; done < g.blocks;) {
+      const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(g.blocks - done, max_blocks_per_range));
       source_range r;
-      r.slba = p.src_offset_blocks + s.src_block + done;
+      r.slba = g.slba + done;
       r.blocks = n;
-      r.snsid = p.source_nsid;
-      if (p.pi_regenerate) r.eilbrt = r.slba;  // only checked if PRINFOR asks, which we do not
+      r.snsid = cross_formats ? g.nsid : 0;
+      if (p.pi_regenerate) r.eilbrt = r.slba & tag_mask;  // only checked if PRINFOR asks, which we do not
       list.push_back(r);
       range_blocks.push_back(n);
       done += n;
@@ -42,7 +43,7 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
     return status(errc::size_limit_exceeded,
                   fmt::format("NVMe Copy of {} source ranges (at most 256)", list.size()));
   copy_fields f;
-  f.sdlba = p.dst_offset_blocks + cmd.segments[0].dst_block;
+  f.sdlba = sdlba;
   f.ranges = static_cast<std::uint32_t>(list.size());
   f.format = p.descriptor_format;
   if (p.pi_regenerate) {
@@ -51,12 +52,31 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
     // whose PRINFOR.PRACT differs from PRINFOW.PRACT with Invalid Field (seen in the guest).
     f.prinfor = prinfo_pract;
     f.prinfow = prinfo_pract;
-    f.ilbrt = f.sdlba & 0xffffffffu;  // Type 1/2 reference tag of the first destination block
+    f.ilbrt = f.sdlba & tag_mask;  // Type 1/2 reference tag of the first destination block (CDW14, CDW3)
   }
   std::string why;
   if (!encode_copy_dwords(f, dw, &why)) return status(errc::internal, why);
   if (!encode_ranges(p.descriptor_format, list, ranges, &why)) return status(errc::internal, why);
   return {};
+}
+
+status build_copy(const session_params& p, const detail::command& cmd, copy_dwords& dw,
+                  std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks) {
+  if (cmd.segments.empty()) return status(errc::internal, "NVMe Copy command without segments");
+  const std::uint32_t source_nsid = p.source_nsid != 0 ? p.source_nsid : p.nsid;
+  std::vector<gather_source> sources;
+  sources.reserve(cmd.segments.size());
+  std::uint64_t next_dst = cmd.segments[0].dst_block;
+  for (const plan_segment& s : cmd.segments) {
+    if (s.dst_block != next_dst)
+      return status(errc::internal,
+                    fmt::format("NVMe Copy writes one contiguous destination: segment at block {} after {}",
+                                s.dst_block, next_dst));
+    if (s.blocks == 0) return status(errc::internal, "NVMe Copy segment of 0 blocks");
+    next_dst += s.blocks;
+    sources.push_back({source_nsid, p.src_offset_blocks + s.src_block, s.blocks});
+  }
+  return build_gather(p, p.dst_offset_blocks + cmd.segments[0].dst_block, sources, dw, ranges, range_blocks);
 }
 
 status passthrough_errno_status(int err, const char* transport_name) {
@@ -69,52 +89,87 @@ status passthrough_errno_status(int err, const char* transport_name) {
 copy_session::copy_session(std::unique_ptr<transport> t, session_params p)
     : transport_(std::move(t)), params_(p) {}
 
-status copy_session::submit(const detail::command& cmd) {
-  in_flight f;
-  io_command io;
-  io.user_tag = cmd.tag;
-  io.opcode = copy_opcode;
-  io.nsid = params_.nsid;
-  if (auto s = build_copy(params_, cmd, io.dw, f.data, f.range_blocks); !s.ok()) {
-    if (s.code() != errc::size_limit_exceeded) return s;
-    ready_.push_back(detail::completion{cmd.tag, std::move(s), 0});
+status copy_session::send(std::uint64_t tag, status built, in_flight f) {
+  if (!built.ok()) {
+    if (built.code() != errc::size_limit_exceeded) return built;
+    ready_.push_back(detail::completion{tag, std::move(built), 0});
     return {};
   }
-  auto [it, inserted] = in_flight_.emplace(cmd.tag, std::move(f));
-  if (!inserted) return status(errc::internal, fmt::format("NVMe Copy tag {} already in flight", cmd.tag));
-  io.data = it->second.data.data();
-  io.data_bytes = static_cast<std::uint32_t>(it->second.data.size());
-  if (auto s = transport_->submit(io); !s.ok()) {
+  f.io.user_tag = tag;
+  f.io.opcode = copy_opcode;
+  f.io.nsid = params_.nsid;
+  auto [it, inserted] = in_flight_.emplace(tag, std::move(f));
+  if (!inserted) return status(errc::internal, fmt::format("NVMe Copy tag {} already in flight", tag));
+  it->second.io.data = it->second.data.data();
+  it->second.io.data_bytes = static_cast<std::uint32_t>(it->second.data.size());
+  if (auto s = transport_->submit(it->second.io); !s.ok()) {
     in_flight_.erase(it);
     return s;
   }
   return {};
 }
 
+status copy_session::submit(const detail::command& cmd) {
+  in_flight f;
+  status built = build_copy(params_, cmd, f.io.dw, f.data, f.range_blocks);
+  return send(cmd.tag, std::move(built), std::move(f));
+}
+
+status copy_session::submit_gather(std::uint64_t tag, std::uint64_t sdlba, std::span<const gather_source> sources) {
+  in_flight f;
+  status built = build_gather(params_, sdlba, sources, f.io.dw, f.data, f.range_blocks);
+  return send(tag, std::move(built), std::move(f));
+}
+
+bool copy_session::should_resend(const io_completion& c, const in_flight& f) {
+  if (c.sys_errno != 0 || f.resent || !params_.reenable_formats) return false;
+  const std::uint8_t format = static_cast<std::uint8_t>((f.io.dw.cdw12 >> 8) & 0xf);  // CDW12 bits 11:8
+  if (format != 2 && format != 3) return false;
+  // Invalid Field before any range was copied (DW0 0): the format was not enabled.
+  const std::uint8_t sct = (c.raw_status >> 8) & 7;
+  const std::uint8_t sc = c.raw_status & 0xff;
+  if (sct != sct_generic || sc != sc_invalid_field || c.dw0 != 0) return false;
+  return params_.reenable_formats().ok();
+}
+
 status copy_session::reap(unsigned min_completions, std::vector<detail::completion>& out) {
   unsigned have = static_cast<unsigned>(ready_.size());
   for (auto& c : ready_) out.push_back(std::move(c));
   ready_.clear();
-  if (in_flight_.empty()) return {};
   std::vector<io_completion> done;
-  if (auto s = transport_->reap(min_completions > have ? min_completions - have : 0, done); !s.ok()) return s;
-  for (const io_completion& c : done) {
-    auto it = in_flight_.find(c.user_tag);
-    if (it == in_flight_.end()) return status(errc::internal, fmt::format("NVMe completion for unknown tag {}", c.user_tag));
-    detail::completion comp;
-    comp.tag = c.user_tag;
-    if (c.sys_errno != 0) {
-      comp.result = passthrough_errno_status(c.sys_errno, transport_->name());
-    } else if (c.raw_status != 0) {
-      comp.result = copy_status(c.raw_status, c.dw0, "NVMe Copy");
-      // CQE DW0 = index of the first source range not copied: the ranges before it are done.
-      // A DW0 past the range count is not a range index: claim nothing rather than too much.
-      const auto& rb = it->second.range_blocks;
-      if (c.dw0 <= rb.size())
-        for (std::size_t i = 0; i < c.dw0; ++i) comp.blocks_done += rb[i];
+  while (!in_flight_.empty()) {
+    done.clear();
+    if (auto s = transport_->reap(min_completions > have ? min_completions - have : 0, done); !s.ok()) return s;
+    bool resent = false;
+    for (const io_completion& c : done) {
+      auto it = in_flight_.find(c.user_tag);
+      if (it == in_flight_.end())
+        return status(errc::internal, fmt::format("NVMe completion for unknown tag {}", c.user_tag));
+      if (should_resend(c, it->second)) {
+        it->second.resent = true;
+        ++format_retries_;
+        if (auto s = transport_->submit(it->second.io); !s.ok()) return s;
+        resent = true;
+        continue;
+      }
+      detail::completion comp;
+      comp.tag = c.user_tag;
+      if (c.sys_errno != 0) {
+        comp.result = passthrough_errno_status(c.sys_errno, transport_->name());
+      } else if (c.raw_status != 0) {
+        comp.result = copy_status(c.raw_status, c.dw0, "NVMe Copy");
+        // CQE DW0 = index of the first source range not copied: the ranges before it are done.
+        // A DW0 past the range count is not a range index: claim nothing rather than too much.
+        const auto& rb = it->second.range_blocks;
+        if (c.dw0 <= rb.size())
+          for (std::size_t i = 0; i < c.dw0; ++i) comp.blocks_done += rb[i];
+      }
+      in_flight_.erase(it);
+      out.push_back(std::move(comp));
+      ++have;
     }
-    in_flight_.erase(it);
-    out.push_back(std::move(comp));
+    // A resent command's completion is still owed: wait again unless enough came back.
+    if (!resent || have >= min_completions) break;
   }
   return {};
 }

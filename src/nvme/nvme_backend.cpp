@@ -1,140 +1,146 @@
-// NVMe Copy backend: probe (Identify through libnvme), pair check, session on ioctl or io_uring.
+// NVMe Copy backend: probe (Identify and Host Behavior Support through the namespace link), pair
+// check, session on the transport the policy asks for.
 #include "src/nvme/nvme_backend.hpp"
 
-#include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-// libnvme 1.3 headers have no extern "C" guards.
-extern "C" {
-#include <nvme/ioctl.h>
-#include <nvme/types.h>
-}
-
 #include <cerrno>
-#include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "src/nvme/copy_session.hpp"
-#include "src/nvme/transport.hpp"
+#include "src/nvme/host_behavior.hpp"
+#include "src/nvme/nvme_status.hpp"
 
 namespace offcopy::nvme {
 namespace {
 
-std::string real_path(const std::string& p) {
-  char buf[PATH_MAX];
-  if (::realpath(p.c_str(), buf) == nullptr) return {};
-  return buf;
+inline constexpr std::uint8_t admin_identify = 0x06;
+inline constexpr std::uint8_t cns_namespace = 0x00;
+inline constexpr std::uint8_t cns_controller = 0x01;
+inline constexpr std::uint8_t cns_csi_namespace = 0x05;  // I/O Command Set specific Identify Namespace
+inline constexpr std::uint8_t csi_nvm = 0x00;
+
+/// Identify through the link: CDW10 bits 7:0 CNS, CDW11 bits 31:24 CSI.
+io_completion identify(namespace_link& link, std::uint8_t cns, std::uint32_t nsid, std::vector<std::uint8_t>& page,
+                       std::uint8_t csi = 0) {
+  admin_command c;
+  c.opcode = admin_identify;
+  c.nsid = nsid;
+  c.cdw10 = cns;
+  c.cdw11 = std::uint32_t{csi} << 24;
+  c.data = page.data();
+  c.data_bytes = static_cast<std::uint32_t>(page.size());
+  return link.admin(c);
 }
 
-std::string base_name(const std::string& p) {
-  auto pos = p.find_last_of('/');
-  return pos == std::string::npos ? p : p.substr(pos + 1);
+std::string identify_failure(const io_completion& c) {
+  if (c.sys_errno != 0)
+    return fmt::format("Identify failed: {}{}", std::strerror(c.sys_errno),
+                       c.sys_errno == EACCES || c.sys_errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+  return fmt::format("Identify failed: NVMe status {:#x} ({})", c.raw_status, copy_status_name(c.raw_status));
 }
 
-std::string dir_name(const std::string& p) {
-  auto pos = p.find_last_of('/');
-  return pos == std::string::npos ? std::string() : p.substr(0, pos);
-}
+/// Formats 2h/3h the controller offers (OCFS bits 2, 3).
+bool offers_cross_namespace(const namespace_info& info) noexcept { return (info.ocfs & 0xc) != 0; }
 
-std::string read_line(const std::string& path) {
-  std::ifstream f(path);
-  std::string s;
-  if (f) std::getline(f, s);
-  return s;
-}
-
-bool is_char_device(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
-}
-
-/// "nvme0n1" → "ng0n1" (the generic char device mirrors the disk name).
-std::string char_name_of(const std::string& disk) {
-  return disk.rfind("nvme", 0) == 0 ? "ng" + disk.substr(4) : std::string();
-}
-/// "ng0n1" → "nvme0n1".
-std::string disk_name_of(const std::string& chr) {
-  return chr.rfind("ng", 0) == 0 ? "nvme" + chr.substr(2) : std::string();
+/// The first difference between two namespaces' LBA formats that Copy across them cannot bridge
+/// (QEMU 10 answers 0x185 for these; other controllers may reformat, we do not ask them to).
+std::string format_mismatch(const namespace_info& s, const namespace_info& d) {
+  static const char* const pi_names[] = {"none", "Type 1", "Type 2", "Type 3"};
+  static const char* const pif_names[] = {"16-bit guard", "32-bit guard", "64-bit guard", "reserved"};
+  if (s.lba_bytes != d.lba_bytes)
+    return fmt::format("LBA data size {} B vs {} B", s.lba_bytes, d.lba_bytes);
+  if (s.metadata_bytes != d.metadata_bytes)
+    return fmt::format("metadata size {} B vs {} B", s.metadata_bytes, d.metadata_bytes);
+  if (s.metadata_bytes != 0 && s.metadata_extended != d.metadata_extended)
+    return fmt::format("metadata {} vs {}", s.metadata_extended ? "extended LBA" : "separate buffer",
+                       d.metadata_extended ? "extended LBA" : "separate buffer");
+  if (s.pi_type != d.pi_type)
+    return fmt::format("protection information {} vs {}", pi_names[s.pi_type & 3], pi_names[d.pi_type & 3]);
+  if (s.pi_type != 0 && s.pi_format != d.pi_format)
+    return fmt::format("PI format {} vs {}", pif_names[s.pi_format & 3], pif_names[d.pi_format & 3]);
+  if (s.pi_type != 0 && s.pi_first != d.pi_first)
+    return fmt::format("PI {} vs {} of the metadata", s.pi_first ? "first" : "last", d.pi_first ? "first" : "last");
+  return {};
 }
 
 class nvme_copy_backend final : public detail::backend {
  public:
   void probe(detail::device_state& dev) override {
     capabilities& caps = dev.caps;
-    if (caps.kind != device_kind::block_device && caps.kind != device_kind::nvme_char) return;
-    struct stat st {};
-    if (::fstat(dev.fd, &st) != 0) return;
+    std::shared_ptr<namespace_link> link = open_link(dev);
+    if (!link) return;  // not an NVMe namespace: nothing to offer
     auto data = std::make_shared<nvme_device_data>();
-    const bool is_char = caps.kind == device_kind::nvme_char;
-    // sysfs node of the namespace (a partition's parent for partitions); its parent directory is the
-    // controller (or the multipath subsystem), the scope within which Copy can read.
-    std::string sys = real_path(fmt::format("/sys/dev/{}/{}:{}", is_char ? "char" : "block", major(st.st_rdev),
-                                            minor(st.st_rdev)));
-    if (!is_char && !read_line(sys + "/partition").empty()) {
-      sys = dir_name(sys);
-      data->partition_start_bytes = caps.partition_start_bytes;
-    }
-    const std::string node = base_name(sys);
-    data->controller = base_name(dir_name(sys));
-    data->disk_name = is_char ? disk_name_of(node) : node;
-    if (data->disk_name.rfind("nvme", 0) != 0) return;  // not an NVMe namespace: nothing to offer
-    const std::string chr = "/dev/" + char_name_of(data->disk_name);
-    if (is_char) {
-      data->char_path = caps.path;
-    } else if (is_char_device(chr)) {
-      data->char_path = chr;
-    }
+    data->link = link;
+    data->location = link->location();
+    const bool is_char = data->location.is_char;
 
     offload_mechanism m;
     m.backend = "nvme-copy";
-    __u32 nsid = 0;
-    if (nvme_get_nsid(dev.fd, &nsid) != 0) {
-      m.reason = fmt::format("NVME_IOCTL_ID failed: {}", std::strerror(errno));
+    auto nsid = link->nsid();
+    if (!nsid.ok()) {
+      m.reason = fmt::format("NVME_IOCTL_ID failed: {}", nsid.error().message());
       caps.offload.push_back(std::move(m));
       dev.set("nvme-copy", data);
       return;
     }
-    data->info.nsid = nsid;
+    data->info.nsid = nsid.value();
     std::vector<std::uint8_t> ctrl(identify_bytes), ns(identify_bytes), nvm(identify_bytes);
-    int rc = nvme_identify_ctrl(dev.fd, reinterpret_cast<nvme_id_ctrl*>(ctrl.data()));
-    if (rc == 0) rc = nvme_identify_ns(dev.fd, nsid, reinterpret_cast<nvme_id_ns*>(ns.data()));
-    if (rc != 0) {
-      const int err = errno;
-      m.reason = rc < 0 ? fmt::format("Identify failed: {}{}", std::strerror(err),
-                                      err == EACCES || err == EPERM ? " (needs CAP_SYS_ADMIN)" : "")
-                        : fmt::format("Identify failed: NVMe status {:#x}", rc);
-      m.details = {{"nsid", std::to_string(nsid)}};
+    io_completion c = identify(*link, cns_controller, 0, ctrl);
+    if (c.sys_errno == 0 && c.raw_status == 0) c = identify(*link, cns_namespace, data->info.nsid, ns);
+    if (c.sys_errno != 0 || c.raw_status != 0) {
+      m.reason = identify_failure(c);
+      m.details = {{"nsid", std::to_string(data->info.nsid)}};
       caps.offload.push_back(std::move(m));
       dev.set("nvme-copy", data);
       return;
     }
     std::span<const std::uint8_t> nvm_span;
-    {
-      // The NVM-specific Identify Namespace (CNS 05h) gives the PI format; only needed with PI.
-      const auto* n = reinterpret_cast<const nvme_id_ns*>(ns.data());
-      if ((n->dps & 7) != 0 && nvme_identify_ns_csi(dev.fd, nsid, 0, NVME_CSI_NVM, nvm.data()) == 0)
-        nvm_span = nvm;
+    // The NVM-specific Identify Namespace (CNS 05h) gives the PI format; only needed with PI
+    // (Identify Namespace byte 29 DPS, bits 2:0 the PI type).
+    if ((ns[29] & 7) != 0) {
+      const io_completion v = identify(*link, cns_csi_namespace, data->info.nsid, nvm, csi_nvm);
+      if (v.sys_errno == 0 && v.raw_status == 0) nvm_span = nvm;
     }
-    (void)parse_identify(ctrl, ns, nvm_span, nsid, data->info);
+    (void)parse_identify(ctrl, ns, nvm_span, data->info.nsid, data->info);
     data->identified = true;
     m = to_mechanism(data->info);
-    if (data->info.copy_usable && data->partition_start_bytes % data->info.lba_bytes != 0) {
+    const namespace_location& loc = data->location;
+    if (data->info.copy_usable && loc.partition_start_bytes % data->info.lba_bytes != 0) {
       m.available = false;
       m.reason = "partition start is not a multiple of the namespace block size";
       data->info.copy_usable = false;
       data->info.reason = m.reason;
     }
-    if (!data->char_path.empty()) m.details.emplace_back("char_device", data->char_path);
-    m.details.emplace_back("controller_node", data->controller);
-    if (data->partition_start_bytes != 0)
-      m.details.emplace_back("partition_start_lba", std::to_string(data->partition_start_bytes / data->info.lba_bytes));
+    if (offers_cross_namespace(data->info)) {
+      auto cdfe = read_cdfe([&](const admin_command& a) { return link->admin(a); });
+      if (cdfe.ok()) {
+        data->cdfe = cdfe.value();
+        m.details.emplace_back("cdfe", fmt::format("{} (enabled: {})", hex(cdfe.value()), cdfe_formats(cdfe.value())));
+      } else {
+        data->cdfe_error = cdfe.error().message();
+        m.details.emplace_back("cdfe", "unknown: " + data->cdfe_error);
+      }
+    }
+    if (!loc.char_path.empty()) m.details.emplace_back("char_device", loc.char_path);
+    m.details.emplace_back("controller_node", loc.controller);
+    if (loc.controller.rfind("nvme-subsys", 0) == 0)
+      m.details.emplace_back("subsystem_controllers", std::to_string(loc.subsystem_controllers));
+    if (loc.partition_start_bytes != 0)
+      m.details.emplace_back("partition_start_lba", std::to_string(loc.partition_start_bytes / data->info.lba_bytes));
+    if (auto t = test_limits_override())
+      m.details.emplace_back("test_limits_override",
+                             fmt::format("OFFCOPY_TEST_NVME_LIMITS: MSSRL {} MCL {} MSRC {}", t->max_segment_blocks,
+                                         t->max_command_blocks, t->max_segments_per_command - 1));
 
     if (is_char) {
       // The core cannot describe a char device; the namespace can.
@@ -142,13 +148,13 @@ class nvme_copy_backend final : public detail::backend {
       caps.physical_block_bytes = data->info.lba_bytes;
       caps.direct_io_align_bytes = data->info.lba_bytes;
       caps.size_bytes = data->info.nsze_blocks * data->info.lba_bytes;
-      const std::string blk = "/dev/" + data->disk_name;
+      const std::string blk = "/dev/" + loc.disk_name;
       struct stat bst {};
       if (::stat(blk.c_str(), &bst) == 0 && S_ISBLK(bst.st_mode)) {
         caps.block_path = blk;
         caps.identity = fmt::format("blk:{}:{}", major(bst.st_rdev), minor(bst.st_rdev));
       } else {
-        caps.identity = fmt::format("nvme-ns:{}:{}:{}", data->controller, data->info.serial, nsid);
+        caps.identity = fmt::format("nvme-ns:{}:{}:{}", loc.controller, data->info.serial, data->info.nsid);
       }
     }
     caps.offload.push_back(std::move(m));
@@ -157,75 +163,78 @@ class nvme_copy_backend final : public detail::backend {
 
   detail::pair_support check(const detail::device_state& src, const detail::device_state& dst,
                              const policy& pol) const override {
-    return check_pair(src.get<nvme_device_data>("nvme-copy"),
-                      dst.get<nvme_device_data>("nvme-copy"), pol, has_cap_sys_admin());
+    const auto* d = dst.get<nvme_device_data>("nvme-copy");
+    const bool needs_cap = d == nullptr || !d->link || d->link->needs_cap_sys_admin();
+    detail::pair_support ps = check_pair(src.get<nvme_device_data>("nvme-copy"), d, pol,
+                                         !needs_cap || has_cap_sys_admin());
+    if (ps.ok) {
+      if (auto t = test_limits_override()) ps.limits = *t;
+    }
+    return ps;
   }
 
   result<std::unique_ptr<detail::copy_session>> open_session(detail::device_state& src, detail::device_state& dst,
                                                              const policy& pol) override {
     const auto* s = src.get<nvme_device_data>("nvme-copy");
     const auto* d = dst.get<nvme_device_data>("nvme-copy");
-    detail::pair_support ps = check_pair(s, d, pol, has_cap_sys_admin());
+    detail::pair_support ps = check(src, dst, pol);
     if (!ps.ok) return status(errc::not_supported, ps.reason);
     session_params p;
     p.nsid = d->info.nsid;
     p.descriptor_format = d->info.descriptor_format;
+    std::shared_ptr<namespace_link> link = d->link;
     if (s->info.nsid != d->info.nsid) {
       p.source_nsid = s->info.nsid;
       p.descriptor_format = static_cast<std::uint8_t>(p.descriptor_format + 2);
+      // Before each cross-namespace copy: the format must be enabled now (a controller reset since
+      // the probe clears CDFE), and again whenever the controller says it is not.
+      const std::uint16_t bit = cdfe_bit(p.descriptor_format);
+      auto enable = [link, bit]() -> status {
+        auto u = enable_cdfe([&](const admin_command& a) { return link->admin(a); }, bit);
+        if (!u.ok()) return std::move(u).error();
+        return {};
+      };
+      if (auto e = enable(); !e.ok())
+        return status(errc::not_supported,
+                      fmt::format("cannot enable Copy descriptor format {}h: {}", p.descriptor_format, e.message()));
+      p.reenable_formats = enable;
     }
-    p.src_offset_blocks = s->partition_start_bytes / s->info.lba_bytes;
-    p.dst_offset_blocks = d->partition_start_bytes / d->info.lba_bytes;
+    p.src_offset_blocks = s->location.partition_start_bytes / s->info.lba_bytes;
+    p.dst_offset_blocks = d->location.partition_start_bytes / d->info.lba_bytes;
     p.pi_regenerate = d->info.pi_type != 0;
+    p.reference_tag_bits = reference_tag_bits(d->info.pi_format);
     p.flush_on_finish = pol.sync;
 
     std::unique_ptr<transport> t;
-    if (pol.submit != submission::synchronous && !d->char_path.empty()) {
-      // Async needs the char device; a namespace opened as its block device opens its twin.
-      const bool own = dst.caps.kind != device_kind::nvme_char;
-      int fd = own ? ::open(d->char_path.c_str(), O_RDWR | O_CLOEXEC) : dst.fd;
-      if (fd >= 0) {
-        auto r = make_uring_transport(fd, pol.commands_in_flight ? pol.commands_in_flight : 1);
-        if (r.ok()) {
-          t = std::make_unique<owning_transport>(std::move(r.value()), own ? fd : -1);
-        } else {
-          if (own) ::close(fd);
-          if (pol.submit == submission::asynchronous) return std::move(r).error();
-        }
+    if (pol.submit != submission::synchronous) {
+      auto r = link->open_async(pol.commands_in_flight ? pol.commands_in_flight : 1);
+      if (r.ok()) {
+        t = std::move(r.value());
       } else if (pol.submit == submission::asynchronous) {
-        return errno_status(errno, "open " + d->char_path);
+        return std::move(r).error();
       }
-    } else if (pol.submit == submission::asynchronous) {
-      return status(errc::not_supported,
-                    fmt::format("asynchronous NVMe Copy needs the char device of {}", dst.caps.path));
     }
-    if (!t) t = make_ioctl_transport(dst.fd);
-    return std::unique_ptr<detail::copy_session>(std::make_unique<copy_session>(std::move(t), p));
+    if (!t) t = link->open_sync();
+    return std::unique_ptr<detail::copy_session>(std::make_unique<copy_session>(std::move(t), std::move(p)));
   }
-
- private:
-  /// A transport that also closes the char device it was opened on.
-  class owning_transport final : public transport {
-   public:
-    owning_transport(std::unique_ptr<transport> inner, int fd) : inner_(std::move(inner)), fd_(fd) {}
-    ~owning_transport() override {
-      inner_.reset();
-      if (fd_ >= 0) ::close(fd_);
-    }
-    owning_transport(const owning_transport&) = delete;
-    owning_transport& operator=(const owning_transport&) = delete;
-    unsigned queue_depth() const noexcept override { return inner_->queue_depth(); }
-    const char* name() const noexcept override { return inner_->name(); }
-    status submit(const io_command& c) override { return inner_->submit(c); }
-    status reap(unsigned n, std::vector<io_completion>& out) override { return inner_->reap(n, out); }
-
-   private:
-    std::unique_ptr<transport> inner_;
-    int fd_;
-  };
 };
 
 }  // namespace
+
+std::optional<copy_limits> test_limits_override() {
+  const char* v = std::getenv("OFFCOPY_TEST_NVME_LIMITS");
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  unsigned long mssrl = 0, mcl = 0, msrc = 0;
+  char tail = 0;
+  if (std::sscanf(v, "%lu:%lu:%lu%c", &mssrl, &mcl, &msrc, &tail) != 3) return std::nullopt;
+  if (mssrl == 0 || mcl == 0 || msrc > 255 || mssrl > 65536 || mcl > 0xffffffffUL) return std::nullopt;
+  copy_limits l;
+  l.max_segments_per_command = static_cast<std::uint32_t>(msrc + 1);
+  l.max_segment_blocks = static_cast<std::uint32_t>(mssrl);
+  l.max_command_blocks = static_cast<std::uint32_t>(mcl);
+  l.contiguous_destination = true;
+  return l;
+}
 
 bool has_cap_sys_admin() noexcept {
   __user_cap_header_struct hdr{};
@@ -246,27 +255,44 @@ detail::pair_support check_pair(const nvme_device_data* src, const nvme_device_d
   if (!dst->identified || !dst->info.copy_usable)
     return {false,
             "destination: " + (dst->info.reason.empty() ? std::string("not identified") : dst->info.reason)};
-  if (src->controller != dst->controller || src->info.serial != dst->info.serial)
-    return {false, fmt::format("source and destination are on different NVMe controllers ({}, {})", src->controller,
-                               dst->controller)};
-  if (src->info.lba_bytes != dst->info.lba_bytes)
-    return {false, fmt::format("NVMe Copy needs equal block sizes (source {} B, destination {} B)",
-                               src->info.lba_bytes, dst->info.lba_bytes)};
-  if (src->info.nsid != dst->info.nsid) {
-    const std::uint8_t want = static_cast<std::uint8_t>(dst->info.descriptor_format + 2);
-    if ((dst->info.ocfs & (1u << want)) == 0)
-      return {false, fmt::format("cross-namespace copy needs descriptor format 2h/3h, controller OCFS={}",
-                                 hex(dst->info.ocfs))};
-    if (src->info.pi_type != dst->info.pi_type || src->info.metadata_bytes != dst->info.metadata_bytes)
-      return {false, "cross-namespace copy between different metadata/PI formats"};
+  const namespace_info& s = src->info;
+  const namespace_info& d = dst->info;
+  const namespace_location& sl = src->location;
+  const namespace_location& dl = dst->location;
+  // One controller, proven: the sysfs parent (controller, or a subsystem that has only one), and
+  // Identify Controller read through each device names the same serial number and controller ID.
+  if (sl.controller != dl.controller || s.serial != d.serial || s.cntlid != d.cntlid)
+    return {false, fmt::format("source and destination are on different NVMe controllers ({} {} cntlid {}, {} {} "
+                               "cntlid {})",
+                               sl.controller, s.serial, s.cntlid, dl.controller, d.serial, d.cntlid)};
+  if (s.nsid != d.nsid) {
+    if (dl.subsystem_controllers != 1)
+      return {false, fmt::format("cross-namespace copy: {} has {} controllers, which one runs the command is the "
+                                 "kernel's choice, so one controller for both namespaces is not proven",
+                                 dl.controller, dl.subsystem_controllers)};
+    if (auto why = format_mismatch(s, d); !why.empty())
+      return {false, fmt::format("cross-namespace copy between incompatible formats (namespace {} vs {}: {})", s.nsid,
+                                 d.nsid, why)};
+    const std::uint8_t want = static_cast<std::uint8_t>(d.descriptor_format + 2);
+    if ((d.ocfs & (1u << want)) == 0)
+      return {false, fmt::format("cross-namespace copy needs descriptor format {}h, controller OCFS={}", want,
+                                 hex(d.ocfs))};
+    if (!dst->cdfe.has_value())
+      return {false, "cross-namespace copy needs Host Behavior Support to enable format " + std::to_string(want) +
+                         "h: " + (dst->cdfe_error.empty() ? std::string("not read") : dst->cdfe_error)};
+  } else if (s.lba_bytes != d.lba_bytes) {
+    return {false, fmt::format("NVMe Copy needs equal block sizes (source {} B, destination {} B)", s.lba_bytes,
+                               d.lba_bytes)};
   }
   if (!has_sys_admin) return {false, "NVMe passthrough needs CAP_SYS_ADMIN"};
   (void)pol;
   ps.ok = true;
-  ps.block_bytes = dst->info.lba_bytes;
-  ps.limits.max_segments_per_command = std::uint32_t{dst->info.msrc_0based} + 1;
-  ps.limits.max_segment_blocks = dst->info.mssrl_blocks;
-  ps.limits.max_command_blocks = dst->info.mcl_blocks;
+  ps.block_bytes = d.lba_bytes;
+  // Each source range is bounded by its own namespace's MSSRL; the command by the destination's
+  // MSRC + 1 ranges and MCL blocks (QEMU 10 checks exactly these; NVM Command Set, Copy command).
+  ps.limits.max_segments_per_command = std::uint32_t{d.msrc_0based} + 1;
+  ps.limits.max_segment_blocks = s.mssrl_blocks;
+  ps.limits.max_command_blocks = d.mcl_blocks;
   ps.limits.contiguous_destination = true;
   ps.offload = true;
   return ps;

@@ -22,6 +22,7 @@ std::string copy_status_name(std::uint16_t raw_status) {
       case sc_fast_copy_not_possible: return "Fast Copy Not Possible";
       case sc_overlapping_io_range: return "Overlapping I/O Range";
       case sc_insufficient_resources: return "Insufficient Resources";
+      case sc_invalid_format: return "Invalid Format";
       default: break;
     }
   }
@@ -56,7 +57,8 @@ errc copy_errc(std::uint16_t raw_status) noexcept {
   if (sct == sct_generic && sc == 0) return errc::ok;
   if (sct == sct_command_specific && sc == sc_command_size_limit_exceeded) return errc::size_limit_exceeded;
   if (sct == sct_generic && (sc == sc_invalid_opcode || sc == sc_invalid_field)) return errc::not_supported;
-  if (sct == sct_command_specific && (sc == sc_incompatible_namespace_or_format || sc == sc_fast_copy_not_possible))
+  if (sct == sct_command_specific && (sc == sc_incompatible_namespace_or_format || sc == sc_fast_copy_not_possible ||
+                                     sc == sc_overlapping_io_range || sc == sc_invalid_format))
     return errc::not_supported;
   return errc::device_error;
 }

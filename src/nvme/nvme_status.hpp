@@ -16,6 +16,7 @@ inline constexpr std::uint8_t sc_invalid_opcode = 0x01;
 inline constexpr std::uint8_t sc_invalid_field = 0x02;
 inline constexpr std::uint8_t sc_internal_error = 0x06;
 inline constexpr std::uint8_t sc_lba_out_of_range = 0x80;
+inline constexpr std::uint8_t sc_invalid_format = 0x0a;  ///< SCT 1: the descriptor format does not fit the namespace
 inline constexpr std::uint8_t sc_write_to_read_only_range = 0x82;
 inline constexpr std::uint8_t sc_command_size_limit_exceeded = 0x83;
 inline constexpr std::uint8_t sc_incompatible_namespace_or_format = 0x85;
@@ -36,7 +37,9 @@ inline constexpr std::uint8_t sc_insufficient_resources = 0x89;
 [[nodiscard]] nvme_status_detail decode_status(std::uint16_t raw_status, std::uint32_t dw0);
 
 /// The portable code of a Copy completion: 0x83 → size_limit_exceeded; Invalid Opcode, Invalid
-/// Field, Incompatible Namespace or Format, Fast Copy Not Possible → not_supported; else device_error.
+/// Field, Invalid Format (SCT 1 0Ah), Incompatible Namespace or Format, Fast Copy Not Possible,
+/// Overlapping I/O Range → not_supported (the controller will not do it, a fallback can: the
+/// engine falls back or, with --mode offload, refuses); else device_error (media errors included).
 [[nodiscard]] errc copy_errc(std::uint16_t raw_status) noexcept;
 
 /// A failed Copy completion as a status with the NVMe detail; ok when raw_status == 0.

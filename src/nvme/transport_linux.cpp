@@ -1,17 +1,29 @@
-// Linux transports for NVMe I/O passthrough: the synchronous ioctl and io_uring URING_CMD.
+// Linux transports for NVMe passthrough (the synchronous ioctl and io_uring URING_CMD) and the
+// Linux namespace link (sysfs location, NVME_IOCTL_ID, admin ioctl, transport opening).
 // The kernel's convention (ioctl: -1/errno, 0, or >0 = NVMe status; io_uring: cqe->res <0 = -errno,
 // >0 = NVMe status, big_cqe[0] = result) is converted to io_completion here and nowhere else.
+#include <fcntl.h>
 #include <linux/nvme_ioctl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <regex>
 
 #include <liburing.h>
 
 #include <fmt/format.h>
 
+#include "src/core/device_state.hpp"
 #include "src/nvme/transport.hpp"
 
 namespace offcopy::nvme {
@@ -167,7 +179,187 @@ class uring_transport final : public transport {
   unsigned outstanding_ = 0;
 };
 
+/// A transport that also closes the char device it was opened on.
+class owning_transport final : public transport {
+ public:
+  owning_transport(std::unique_ptr<transport> inner, int fd) : inner_(std::move(inner)), fd_(fd) {}
+  ~owning_transport() override {
+    inner_.reset();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  owning_transport(const owning_transport&) = delete;
+  owning_transport& operator=(const owning_transport&) = delete;
+  unsigned queue_depth() const noexcept override { return inner_->queue_depth(); }
+  const char* name() const noexcept override { return inner_->name(); }
+  status submit(const io_command& c) override { return inner_->submit(c); }
+  status reap(unsigned n, std::vector<io_completion>& out) override { return inner_->reap(n, out); }
+
+ private:
+  std::unique_ptr<transport> inner_;
+  int fd_;
+};
+
+std::string real_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (::realpath(p.c_str(), buf) == nullptr) return {};
+  return buf;
+}
+
+std::string base_name(const std::string& p) {
+  auto pos = p.find_last_of('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+
+std::string dir_name(const std::string& p) {
+  auto pos = p.find_last_of('/');
+  return pos == std::string::npos ? std::string() : p.substr(0, pos);
+}
+
+std::string read_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string s;
+  if (f) std::getline(f, s);
+  return s;
+}
+
+bool is_char_device(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+/// "nvme0n1" → "ng0n1" (the generic char device mirrors the disk name).
+std::string char_name_of(const std::string& disk) {
+  return disk.rfind("nvme", 0) == 0 ? "ng" + disk.substr(4) : std::string();
+}
+/// "ng0n1" → "nvme0n1".
+std::string disk_name_of(const std::string& chr) {
+  return chr.rfind("ng", 0) == 0 ? "nvme" + chr.substr(2) : std::string();
+}
+
+/// Controllers of a native-multipath subsystem: its sysfs directory lists them as nvmeN.
+unsigned subsystem_controller_count(const std::string& subsystem_dir) {
+  static const std::regex ctrl_name("nvme[0-9]+");
+  unsigned n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(subsystem_dir, ec))
+    if (std::regex_match(e.path().filename().string(), ctrl_name)) ++n;
+  return n;
+}
+
+class linux_link final : public namespace_link {
+ public:
+  linux_link(int fd, namespace_location loc) : fd_(fd), loc_(std::move(loc)) {}
+  const namespace_location& location() const noexcept override { return loc_; }
+
+  result<std::uint32_t> nsid() override {
+    int rc;
+    do {
+      rc = ::ioctl(fd_, NVME_IOCTL_ID);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return errno_status(errno, "NVME_IOCTL_ID");
+    return static_cast<std::uint32_t>(rc);
+  }
+
+  io_completion admin(const admin_command& c) override {
+    nvme_passthru_cmd cmd{};
+    cmd.opcode = c.opcode;
+    cmd.nsid = c.nsid;
+    cmd.addr = reinterpret_cast<std::uintptr_t>(c.data);
+    cmd.data_len = c.data_bytes;
+    cmd.cdw10 = c.cdw10;
+    cmd.cdw11 = c.cdw11;
+    cmd.cdw12 = c.cdw12;
+    cmd.cdw13 = c.cdw13;
+    cmd.cdw14 = c.cdw14;
+    cmd.cdw15 = c.cdw15;
+    int rc;
+    do {
+      rc = ::ioctl(fd_, NVME_IOCTL_ADMIN_CMD, &cmd);
+    } while (rc < 0 && errno == EINTR);
+    io_completion done;
+    if (rc < 0) {
+      done.sys_errno = errno;
+    } else {
+      done.raw_status = static_cast<std::uint16_t>(rc);
+      done.dw0 = cmd.result;
+    }
+    return done;
+  }
+
+  std::unique_ptr<transport> open_sync() override { return make_ioctl_transport(fd_); }
+
+  result<std::unique_ptr<transport>> open_async(unsigned depth) override {
+    if (loc_.char_path.empty())
+      return status(errc::not_supported, fmt::format("asynchronous NVMe Copy needs the char device of {}",
+                                                     loc_.disk_name));
+    // A namespace opened as its block device opens its twin /dev/ngXnY.
+    const bool own = !loc_.is_char;
+    int fd = own ? ::open(loc_.char_path.c_str(), O_RDWR | O_CLOEXEC) : fd_;
+    if (fd < 0) return errno_status(errno, "open " + loc_.char_path);
+    auto r = make_uring_transport(fd, depth);
+    if (!r.ok()) {
+      if (own) ::close(fd);
+      return std::move(r).error();
+    }
+    return std::unique_ptr<transport>(std::make_unique<owning_transport>(std::move(r.value()), own ? fd : -1));
+  }
+
+ private:
+  int fd_;
+  namespace_location loc_;
+};
+
+std::mutex factory_mutex;
+link_factory& factory_slot() {
+  static link_factory f;
+  return f;
+}
+
 }  // namespace
+
+std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev) {
+  const capabilities& caps = dev.caps;
+  if (dev.fd < 0) return nullptr;
+  if (caps.kind != device_kind::block_device && caps.kind != device_kind::nvme_char) return nullptr;
+  struct stat st {};
+  if (::fstat(dev.fd, &st) != 0) return nullptr;
+  namespace_location loc;
+  loc.is_char = caps.kind == device_kind::nvme_char;
+  // sysfs node of the namespace (a partition's parent for partitions); its parent directory is the
+  // controller (or the multipath subsystem), the scope within which Copy can read.
+  std::string sys = real_path(fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(st.st_rdev),
+                                          minor(st.st_rdev)));
+  if (!loc.is_char && !read_line(sys + "/partition").empty()) {
+    sys = dir_name(sys);
+    loc.partition_start_bytes = caps.partition_start_bytes;
+  }
+  const std::string node = base_name(sys);
+  const std::string parent = dir_name(sys);
+  loc.controller = base_name(parent);
+  loc.disk_name = loc.is_char ? disk_name_of(node) : node;
+  if (loc.disk_name.rfind("nvme", 0) != 0) return nullptr;  // not an NVMe namespace
+  if (loc.controller.rfind("nvme-subsys", 0) == 0) loc.subsystem_controllers = subsystem_controller_count(parent);
+  const std::string chr = "/dev/" + char_name_of(loc.disk_name);
+  if (loc.is_char) {
+    loc.char_path = caps.path;
+  } else if (is_char_device(chr)) {
+    loc.char_path = chr;
+  }
+  return std::make_unique<linux_link>(dev.fd, std::move(loc));
+}
+
+void set_link_factory(link_factory factory) {
+  std::lock_guard lock(factory_mutex);
+  factory_slot() = std::move(factory);
+}
+
+std::unique_ptr<namespace_link> open_link(const detail::device_state& dev) {
+  {
+    std::lock_guard lock(factory_mutex);
+    if (factory_slot()) return factory_slot()(dev);
+  }
+  return make_linux_link(dev);
+}
 
 std::unique_ptr<transport> make_ioctl_transport(int fd) { return std::make_unique<ioctl_transport>(fd); }
 

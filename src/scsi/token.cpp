@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <thread>
@@ -25,15 +26,14 @@ bool is_token_error(const status& s) {
   return s.scsi() && s.scsi()->sense_key == sense_key_illegal_request && s.scsi()->asc == 0x23;
 }
 
-/// Transfer count in blocks (units: 0xF1 = logical blocks, 0x00.. = 1024^n bytes).
-std::uint64_t transfer_blocks(const rod_token_information& info, std::uint64_t block_bytes) {
-  if (info.transfer_count_units == 0xF1 || block_bytes == 0) return info.transfer_count;
-  if (info.transfer_count_units <= 6) {
-    std::uint64_t unit = 1;
-    for (int i = 0; i < info.transfer_count_units; ++i) unit *= 1024;
-    return info.transfer_count * unit / block_bytes;
-  }
-  return 0;  // unknown unit: claim nothing
+/// Blocks an operation that ended without errors moved (WRITE USING TOKEN) or that its token
+/// represents (POPULATE TOKEN), at most `asked`: the transfer count in its units, rounded down.
+/// 01h (completed, no residual) with no usable count means all of it; 03h/04h with an unusable
+/// count (reserved units) mean nothing we can prove.
+std::uint64_t blocks_reported(const rod_token_information& info, std::uint64_t asked, std::uint32_t block_bytes) {
+  const auto n = transfer_count_blocks(info.transfer_count_units, info.transfer_count, block_bytes);
+  if (info.copy_status == copy_op_completed && (!n || *n == 0)) return asked;
+  return std::min(n.value_or(0), asked);
 }
 
 status rrti(transport& t, std::uint32_t list_id, const token_options& opt, token_stats& stats,
@@ -56,25 +56,33 @@ status rrti(transport& t, std::uint32_t list_id, const token_options& opt, token
   return status(errc::device_error, "RECEIVE ROD TOKEN INFORMATION " + t.name() + ": copy still in progress");
 }
 
-/// The status a finished operation reported (error with its sense, or ok).
+/// The status a finished operation reported: ok for 01h/03h/04h (completed without errors; the
+/// transfer count says how much), otherwise the error with its sense.
 status operation_status(const rod_token_information& info, const std::string& what, const std::string& dev) {
-  if (info.copy_status == copy_op_ok || info.copy_status == copy_op_ok_residual) return {};
+  if (copy_op_without_errors(info.copy_status)) return {};
+  char code[8];
+  std::snprintf(code, sizeof code, "0x%02x", info.copy_status);
+  if (info.sense.empty())
+    return status(errc::device_error, what + " " + dev + ": copy operation status " + code);
   scsi_reply r;
   r.sam_status = 0x02;
   r.sense = info.sense;
-  auto s = reply_status(r, what, dev);
-  if (s.ok()) return status(errc::device_error, what + " " + dev + ": copy operation status " +
-                                                    std::to_string(info.copy_status));
-  return s;
+  return reply_status(r, what, dev);
 }
 
-status populate(transport& src, std::span<const block_range> ranges, std::uint64_t bytes, const token_options& opt,
-                token_stats& stats, std::vector<std::uint8_t>& token) {
+/// POPULATE TOKEN for `ranges` (`asked` blocks in all) and its RRTI. `covered` = how many blocks
+/// of the ranges, from the first, the token represents: the RRTI transfer count (units honoured),
+/// which may be fewer than asked — the caller writes what the token covers and populates again.
+status populate(transport& src, std::span<const block_range> ranges, std::uint64_t asked, std::uint32_t block_bytes,
+                const token_options& opt, token_stats& stats, std::vector<std::uint8_t>& token,
+                std::uint64_t& covered) {
+  covered = 0;
   const std::uint32_t id = next_list_id.fetch_add(1);
   auto list = encode_populate_token(ranges, opt.immed, opt.inactivity_timeout_s);
   auto cdb = populate_token_cdb(id, static_cast<std::uint32_t>(list.size()));
   ++stats.populate_commands;
-  if (auto s = run_command(src, cdb, data_direction::to_device, list, copy_timeout_seconds(bytes), "POPULATE TOKEN");
+  if (auto s = run_command(src, cdb, data_direction::to_device, list, copy_timeout_seconds(asked * block_bytes),
+                           "POPULATE TOKEN");
       !s.ok())
     return s;
   rod_token_information info;
@@ -82,27 +90,43 @@ status populate(transport& src, std::span<const block_range> ranges, std::uint64
   if (auto s = operation_status(info, "POPULATE TOKEN", src.name()); !s.ok()) return s;
   if (info.token.size() != rod_token_bytes)
     return status(errc::device_error, "RECEIVE ROD TOKEN INFORMATION " + src.name() + ": no ROD token returned");
+  covered = blocks_reported(info, asked, block_bytes);
+  if (covered == 0)
+    return status(errc::device_error, "POPULATE TOKEN " + src.name() + ": the token represents no data (transfer "
+                                      "count " + std::to_string(info.transfer_count) + ", units " +
+                                      std::to_string(info.transfer_count_units) + ")");
   token = std::move(info.token);
   return {};
 }
 
-/// One WRITE USING TOKEN; `transferred` = blocks the device reports written (also on failure).
+/// One WRITE USING TOKEN; `transferred` = blocks the device reports written (also on failure),
+/// at most the blocks of `ranges`.
 status write_once(transport& dst, std::span<const std::uint8_t> token, std::uint64_t offset,
-                  std::span<const block_range> ranges, std::uint64_t bytes, std::uint64_t block_bytes,
+                  std::span<const block_range> ranges, std::uint32_t block_bytes, bool delete_token,
                   const token_options& opt, token_stats& stats, std::uint64_t& transferred) {
   transferred = 0;
+  std::uint64_t asked = 0;
+  for (const auto& rg : ranges) asked += rg.blocks;
   const std::uint32_t id = next_list_id.fetch_add(1);
-  auto list = encode_write_using_token(token, offset, ranges, opt.immed);
+  auto list = encode_write_using_token(token, offset, ranges, opt.immed, delete_token);
   auto cdb = write_using_token_cdb(id, static_cast<std::uint32_t>(list.size()));
   ++stats.write_commands;
-  auto s = run_command(dst, cdb, data_direction::to_device, list, copy_timeout_seconds(bytes), "WRITE USING TOKEN");
+  auto s = run_command(dst, cdb, data_direction::to_device, list, copy_timeout_seconds(asked * block_bytes),
+                       "WRITE USING TOKEN");
   if (!s.ok()) {
     if (s.code() != errc::not_supported) {
       // How far did it get? Best effort: the device may not keep status for a failed command.
       rod_token_information info;
       token_options once = opt;
       once.max_polls = 0;
-      if (rrti(dst, id, once, stats, info).ok()) transferred = transfer_blocks(info, block_bytes);
+      if (rrti(dst, id, once, stats, info).ok() && !info.in_progress()) {
+        transferred = std::min(
+            transfer_count_blocks(info.transfer_count_units, info.transfer_count, block_bytes).value_or(0), asked);
+        // CHECK CONDITION with a copy operation that "completed without errors" (QNAP's LIO ODX
+        // ends a short write with COPY ABORTED, COPY TARGET DEVICE DATA UNDERRUN and 03h): the
+        // blocks moved are real progress, the caller writes the rest.
+        if (copy_op_without_errors(info.copy_status) && transferred > 0) return {};
+      }
     }
     return s;
   }
@@ -110,15 +134,18 @@ status write_once(transport& dst, std::span<const std::uint8_t> token, std::uint
   if (auto r = rrti(dst, id, opt, stats, info); !r.ok()) {
     // No status available: a synchronous GOOD means everything was written.
     if (!opt.immed) {
-      std::uint64_t all = 0;
-      for (const auto& rg : ranges) all += rg.blocks;
-      transferred = all;
+      transferred = asked;
       return {};
     }
     return r;
   }
-  transferred = transfer_blocks(info, block_bytes);
-  return operation_status(info, "WRITE USING TOKEN", dst.name());
+  if (auto st = operation_status(info, "WRITE USING TOKEN", dst.name()); !st.ok()) {
+    transferred = std::min(
+        transfer_count_blocks(info.transfer_count_units, info.transfer_count, block_bytes).value_or(0), asked);
+    return st;
+  }
+  transferred = blocks_reported(info, asked, block_bytes);
+  return {};
 }
 
 std::vector<block_range> remaining_ranges(std::span<const block_range> all, std::uint64_t skip_blocks) {
@@ -134,28 +161,40 @@ std::vector<block_range> remaining_ranges(std::span<const block_range> all, std:
   return out;
 }
 
-status write_all(transport& dst, std::span<const std::uint8_t> token, std::span<const block_range> ranges,
-                 std::uint64_t block_bytes, const token_options& opt, token_stats& stats, std::uint64_t& done,
-                 const std::function<status(std::vector<std::uint8_t>&)>& repopulate) {
-  std::vector<std::uint8_t> tok(token.begin(), token.end());
+/// The first `blocks` blocks of `all`, in order (the last range trimmed).
+std::vector<block_range> leading_ranges(std::span<const block_range> all, std::uint64_t blocks) {
+  std::vector<block_range> out;
+  for (const auto& r : all) {
+    if (blocks == 0) break;
+    const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(r.blocks, blocks));
+    out.push_back({r.lba, n});
+    blocks -= n;
+  }
+  return out;
+}
+
+/// Writes `ranges` — exactly the data the token holds from ROD offset 0 — with WRITE USING TOKEN,
+/// resuming after a partial transfer with OFFSET INTO ROD = the blocks already written (the ROD is
+/// the token's ranges concatenated, counted in the destination's blocks) and the ranges still to
+/// write. `done` = blocks written, a prefix of `ranges`.
+///
+/// Every command asks for all the token still holds, so each is meant to be its last use: a real
+/// token goes with DEL_TKN (the array frees it when the command ends, as CTL's
+/// ctl_write_using_token does by zeroing its timeout); after a short write the array may already
+/// have deleted it, and the next command's 23/xx makes the caller populate what is left. The zero
+/// ROD token is no array resource: never DEL_TKN.
+status write_token(transport& dst, std::span<const std::uint8_t> token, std::span<const block_range> ranges,
+                   std::uint32_t block_bytes, bool real_token, const token_options& opt, token_stats& stats,
+                   std::uint64_t& done) {
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += r.blocks;
   done = 0;
-  unsigned repopulations = 0;
   while (done < total) {
     auto rest = remaining_ranges(ranges, done);
     std::uint64_t moved = 0;
-    auto s = write_once(dst, tok, done, rest, (total - done) * block_bytes, block_bytes, opt, stats, moved);
+    auto s = write_once(dst, token, done, rest, block_bytes, real_token, opt, stats, moved);
     done += std::min(moved, total - done);
-    if (!s.ok()) {
-      if (is_token_error(s) && repopulate && repopulations < 2) {
-        ++repopulations;
-        ++stats.repopulations;
-        if (auto p = repopulate(tok); !p.ok()) return p;
-        continue;
-      }
-      return s;
-    }
+    if (!s.ok()) return s;
     if (moved == 0) return status(errc::device_error, "WRITE USING TOKEN " + dst.name() + ": no progress");
     if (done < total) ++stats.partial_writes;
   }
@@ -225,18 +264,43 @@ status token_copy(transport& src, transport& dst, std::span<const plan_segment> 
   if (src_ranges.empty()) return {};
   if (src_ranges.size() > max_ranges_in_list)
     return status(errc::size_limit_exceeded, "token copy: too many ranges for one parameter list");
-  std::vector<std::uint8_t> token;
-  if (auto s = populate(src, src_ranges, total * block_bytes, opt, stats, token); !s.ok()) return s;
-  auto repopulate = [&](std::vector<std::uint8_t>& tok) {
-    return populate(src, src_ranges, total * block_bytes, opt, stats, tok);
-  };
-  return write_all(dst, token, dst_ranges, block_bytes, opt, stats, blocks_done, repopulate);
+  const auto bb = static_cast<std::uint32_t>(block_bytes);
+  unsigned fruitless_tokens = 0;  // token errors in a row that wrote nothing
+  while (blocks_done < total) {
+    // A token for what is left; it may represent only a prefix of it (RRTI transfer count).
+    const auto src_rest = remaining_ranges(src_ranges, blocks_done);
+    std::vector<std::uint8_t> token;
+    std::uint64_t covered = 0;
+    if (auto s = populate(src, src_rest, total - blocks_done, bb, opt, stats, token, covered); !s.ok()) return s;
+    const auto dst_part = leading_ranges(remaining_ranges(dst_ranges, blocks_done), covered);
+    std::uint64_t written = 0;
+    auto s = write_token(dst, token, dst_part, bb, true, opt, stats, written);
+    blocks_done += written;
+    if (s.ok()) {
+      fruitless_tokens = 0;
+      continue;
+    }
+    // Token expired or cancelled (23/xx): populate again from where the writes stopped.
+    if (!is_token_error(s)) return s;
+    fruitless_tokens = written == 0 ? fruitless_tokens + 1 : 0;
+    if (fruitless_tokens > 2) return s;
+    ++stats.repopulations;
+  }
+  return {};
 }
 
-status token_write_zeros(transport& dst, std::span<const block_range> ranges, const token_options& opt,
-                         token_stats& stats, std::uint64_t& blocks_done) {
+status token_write_zeros(transport& dst, const lu_info& lu, std::span<const block_range> ranges,
+                         const token_options& opt, token_stats& stats, std::uint64_t& blocks_done) {
+  blocks_done = 0;
+  // SBC-3: the block device zero ROD token is an optional ROD type; a copy manager that takes it
+  // lists ROD type FFFF0001h with TOKEN_IN in VPD 0x8F descriptor 0x0108 (CTL does).
+  if (!lu.tpc || !lu.tpc->accepts_rod_token(rod_type_zero))
+    return status(errc::not_supported, "WRITE USING TOKEN " + dst.name() +
+                                           ": VPD 0x8F does not list ROD type 0xFFFF0001 (block device zero) as "
+                                           "token input (descriptor 0x0108)");
+  if (lu.block_bytes() == 0) return status(errc::not_supported, "READ CAPACITY(16) failed");
   auto zero = zero_rod_token();
-  return write_all(dst, zero, ranges, 0, opt, stats, blocks_done, {});
+  return write_token(dst, zero, ranges, lu.block_bytes(), false, opt, stats, blocks_done);
 }
 
 namespace {
@@ -295,6 +359,7 @@ class token_backend final : public backend {
         types += (types.empty() ? "" : ",") + std::string(b);
       }
       m.details.emplace_back("vpd_8f_descriptors", types);
+      m.details.emplace_back("zero_rod_token", lu->tpc->accepts_rod_token(rod_type_zero) ? "1" : "0");
       if (const auto& r = lu->tpc->rod_limits) {
         m.details.emplace_back("max_range_descriptors", std::to_string(r->max_range_descriptors));
         m.details.emplace_back("max_token_transfer_blocks", std::to_string(r->max_token_transfer_blocks));

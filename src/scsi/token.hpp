@@ -50,7 +50,9 @@ struct token_capability {
                                 std::uint64_t block_bytes = 512);
 
 /// Writes zeros over `ranges` of dst with the block device zero ROD token (no POPULATE TOKEN).
-[[nodiscard]] status token_write_zeros(transport& dst, std::span<const block_range> ranges,
+/// `lu` is dst's discovery. Errors: not_supported, nothing sent, unless VPD 0x8F descriptor
+/// 0x0108 lists ROD type 0xFFFF0001 with TOKEN_IN.
+[[nodiscard]] status token_write_zeros(transport& dst, const lu_info& lu, std::span<const block_range> ranges,
                                        const token_options& opt, token_stats& stats, std::uint64_t& blocks_done);
 
 [[nodiscard]] backend& token_backend_instance();

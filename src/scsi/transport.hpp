@@ -1,5 +1,9 @@
-// The seam between the SCSI backend and a device: one synchronous command at a time.
-// The real transport is libsgutils2's sg_pt; tests plug in the copy-manager model.
+// The seam between the SCSI backend and a device: execute() sends one CDB and waits for its
+// answer. Several threads may each have a command outstanding on the same transport (the XCOPY
+// session keeps as many in flight as the copy manager's MAXIMUM CONCURRENT COPIES allows): the
+// sg_pt implementation builds a fresh pass-through object per call and shares no state, the
+// model serialises calls with its own mutex. The real transport is libsgutils2's sg_pt; tests
+// plug in the copy-manager model.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +36,8 @@ struct scsi_reply {
 class transport {
  public:
   virtual ~transport() = default;
-  /// Sends one CDB. `data` is read (to_device) or filled (from_device). Never throws.
+  /// Sends one CDB and waits for its status. `data` is read (to_device) or filled (from_device).
+  /// Safe to call from several threads at once. Never throws.
   virtual scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir,
                              std::span<std::uint8_t> data, unsigned timeout_seconds) = 0;
   /// Path shown in messages.

@@ -128,6 +128,11 @@ std::optional<std::vector<std::uint8_t>> parse_vpd83_lu_naa(std::span<const std:
   return best;
 }
 
+bool third_party_copy_vpd::accepts_rod_token(std::uint32_t rod_type) const noexcept {
+  return std::any_of(rod_types.begin(), rod_types.end(),
+                     [&](const rod_type_entry& e) { return e.rod_type == rod_type && e.token_in; });
+}
+
 bool third_party_copy_vpd::supports(std::uint8_t opcode, std::uint8_t service_action) const noexcept {
   for (const auto& c : commands) {
     if (c.opcode != opcode) continue;
@@ -170,6 +175,18 @@ std::optional<third_party_copy_vpd> parse_vpd8f(std::span<const std::uint8_t> pa
                                  page.begin() + static_cast<std::ptrdiff_t>(p + 2 + n));
         v.commands.push_back(std::move(c));
         p += 2 + n;
+      }
+    } else if (type == 0x0108 && len + 4 >= 8) {
+      // 6-7 ROD type descriptors length, then 64-byte ROD type descriptors from 8.
+      constexpr std::size_t entry = 64;
+      const std::size_t list_end = std::min<std::size_t>(off + 4 + len, off + 8 + std::size_t{get_be16(d + 6)});
+      for (std::size_t p = off + 8; p + entry <= list_end; p += entry) {
+        rod_type_entry e;
+        e.rod_type = get_be32(&page[p]);
+        e.ecpy_int = (page[p + 4] & 0x80) != 0;
+        e.token_in = (page[p + 4] & 0x02) != 0;
+        e.token_out = (page[p + 4] & 0x01) != 0;
+        v.rod_types.push_back(e);
       }
     } else if (type == 0x8001 && len + 4 >= 16) {
       v.max_segment_bytes = get_be32(d + 12);
@@ -254,6 +271,19 @@ std::optional<copy_status_lid1> parse_copy_status_lid1(std::span<const std::uint
   return s;
 }
 
+std::optional<std::uint64_t> transfer_count_blocks(std::uint8_t units, std::uint64_t count,
+                                                   std::uint32_t block_bytes) noexcept {
+  if (block_bytes == 0) return std::nullopt;
+  if (units == transfer_units_blocks) return count;
+  if (units > 6) return std::nullopt;  // 07h-F0h, F2h-FFh reserved
+  // count × 2^(10 × units) bytes, in whole blocks; 128-bit so 2^60 units cannot overflow.
+  __extension__ using u128 = unsigned __int128;
+  const u128 bytes = static_cast<u128>(count) << (10 * units);
+  const u128 blocks = bytes / block_bytes;
+  if (blocks > ~std::uint64_t{0}) return ~std::uint64_t{0};
+  return static_cast<std::uint64_t>(blocks);
+}
+
 namespace {
 void put_ranges(std::uint8_t* p, std::span<const block_range> ranges) {
   for (const auto& r : ranges) {
@@ -279,11 +309,12 @@ std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ran
 
 std::vector<std::uint8_t> encode_write_using_token(std::span<const std::uint8_t> token,
                                                    std::uint64_t offset_into_rod_blocks,
-                                                   std::span<const block_range> ranges, bool immed) {
+                                                   std::span<const block_range> ranges, bool immed,
+                                                   bool delete_token) {
   const std::size_t list_bytes = ranges.size() * range_descriptor_bytes;
   std::vector<std::uint8_t> b(write_using_token_header_bytes + list_bytes, 0);
   put_be16(&b[0], static_cast<std::uint16_t>(b.size() - 2));
-  b[2] = immed ? 0x01 : 0x00;
+  b[2] = static_cast<std::uint8_t>((delete_token ? 0x02 : 0) | (immed ? 0x01 : 0));
   put_be64(&b[8], offset_into_rod_blocks);
   std::copy_n(token.begin(), std::min(token.size(), rod_token_bytes), &b[16]);  // 16-527
   put_be16(&b[534], static_cast<std::uint16_t>(list_bytes));

@@ -110,12 +110,25 @@ struct supported_command {
   std::uint8_t opcode = 0;
   std::vector<std::uint8_t> service_actions;
 };
+/// One ROD type descriptor of the supported ROD types descriptor (type 0x0108): 64 bytes each,
+/// 0-3 ROD type, 4 bit 7 ECPY_INT / bit 1 TOKEN_IN / bit 0 TOKEN_OUT, 6-7 preference indication
+/// (SPC-4; the 64-byte size and the bits as FreeBSD CTL's scsi_vpd_tpc_descriptor_srtd and
+/// sg3_utils' decode_3party_copy_vpd read them).
+struct rod_type_entry {
+  std::uint32_t rod_type = 0;
+  bool ecpy_int = false;
+  bool token_in = false;   ///< accepted as input (WRITE USING TOKEN)
+  bool token_out = false;  ///< created by POPULATE TOKEN
+};
 struct third_party_copy_vpd {
   std::optional<rod_token_limits> rod_limits;          ///< descriptor 0x0000
   std::vector<supported_command> commands;             ///< descriptor 0x0001
   std::optional<std::uint32_t> max_segment_bytes;      ///< descriptor 0x8001, 12-15
+  std::vector<rod_type_entry> rod_types;               ///< descriptor 0x0108 (empty when absent)
   std::vector<std::uint16_t> descriptor_types;         ///< every descriptor type seen, in order
   [[nodiscard]] bool supports(std::uint8_t opcode, std::uint8_t service_action) const noexcept;
+  /// The 0x0108 descriptor lists `rod_type` with TOKEN_IN set: WRITE USING TOKEN takes it.
+  [[nodiscard]] bool accepts_rod_token(std::uint32_t rod_type) const noexcept;
 };
 /// Parses VPD page 0x8F. Defensive: a truncated descriptor ends the walk; nullopt only when the
 /// page header itself is unusable (short, wrong page code).
@@ -167,15 +180,35 @@ inline constexpr std::uint32_t max_block_segment_blocks = 0xFFFF;
     std::uint8_t list_id, list_id_usage usage, std::span<const cscd_identification> cscds,
     std::span<const block_segment> segments);
 
+/// RECEIVE COPY STATUS(LID1) COPY MANAGER STATUS (byte 4 bits 6-0): FreeBSD CTL scsi_all.h
+/// RCS_CCS_INPROG/COMPLETED/ERROR, sg3_utils sg_copy_results.c.
+enum : std::uint8_t {
+  lid1_in_progress = 0x00,
+  lid1_completed = 0x01,
+  lid1_completed_with_errors = 0x02,
+};
+
 /// RECEIVE COPY STATUS(LID1) reply: 4 bit 7 HDD, 4 bits 6-0 status, 5-6 segments processed,
 /// 7 transfer count units, 8-11 transfer count.
 struct copy_status_lid1 {
-  std::uint8_t copy_status = 0;  ///< 0 in progress, 1 done ok, 2 done with error
+  std::uint8_t copy_status = 0;  ///< lid1_in_progress / lid1_completed / lid1_completed_with_errors
   std::uint16_t segments_processed = 0;
   std::uint8_t transfer_count_units = 0;
   std::uint32_t transfer_count = 0;
 };
 [[nodiscard]] std::optional<copy_status_lid1> parse_copy_status_lid1(std::span<const std::uint8_t> data);
+
+/// TRANSFER COUNT UNITS codes (RECEIVE COPY STATUS LID1 byte 7, RRTI byte 15): 00h bytes, 01h-06h
+/// 2^10..2^60 bytes, F1h logical blocks of the copy destination (FreeBSD CTL scsi_all.h RCS_TC_*,
+/// QNAP LIO tpc_def.h TRANSFER_COUNT_UNIT citing SPC-4 r36); every other code is reserved.
+inline constexpr std::uint8_t transfer_units_bytes = 0x00;
+inline constexpr std::uint8_t transfer_units_blocks = 0xF1;
+
+/// A transfer count in whole logical blocks of `block_bytes`, rounded down so it never claims more
+/// than the device said (saturating at 2^64-1). nullopt for a reserved units code or a zero block
+/// size: the count means nothing we can use.
+[[nodiscard]] std::optional<std::uint64_t> transfer_count_blocks(std::uint8_t units, std::uint64_t count,
+                                                                 std::uint32_t block_bytes) noexcept;
 
 // ---- token copy -------------------------------------------------------------------------------
 /// Block device range descriptor (16 bytes): 0-7 LBA, 8-11 number of blocks, 12-15 reserved.
@@ -196,24 +229,37 @@ inline constexpr std::uint32_t rod_type_zero = 0xFFFF0001;  ///< block device ze
 [[nodiscard]] std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ranges,
                                                               bool immed, std::uint32_t inactivity_timeout_s,
                                                               std::uint32_t rod_type = 0);
-/// WRITE USING TOKEN list: 0-1 data length, 2 bit 0 IMMED, 8-15 offset into ROD (blocks),
-/// 16-527 token, 534-535 range list length, 536.. ranges.
+/// WRITE USING TOKEN list: 0-1 data length, 2 bit 1 DEL_TKN / bit 0 IMMED, 8-15 offset into ROD
+/// (blocks), 16-527 token, 534-535 range list length, 536.. ranges (FreeBSD CTL
+/// scsi_write_using_token_data, EC_WUT_DEL_TKN = 0x02).
 [[nodiscard]] std::vector<std::uint8_t> encode_write_using_token(std::span<const std::uint8_t> token,
                                                                  std::uint64_t offset_into_rod_blocks,
                                                                  std::span<const block_range> ranges,
-                                                                 bool immed);
+                                                                 bool immed, bool delete_token = false);
 /// The 512-byte block device zero ROD token (ROD type 0xFFFF0001, length 0x01F8).
 [[nodiscard]] std::array<std::uint8_t, rod_token_bytes> zero_rod_token() noexcept;
 
-/// Copy operation status (RRTI byte 5 / RECEIVE COPY STATUS(LID4)).
+/// COPY OPERATION STATUS (RRTI / RECEIVE COPY STATUS(LID4) byte 5 bits 6-0), SPC-4 r36. Checked
+/// against FreeBSD CTL scsi_all.h (RCS_CCS_COMPLETED 01h, ERROR 02h, COMPLETED_PROD 03h,
+/// COMPLETED_RESID 04h, INPROG_FGBG 10h, INPROG_FG 11h, INPROG_BG 12h, ABORTED 60h) and QNAP's LIO
+/// ODX tpc_def.h (COPY_OP_STATUS, same values, "SPC4R36 page 423").
 enum : std::uint8_t {
-  copy_op_ok = 0x01,
-  copy_op_error = 0x02,
-  copy_op_ok_residual = 0x03,
-  copy_op_in_progress_foreground = 0x10,
-  copy_op_in_progress_background = 0x11,
+  copy_op_completed = 0x01,                  ///< completed without errors
+  copy_op_completed_with_errors = 0x02,
+  copy_op_completed_partial_rod = 0x03,      ///< completed without errors, partial ROD token usage
+  copy_op_completed_residual = 0x04,         ///< completed without errors, with residual data
+  copy_op_in_progress = 0x10,                ///< in progress, foreground or background unknown
+  copy_op_in_progress_foreground = 0x11,
+  copy_op_in_progress_background = 0x12,
   copy_op_terminated = 0x60,
 };
+/// 01h, 03h and 04h: the operation ended without error; the transfer count says how much it moved.
+[[nodiscard]] constexpr bool copy_op_without_errors(std::uint8_t s) noexcept {
+  return s == copy_op_completed || s == copy_op_completed_partial_rod || s == copy_op_completed_residual;
+}
+[[nodiscard]] constexpr bool copy_op_running(std::uint8_t s) noexcept {
+  return s == copy_op_in_progress || s == copy_op_in_progress_foreground || s == copy_op_in_progress_background;
+}
 
 /// RECEIVE ROD TOKEN INFORMATION reply: 4 bits 4-0 response to service action, 5 bits 6-0 copy
 /// operation status, 6-7 operation counter, 8-11 estimated status update delay (ms), 13 sense
@@ -229,9 +275,7 @@ struct rod_token_information {
   std::uint64_t transfer_count = 0;
   std::vector<std::uint8_t> sense;
   std::vector<std::uint8_t> token;  ///< empty when the reply carries none
-  [[nodiscard]] bool in_progress() const noexcept {
-    return copy_status == copy_op_in_progress_foreground || copy_status == copy_op_in_progress_background;
-  }
+  [[nodiscard]] bool in_progress() const noexcept { return copy_op_running(copy_status); }
 };
 [[nodiscard]] std::optional<rod_token_information> parse_rod_token_information(
     std::span<const std::uint8_t> data);

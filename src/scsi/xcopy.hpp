@@ -56,6 +56,19 @@ struct pair_decision {
 [[nodiscard]] std::vector<std::uint8_t> build_xcopy_list(const xcopy_pair& pair, std::uint8_t list_id,
                                                          list_id_usage usage, std::span<const plan_segment> segments);
 
+/// Blocks of `segments` known copied after a command ended with errors, from its RECEIVE COPY
+/// STATUS(LID1) reply: whole segments from the first, never more than the reply proves.
+///
+/// SEGMENTS PROCESSED counts the segments completed, the failing one not included: that is how
+/// FreeBSD CTL (ctl_tpc.c, the open copy manager that answers this command; LIO does not) reports
+/// it — its curseg, the index of the failing segment, which it also puts in the sense data's
+/// COMMAND-SPECIFIC INFORMATION. An array that counts the failing segment too would make that an
+/// over-claim by one, so the claim is also bounded by the TRANSFER COUNT (units honoured: the
+/// bytes written so far): only segments the count covers entirely. With reserved units the count
+/// proves nothing and SEGMENTS PROCESSED − 1 is claimed, an over-claim under neither reading.
+[[nodiscard]] std::uint64_t lid1_blocks_known_done(const copy_status_lid1& status, std::span<const plan_segment> segments,
+                                                   std::uint32_t block_bytes) noexcept;
+
 [[nodiscard]] backend& xcopy_backend_instance();
 
 }  // namespace offcopy::detail::scsi

@@ -75,6 +75,19 @@ copy_limits xcopy_limits(const copy_operating_parameters& p, std::uint32_t block
   return l;
 }
 
+std::uint64_t lid1_blocks_known_done(const copy_status_lid1& status, std::span<const plan_segment> segments,
+                                     std::uint32_t block_bytes) noexcept {
+  const auto written = transfer_count_blocks(status.transfer_count_units, status.transfer_count, block_bytes);
+  std::size_t whole = std::min<std::size_t>(status.segments_processed, segments.size());
+  if (!written) whole = whole > 0 ? whole - 1 : 0;
+  std::uint64_t done = 0;
+  for (std::size_t i = 0; i < whole; ++i) {
+    if (written && done + segments[i].blocks > *written) break;
+    done += segments[i].blocks;
+  }
+  return done;
+}
+
 std::vector<std::uint8_t> build_xcopy_list(const xcopy_pair& pair, std::uint8_t list_id, list_id_usage usage,
                                            std::span<const plan_segment> segments) {
   std::vector<cscd_identification> cscds;
@@ -203,19 +216,15 @@ class xcopy_session final : public copy_session {
     return status(errc::device_error, "EXTENDED COPY: every list identifier tried was busy");
   }
 
-  /// After a failed command that carried a list id: RECEIVE COPY STATUS(LID1). SEGMENTS PROCESSED
-  /// includes the segment being processed when the error happened, so the segments before it are
-  /// the ones known copied. 0 when the device keeps no status (LIO).
+  /// After a failed command that carried a list id: RECEIVE COPY STATUS(LID1); 0 when the device
+  /// keeps no status (LIO).
   std::uint64_t blocks_known_done(std::uint8_t list_id, std::span<const plan_segment> segments) {
     std::vector<std::uint8_t> buf(32, 0);
     auto cdb = receive_copy_status_lid1_cdb(list_id, static_cast<std::uint32_t>(buf.size()));
     if (!run_command(*t_, cdb, data_direction::from_device, buf, 30, "RECEIVE COPY STATUS").ok()) return 0;
     auto st = parse_copy_status_lid1(buf);
-    if (!st || st->copy_status != 0x02 || st->segments_processed == 0) return 0;
-    std::uint64_t done = 0;
-    const std::size_t complete = std::min<std::size_t>(st->segments_processed - 1u, segments.size());
-    for (std::size_t i = 0; i < complete; ++i) done += segments[i].blocks;
-    return done;
+    if (!st || st->copy_status != lid1_completed_with_errors) return 0;
+    return lid1_blocks_known_done(*st, segments, pair_.block_bytes);
   }
 
   std::unique_ptr<transport> t_;

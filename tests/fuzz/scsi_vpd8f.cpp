@@ -11,6 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto v = parse_vpd8f(in);
   if (v) {
     (void)v->supports(0x83, 0x10);
+    (void)v->accepts_rod_token(0xFFFF0001);
+    for (const auto& t : v->rod_types) (void)t.token_in;
     lu_info lu;
     lu.tpc = v;
     lu.capacity = read_capacity16{1000, 512, 0};

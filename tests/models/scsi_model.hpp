@@ -26,21 +26,51 @@ struct scsi_model_config {
   std::uint32_t max_segment_bytes = 256u << 20;
   /// RECEIVE COPY STATUS(LID1) for commands that carry a list id (LIO: no).
   bool copy_status_lid1 = false;
+  /// After a fault in segment i: SEGMENTS PROCESSED = i, the segments completed (FreeBSD CTL's
+  /// curseg), or i + 1 when true (an array that counts the segment it failed in).
+  bool lid1_counts_failed_segment = false;
+  /// TRANSFER COUNT UNITS of the LID1 reply (CTL: 00h bytes, 02h MiB past 4 GiB), and the blocks
+  /// of the failing segment written before the fault (counted in the transfer count).
+  std::uint8_t lid1_transfer_units = 0x00;
+  std::uint32_t fault_partial_blocks = 0;
   std::uint8_t max_concurrent_copies = 1;  ///< RCOP byte 36
   // Token copy (absent on LIO: POPULATE TOKEN → invalid opcode, no VPD 0x8F).
   bool token = false;
   std::uint16_t max_range_descriptors = 8;
   std::uint64_t max_token_transfer_blocks = 1u << 16;
   std::uint64_t optimal_transfer_blocks = 1u << 11;
+  /// A POPULATE TOKEN represents at most this many blocks of its ranges, from the first (0 = all);
+  /// RRTI then reports that count with `populate_short_status`, as an array that caps a token.
+  std::uint64_t populate_max_blocks = 0;
+  std::uint8_t populate_short_status = 0x04;
+  /// TRANSFER COUNT UNITS of every RRTI reply: F1h logical blocks, 00h bytes, 01h-06h 2^10..2^60
+  /// bytes (counts rounded down, as a device would).
+  std::uint8_t transfer_count_units = 0xF1;
+  /// VPD 0x8F descriptor 0x0108 lists the block device zero ROD type (FFFF0001h) with these flags
+  /// (02h TOKEN_IN); false: only the point-in-time type the model creates is listed.
+  bool list_zero_rod = true;
+  /// DEL_TKN frees the token when the WRITE USING TOKEN ends (CTL); false: the token lives until
+  /// its inactivity timeout or `token_lifetime_writes`, whatever the flag says.
+  bool honour_del_tkn = true;
+  std::uint8_t zero_rod_flags = 0x02;
   /// A token is valid for this many WRITE USING TOKEN commands (0 = forever).
   unsigned token_lifetime_writes = 0;
   /// A WRITE USING TOKEN moves at most this many blocks (0 = all): partial transfers.
   std::uint64_t write_using_token_max_blocks = 0;
-  /// RRTI answers "in progress" this many times after an IMMED command.
+  /// RRTI answers "in progress" this many times after an IMMED command...
   unsigned in_progress_polls = 0;
+  /// ... with this COPY OPERATION STATUS: 10h (foreground or background unknown), 11h
+  /// (foreground) or 12h (background).
+  std::uint8_t in_progress_status = 0x11;
+  /// COPY OPERATION STATUS of a WRITE USING TOKEN that moved fewer blocks than its ranges hold
+  /// (GOOD status, RRTI transfer count = blocks moved): 04h "completed without errors but with
+  /// residual data" or 03h "... with partial ROD token usage" (QNAP's LIO ODX answers 03h).
+  std::uint8_t short_write_status = 0x04;
 };
 
-/// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8", "lun0 RRTI".
+/// One logged command: "lun1 XCOPY id=0 usage=3 0>8192x1024", "lun0 PT 0x8", "lun1 WUT off=0 8x8",
+/// "lun1 WUT del off=0 8x8" (DEL_TKN set: the model deletes the token when the command ends, as CTL
+/// does), "lun0 RRTI".
 using scsi_log = std::vector<std::string>;
 
 class scsi_model {
@@ -65,6 +95,8 @@ class scsi_model {
   [[nodiscard]] const scsi_log& log() const noexcept { return log_; }
   void clear_log() { log_.clear(); }
   [[nodiscard]] scsi_model_config& config() noexcept { return cfg_; }
+  /// ROD tokens the model still holds (populated, not deleted by DEL_TKN).
+  [[nodiscard]] std::size_t live_tokens() const noexcept { return rods_.size(); }
   /// Commands that copied data (XCOPY, PT, WUT) seen so far.
   [[nodiscard]] unsigned copy_commands() const noexcept { return copy_commands_; }
 

@@ -1,18 +1,31 @@
 #!/bin/bash
 # tests/vm/guest.sh SHARE — runs inside the guest, chrooted into the host root (see init.sh).
 #
-# Reads what vmrun.py wrote into SHARE (job.env, topology), finds the NVMe namespaces by their
-# controller serial and namespace id, builds the LIO LUNs through configfs, exports one variable
-# per device, runs the scenario with bash and leaves its exit code in SHARE/rc.
+# Reads what vmrun.py wrote into SHARE (job.env, scenarios, topology), finds the NVMe namespaces
+# by their controller serial and namespace id, builds the LIO LUNs through configfs, exports one
+# variable per device, then runs each scenario with bash, in order, giving every device back its
+# boot state between two of them. Each scenario's exit code goes to SHARE/results ("NAME RC"), the
+# overall one (fail > skip > pass) to SHARE/rc.
 set -u
 share=$1
 # shellcheck source=/dev/null
-source "$share/job.env" # SCENARIO WORKDIR and the OFFCOPY_* variables
+source "$share/job.env" # WORKDIR and the OFFCOPY_* variables
+
+# NAME TIMEOUT PATH per line.
+scenario_names=()
+scenario_timeouts=()
+scenario_paths=()
+while read -r n t p; do
+    scenario_names+=("$n")
+    scenario_timeouts+=("$t")
+    scenario_paths+=("$p")
+done <"$share/scenarios"
 
 note() { echo "vm-guest: $*"; }
 setup_failed() {
     note "SETUP FAILED: $*"
-    echo "=== vm: scenario end rc=125 ==="
+    local n
+    for n in "${scenario_names[@]}"; do echo "$n 125" >>"$share/results"; done
     echo 125 >"$share/rc"
     exit 125
 }
@@ -39,6 +52,8 @@ kv() { # kv "k1=v1 k2=v2" KEY -> value
 }
 
 declare -A dev_of # NVME0N1 -> nvme0n1 (for iblock dev=)
+declare -A lio_sd # LUN0 -> /dev/sdX
+declare -A has_metadata # NVME0N4 -> 1 for namespaces with metadata / PI
 
 # --- NVMe -------------------------------------------------------------------------------------
 # The kernel numbers controllers in (asynchronous) probe order and, with native multipath, names
@@ -85,6 +100,7 @@ for line in "${nvme_lines[@]}"; do
     done
     [[ -n $disk ]] || setup_failed "NVMe namespace $var (serial $serial nsid $nsid) not found"
     dev_of[$var]=$disk
+    kv "$line" metadata >/dev/null && has_metadata[$var]=1
     export "$var=/dev/$disk"
     nvme_env+=("$var=/dev/$disk")
     gen=ng${disk#nvme}
@@ -164,6 +180,7 @@ if [[ ${#lio_lines[@]} -gt 0 ]]; then
         [[ -n $sg && -c /dev/$sg ]] || setup_failed "LIO $name: no sg device for $sd"
         # Clear the power-on / parameters-changed unit attentions.
         for _ in 1 2 3 4; do sg_turs "/dev/$sg" >/dev/null 2>&1 && break; done
+        lio_sd[$var]=/dev/$sd
         export "${var}_SD=/dev/$sd" "${var}_SG=/dev/$sg"
         lio_env+=("${var}_SD=/dev/$sd" "${var}_SG=/dev/$sg")
     done
@@ -171,11 +188,76 @@ fi
 
 note "devices ready at $(uptime_s)s: ${nvme_env[*]} ${lio_env[*]}"
 export VM_SHARE=$share
-echo "=== vm: scenario begin ==="
-cd "$WORKDIR" 2>/dev/null || cd /
-bash "$SCENARIO"
-rc=$?
-sync
-echo "=== vm: scenario end rc=$rc at $(uptime_s)s ==="
-echo "$rc" >"$share/rc"
-exit "$rc"
+
+# --- between two scenarios: every device back to its boot state -------------------------------
+# Nothing mounted from the scenario devices, no partitions, all zeroes: NVMe namespaces through
+# Write Zeroes (blkdiscard -z; QEMU turns it into a zeroed range of the image file, cheap), except
+# namespaces with metadata/PI, which get zeroes written through the block layer (the kernel
+# generates their PI: after Write Zeroes a QEMU 10 namespace with 64-bit guard PI fails the
+# kernel's PI check on read, EILSEQ), and fileio LUNs by truncating their tmpfs file; then the
+# guest's cached pages are dropped. Controller state (features such as Host Behavior Support) is
+# not reset: a scenario that depends on it sets it.
+reset_devices() {
+    local t0 src mnt rest var dev d line name out
+    t0=$(uptime_s)
+    while read -r src mnt rest; do
+        case $src in
+            /dev/nvme* | /dev/sd* | /dev/loop* | /dev/mapper/*)
+                umount "$mnt" 2>/dev/null || umount -l "$mnt" || return 1
+                ;;
+        esac
+    done <<<"$(tac /proc/mounts)" # (no /dev/fd in the chroot: no process substitution)
+    for d in /sys/block/loop*; do # loop devices over our devices or over guest tmpfs files
+        [[ -e $d/loop/backing_file ]] && losetup -d "/dev/$(basename "$d")" 2>/dev/null
+    done
+    for var in "${!dev_of[@]}"; do
+        dev=/dev/${dev_of[$var]}
+        if [[ -n ${has_metadata[$var]:-} ]]; then
+            out=$(dd if=/dev/zero of="$dev" bs=1M oflag=direct status=none 2>&1)
+            [[ $out == *"No space left"* || -z $out ]] || { note "reset: zeroing $dev: $out"; return 1; }
+        else
+            # -f: a partition table or file system signature would make blkdiscard refuse.
+            out=$(blkdiscard -f -z "$dev" 2>&1) || { note "reset: blkdiscard -z $dev: $out"; return 1; }
+        fi
+        blockdev --rereadpt "$dev" 2>/dev/null || true
+        blockdev --flushbufs "$dev"
+    done
+    for line in "${lio_lines[@]}"; do
+        [[ $(kv "$line" backstore) == fileio ]] || continue
+        name=$(kv "$line" name)
+        truncate -s 0 "/tmp/lio/$name.img" && truncate -s "$(kv "$line" size)" "/tmp/lio/$name.img" ||
+            return 1
+    done
+    for var in "${!lio_sd[@]}"; do
+        blockdev --flushbufs "${lio_sd[$var]}"
+    done
+    note "devices reset in $(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')s"
+}
+
+overall=0
+for i in "${!scenario_names[@]}"; do
+    name=${scenario_names[$i]}
+    if ((i > 0)); then
+        if ! reset_devices; then
+            note "RESET FAILED before $name"
+            for n in "${scenario_names[@]:$i}"; do echo "$n 125" >>"$share/results"; done
+            overall=125
+            break
+        fi
+    fi
+    export SCENARIO=${scenario_paths[$i]} VM_SCENARIO_NAME=$name
+    echo "=== vm: scenario begin $name ==="
+    # Each scenario's own vm-timeout bounds it here too, so a hung one fails alone (exit 124).
+    (cd "$WORKDIR" 2>/dev/null || cd /; exec timeout -k 10 "${scenario_timeouts[$i]}" bash "$SCENARIO" </dev/null)
+    rc=$?
+    sync
+    echo "=== vm: scenario end $name rc=$rc at $(uptime_s)s ==="
+    echo "$name $rc" >>"$share/results"
+    if [[ $rc != 0 && $rc != 77 ]]; then
+        overall=$rc
+    elif [[ $rc == 77 && $overall == 0 ]]; then
+        overall=77
+    fi
+done
+echo "$overall" >"$share/rc"
+exit "$overall"

@@ -66,3 +66,82 @@ for s, d, l in merged:
 print(cmds)
 ' "$lbs" "$msrc" "$mssrl" "$mcl"
 }
+
+# --- cross-namespace Copy (tests/vm/scenarios/nvme_xns_*.sh) -----------------------------------
+
+# nvme_ctrl_of DEV: the controller char device (/dev/nvmeX) behind a namespace device, by the
+# controller serial (a multipath head's sysfs parent is the subsystem, not the controller).
+nvme_ctrl_of() {
+    local serial c
+    serial=$(nvme id-ctrl "$1" -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["sn"].strip())')
+    for c in /sys/class/nvme/nvme*; do
+        [[ $(tr -d ' ' <"$c/serial") == "$serial" ]] && { echo "/dev/$(basename "$c")"; return 0; }
+    done
+    return 1
+}
+
+# nvme_wait_live CTRL: wait (up to 10 s) until /dev/nvmeX is live again after a reset.
+nvme_wait_live() {
+    local s
+    s=/sys/class/nvme/$(basename "$1")/state
+    for _ in $(seq 100); do
+        [[ $(<"$s") == live ]] && return 0
+        sleep 0.1
+    done
+    fail "$1 did not come back live after the reset"
+}
+
+# hbs_get CTRL OUT: the Host Behavior Support structure (Get Features 16h, 512 bytes) into OUT.
+hbs_get() {
+    nvme get-feature "$1" -f 0x16 -l 512 -b >"$2" || fail "Get Features 16h on $1"
+    [[ $(stat -c %s "$2") == 512 ]] || fail "Get Features 16h: $(stat -c %s "$2") bytes, not 512"
+}
+
+# hbs_bytes CTRL OFFSET...: the structure's bytes at OFFSET..., in decimal, space separated.
+# CDFE is bytes 4-5 (NVMe Base 2.1, Host Behavior Support), LBAFEE byte 2. No python: fast enough
+# to poll while a copy runs.
+hbs_bytes() {
+    local dev=$1 off out=() f=/tmp/hbs.$BASHPID.bin
+    shift
+    hbs_get "$dev" "$f"
+    for off in "$@"; do
+        out+=("$(od -A n -t u1 -j "$off" -N 1 "$f" | tr -d ' ')")
+    done
+    echo "${out[*]}"
+}
+
+# hbs_put_byte CTRL OFFSET VALUE: read-modify-write of one byte of the structure (Set Features 16h).
+# CTRL is the controller (/dev/nvmeX): through a namespace nvme-cli sends its NSID and QEMU
+# answers 0x410f, Feature Not Namespace Specific.
+hbs_put_byte() {
+    local f=/tmp/hbs.$BASHPID.new
+    hbs_get "$1" "$f"
+    printf "\\x$(printf %02x "$(($3))")" | dd of="$f" bs=1 seek="$2" count=1 conv=notrunc status=none
+    nvme set-feature "$1" -f 0x16 -l 512 -d "$f" >/dev/null || fail "Set Features 16h on $1"
+}
+
+# copy_ranges OUT NSID:SLBA:BLOCKS...: Copy source range entries, format 2h (32 bytes each: 0-3
+# SNSID, 8-15 SLBA, 16-17 NLB 0-based; NVM Command Set spec, Copy command), written from the spec's
+# offsets here, independently of offcopy's encoder.
+copy_ranges() {
+    "$PY" -c '
+import struct, sys
+out = b""
+for t in sys.argv[2:]:
+    ns, slba, n = (int(x) for x in t.split(":"))
+    e = bytearray(32)
+    struct.pack_into("<I", e, 0, ns)
+    struct.pack_into("<Q", e, 8, slba)
+    struct.pack_into("<H", e, 16, n - 1)
+    out += bytes(e)
+open(sys.argv[1], "wb").write(out)' "$@"
+}
+
+# raw_copy DEV NSID SDLBA FORMAT RANGEFILE: one Copy through nvme-cli's io-passthru (CDW10/11
+# SDLBA, CDW12 bits 7:0 NR 0-based, 11:8 format); prints nvme-cli's answer, returns its status.
+raw_copy() {
+    local n
+    n=$(($(stat -c %s "$5") / 32))
+    nvme io-passthru "$1" -n "$2" -o 0x19 -w -l "$(stat -c %s "$5")" -i "$5" \
+        --cdw10=$(($3 & 0xffffffff)) --cdw11=$(($3 >> 32)) --cdw12=$(((n - 1) | ($4 << 8))) 2>&1
+}

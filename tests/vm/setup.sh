@@ -31,7 +31,8 @@ skip() { log "SKIP: $*"; exit 77; }
 # 1. host packages
 # Tools the scenarios run inside the guest come from the host root (shared read-only over 9p),
 # so they are host packages too.
-packages=(qemu-system-x86 qemu-utils busybox-static cpio kmod nvme-cli sg3-utils ddpt fio
+# qemu-system-x86 itself comes from bookworm-backports (QEMU 10: cross-namespace Copy), below.
+packages=(qemu-utils busybox-static cpio kmod nvme-cli sg3-utils ddpt fio
           e2fsprogs util-linux python3 bash coreutils)
 
 # One dpkg-query for all (a loop costs seconds on a loaded machine).
@@ -64,6 +65,16 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# QEMU >= 9.1 (the scenarios prove cross-namespace Copy): scripts/install-qemu.sh adds
+# bookworm-backports pinned and installs QEMU 10 from it when the installed one is older.
+qemu_v=$(qemu-system-x86_64 --version 2>/dev/null | awk 'NR == 1 { print $4 }')
+if [[ ! $qemu_v =~ ^(9\.[1-9]|[1-9][0-9]+\.) ]]; then
+    [[ ${OFFCOPY_VM_NO_INSTALL:-0} == 1 ]] && skip "QEMU ${qemu_v:-missing}, the rig needs >= 9.1 (OFFCOPY_VM_NO_INSTALL=1)"
+    [[ $(id -u) == 0 ]] || skip "QEMU ${qemu_v:-missing}, the rig needs >= 9.1, and not root (run: sudo scripts/install-qemu.sh)"
+    "$here/../../scripts/install-qemu.sh" >&2 || { log "installing QEMU from bookworm-backports failed"; exit 1; }
+fi
+log "$(qemu-system-x86_64 --version | head -n1)"
 
 # ---------------------------------------------------------------------------------------------
 # 2. kernel

@@ -1,18 +1,26 @@
 #!/usr/bin/python3
-"""Boot a QEMU guest for one scenario of the offcopy guest rig (stdlib only).
+"""Boot a QEMU guest for one scenario, or several in one boot, of the offcopy guest rig (stdlib only).
 
     vmrun.py --cache DIR --scenario tests/vm/scenarios/NAME.sh --log OUT.log [--timeout S]
+    vmrun.py --cache DIR --name GROUP --scenario A.sh --scenario B.sh ... --log OUT.log
 
-The scenario's header declares the topology with directive lines:
+A scenario's header declares the topology with directive lines:
 
     # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127 [ms=8 mset=0 pi=1]
     # vm-lio: name=lun0 backstore=fileio size=64M [lbs=4096]
     # vm-lio: name=lun1 backstore=iblock dev=nvme0n1
     # vm-timeout: 120
     # vm-require: OFFCOPY_BIN      (skip without booting unless this env var names an existing path)
+    # vm-group: NAME               (CMake: run with the other scenarios of group NAME in one boot)
 
-Exit status: 0 pass, 1 fail (including timeout), 77 skip (the scenario exited 77, or QEMU / the
-kernel cache is missing and OFFCOPY_REQUIRE_VM is not 1).
+Several scenarios: the guest gets the union of their topologies (a device declared by more than
+one must be declared identically), runs them one after another in the given order, and between
+two scenarios gives every device back its boot state (zeroes, no partitions, nothing mounted).
+Each scenario is reported PASS/FAIL/SKIP by name.
+
+Exit status: 0 pass (every scenario passed), 1 fail (one or more failed or did not run, including
+a timeout), 77 skip (none failed but one or more skipped: the scenario exited 77 or its vm-require
+is unmet, or QEMU / the kernel cache is missing and OFFCOPY_REQUIRE_VM is not 1).
 """
 
 import argparse
@@ -36,13 +44,14 @@ DEFAULT_TIMEOUT = 300
 # no_timer_check: on a loaded host the emulated CPU is slow enough for the kernel's IO-APIC timer
 # check to fail and panic at boot ("IO-APIC + timer doesn't work!"); seen with qboot firmware.
 APPEND_EXTRA = " mitigations=off no_timer_check"
-BEGIN_MARK = "=== vm: scenario begin ==="
+# The guest prints "=== vm: scenario begin NAME ===" and "=== vm: scenario end NAME rc=N at Ts ===".
+BEGIN_MARK = "=== vm: scenario begin"
 END_MARK = "=== vm: scenario end"
 
 # Keys of a vm-nvme directive the runner consumes; every other key is passed to -device nvme-ns
 # unchanged (mssrl, mcl, msrc, ms, mset, pi, pil, ...).
-NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs"}
-NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "zoned", "eui64", "uuid"}
+NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs", "read_error_lba", "write_error_lba"}
+NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "pif", "zoned", "eui64", "uuid"}
 LIO_KEYS = {"name", "backstore", "size", "lbs", "dev"}
 
 
@@ -75,9 +84,9 @@ def parse_kv(text, where):
 
 
 def parse_directives(path):
-    """Returns (nvme list, lio list, timeout or None, required env vars) from the scenario's
-    `# vm-*:` lines."""
-    nvme, lio, timeout, require = [], [], None, []
+    """Returns (nvme list, lio list, timeout or None, required env vars, group or None) from the
+    scenario's `# vm-*:` lines."""
+    nvme, lio, timeout, require, group = [], [], None, [], None
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             m = re.match(r"#\s*vm-([a-z]+):\s*(.*?)\s*$", line)
@@ -94,6 +103,9 @@ def parse_directives(path):
                 if unknown:
                     raise DirectiveError(f"{where}: unknown vm-nvme keys {sorted(unknown)}")
                 d["ctrl"], d["nsid"] = int(d["ctrl"]), int(d["nsid"])
+                for k in ("read_error_lba", "write_error_lba"):
+                    if k in d and not re.fullmatch(r"\d+(:\d+)*", d[k]):
+                        raise DirectiveError(f"{where}: {k} takes LBAs separated by ':'")
                 d["size_bytes"] = parse_size(d["size"])
                 d["lbs"] = int(d.get("lbs", "512"))
                 if d["size_bytes"] % d["lbs"]:
@@ -126,6 +138,10 @@ def parse_directives(path):
                 timeout = int(rest)
             elif kind == "require":
                 require += rest.split()
+            elif kind == "group":
+                if not re.fullmatch(r"[a-z][a-z0-9_]*", rest):
+                    raise DirectiveError(f"{where}: vm-group needs a name [a-z][a-z0-9_]*")
+                group = rest
             else:
                 raise DirectiveError(f"{where}: unknown directive vm-{kind}")
     for d in lio:
@@ -133,7 +149,34 @@ def parse_directives(path):
             c, n = map(int, re.findall(r"\d+", d["dev"]))
             if not any(x["ctrl"] == c and x["nsid"] == n for x in nvme):
                 raise DirectiveError(f"{path}: LUN {d['name']}: dev={d['dev']} is not declared")
-    return nvme, lio, timeout, require
+    return nvme, lio, timeout, require, group
+
+
+def merge_topologies(parts):
+    """The union of several scenarios' (path, nvme, lio) declarations, in first-seen order. A
+    namespace (ctrl, nsid) or a LUN name declared by more than one scenario must be declared with
+    the same keys and values: a group never changes what a scenario asked for."""
+    nvme, lio, seen_ns, seen_lun = [], [], {}, {}
+    for path, ns_list, lun_list in parts:
+        for d in ns_list:
+            key = (d["ctrl"], d["nsid"])
+            if key in seen_ns:
+                first, other = seen_ns[key]
+                if other != d:
+                    raise DirectiveError(f"{path}: ctrl={key[0]} nsid={key[1]} differs from its "
+                                         f"declaration in {first}")
+                continue
+            seen_ns[key] = (path, d)
+            nvme.append(d)
+        for d in lun_list:
+            if d["name"] in seen_lun:
+                first, other = seen_lun[d["name"]]
+                if other != d:
+                    raise DirectiveError(f"{path}: LUN {d['name']} differs from its declaration in {first}")
+                continue
+            seen_lun[d["name"]] = (path, d)
+            lio.append(d)
+    return nvme, lio
 
 
 def lio_serial(index, name):
@@ -174,10 +217,13 @@ def main():
         signal.signal(sig, _terminate)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", required=True, help="directory prepared by tests/vm/setup.sh")
-    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--scenario", required=True, action="append",
+                    help="scenario script; repeat to run several in one boot, in this order")
+    ap.add_argument("--name", help="name of the run (default: the scenario's; a group's name)")
     ap.add_argument("--log", required=True, help="where the guest console goes")
-    ap.add_argument("--timeout", type=int, help="hard limit in seconds (default: vm-timeout or 300)")
-    ap.add_argument("--quiet", action="store_true", help="do not copy the scenario's output to stdout")
+    ap.add_argument("--timeout", type=int,
+                    help="hard limit in seconds (default: the sum of the scenarios' vm-timeout, 300 each)")
+    ap.add_argument("--quiet", action="store_true", help="do not copy the scenarios' output to stdout")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (disk images)")
     ap.add_argument("--memory", default="2048")
     ap.add_argument("--smp", default="2")
@@ -192,25 +238,46 @@ def main():
         log(f"SKIP: {reason}")
         return EXIT_SKIP
 
-    scenario = os.path.abspath(args.scenario)
-    name = os.path.splitext(os.path.basename(scenario))[0]
-    if not os.path.isfile(scenario):
-        log(f"FAIL: no scenario {scenario}")
-        return EXIT_FAIL
+    scenarios, skipped, parts = [], [], []
+    for path in args.scenario:
+        path = os.path.abspath(path)
+        sname = os.path.splitext(os.path.basename(path))[0]
+        if not os.path.isfile(path):
+            log(f"FAIL: no scenario {path}")
+            return EXIT_FAIL
+        if any(x["name"] == sname for x in scenarios) or sname in skipped:
+            log(f"FAIL: scenario {sname} given twice")
+            return EXIT_FAIL
+        try:
+            nvme, lio, dir_timeout, require_env, _group = parse_directives(path)
+        except (DirectiveError, ValueError) as e:
+            log(f"FAIL: {e}")
+            return EXIT_FAIL
+        unmet = None
+        for var in require_env:
+            value = os.environ.get(var)
+            if not value:
+                unmet = f"{var} is not set"
+            elif not os.path.exists(value):
+                unmet = f"{var}={value} does not exist"
+            if unmet:
+                break
+        if unmet:
+            log(f"SKIP {sname}: {unmet}")
+            skipped.append(sname)
+            continue
+        scenarios.append({"name": sname, "path": path, "timeout": dir_timeout or DEFAULT_TIMEOUT})
+        parts.append((path, nvme, lio))
+    name = args.name or (scenarios[0]["name"] if len(args.scenario) == 1 and scenarios else
+                         os.path.splitext(os.path.basename(args.scenario[0]))[0])
+    if not scenarios:
+        return EXIT_SKIP
     try:
-        nvme, lio, dir_timeout, require_env = parse_directives(scenario)
-    except (DirectiveError, ValueError) as e:
+        nvme, lio = merge_topologies(parts)
+    except DirectiveError as e:
         log(f"FAIL: {e}")
         return EXIT_FAIL
-    timeout = args.timeout or dir_timeout or DEFAULT_TIMEOUT
-    for var in require_env:
-        value = os.environ.get(var)
-        if not value:
-            log(f"SKIP {name}: {var} is not set")
-            return EXIT_SKIP
-        if not os.path.exists(value):
-            log(f"SKIP {name}: {var}={value} does not exist")
-            return EXIT_SKIP
+    timeout = args.timeout or sum(x["timeout"] for x in scenarios)
 
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
@@ -225,7 +292,7 @@ def main():
     workdir = os.getcwd()
     guest_script = os.path.join(HERE, "guest.sh")
     try:
-        keep = keep_tmp_names([HERE, scenario, workdir] + list(offcopy_env.values()))
+        keep = keep_tmp_names([HERE, workdir] + [x["path"] for x in scenarios] + list(offcopy_env.values()))
     except DirectiveError as e:
         log(f"FAIL: {e}")
         return EXIT_FAIL
@@ -235,8 +302,8 @@ def main():
     os.mkdir(share)
     os.chmod(share, 0o777)
     try:
-        return run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_env,
-                   workdir, guest_script, keep, tmp, share)
+        result = run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy_env,
+                     workdir, guest_script, keep, tmp, share)
     except Terminated as e:
         log(f"FAIL {name}: terminated by {e}")
         return EXIT_FAIL
@@ -245,45 +312,31 @@ def main():
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    if skipped and result == EXIT_PASS:
+        log(f"SKIP {name}: the others passed, but not run: {' '.join(skipped)}")
+        return EXIT_SKIP
+    return result
 
 
-def run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_env, workdir,
-        guest_script, keep, tmp, share):
+def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme, lio):
+    """The files the guest reads: boot.env (init.sh), job.env, scenarios, topology (guest.sh)."""
     with open(os.path.join(share, "boot.env"), "w") as f:
         f.write(f"GUEST_SCRIPT={shlex.quote(guest_script)}\n")
         f.write(f"KEEP_TMP={shlex.quote(' '.join(keep))}\n")
     with open(os.path.join(share, "job.env"), "w") as f:
         for k, v in sorted(offcopy_env.items()):
             f.write(f"export {k}={shlex.quote(v)}\n")
-        f.write(f"export SCENARIO={shlex.quote(scenario)}\n")
         f.write(f"export WORKDIR={shlex.quote(workdir)}\n")
-        f.write(f"export VM_SCENARIO_NAME={shlex.quote(name)}\n")
         f.write(f"export VM_LIB={shlex.quote(os.path.join(os.path.dirname(guest_script), 'lib.sh'))}\n")
-
-    cmd = [qemu, "-nographic", "-no-reboot", "-m", args.memory, "-smp", args.smp,
-           "-accel", "tcg,thread=multi", "-cpu", "max",
-           "-kernel", kernel, "-initrd", initrd,
-           "-append", "console=ttyS0 panic=-1 quiet" + APPEND_EXTRA,
-           "-nic", "none",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-           "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-           "-virtfs", f"local,path={share},mount_tag=vmshare,security_model=none,multidevs=remap"]
-
+    with open(os.path.join(share, "scenarios"), "w") as f:
+        # NAME TIMEOUT PATH: names are file names, paths may hold spaces (last field).
+        for x in scenarios:
+            f.write(f"{x['name']} {x['timeout']} {x['path']}\n")
     topo = []
-    for c in sorted({d["ctrl"] for d in nvme}):
-        cmd += ["-device", f"nvme,id=nvme{c},serial=offcopy-c{c}"]
     for d in nvme:
         c, n = d["ctrl"], d["nsid"]
-        img = os.path.join(tmp, f"nvme{c}n{n}.img")
-        with open(img, "wb") as f:
-            f.truncate(d["size_bytes"])
-        drive = f"nvc{c}n{n}"
-        cmd += ["-drive", f"file={img},if=none,id={drive},format=raw,cache=unsafe,aio=threads"]
-        props = [f"drive={drive}", f"bus=nvme{c}", f"nsid={n}",
-                 f"logical_block_size={d['lbs']}", f"physical_block_size={d['lbs']}"]
-        props += [f"{k}={v}" for k, v in d.items() if k in NVME_NS_KEYS]
-        cmd += ["-device", "nvme-ns," + ",".join(props)]
-        topo.append(f"nvme var=NVME{c}N{n} serial=offcopy-c{c} nsid={n}")
+        meta = int(d.get("ms", "0")) > 0 or d.get("pi", "0") not in ("0", "")
+        topo.append(f"nvme var=NVME{c}N{n} serial=offcopy-c{c} nsid={n}" + (" metadata=1" if meta else ""))
     for i, d in enumerate(lio):
         line = (f"lio var={d['name'].upper()} name={d['name']} backstore={d['backstore']}"
                 f" serial={lio_serial(i, d['name'])}")
@@ -297,67 +350,171 @@ def run(args, qemu, kernel, initrd, scenario, name, nvme, lio, timeout, offcopy_
     with open(os.path.join(share, "topology"), "w") as f:
         f.write("\n".join(topo) + "\n")
 
+
+def blkdebug_rules(d):
+    """QEMU blkdebug rules for a namespace's injected media errors: every read (write) of the
+    first 512-byte sector of each listed LBA fails with EIO, for as long as the guest runs. The raw
+    format driver announces each request as a read_aio / write_aio event; iotype keeps a read rule
+    from also failing writes of that sector and the other way round."""
+    out = []
+    for key, event, iotype in (("read_error_lba", "read_aio", "read"), ("write_error_lba", "write_aio", "write")):
+        for lba in d.get(key, "").split(":") if key in d else []:
+            sector = int(lba) * d["lbs"] // 512
+            out.append(f'[inject-error]\nevent = "{event}"\niotype = "{iotype}"\nerrno = "5"\n'
+                       f'sector = "{sector}"\nonce = "off"\nimmediately = "off"\n')
+    return "\n".join(out)
+
+
+def create_images(tmp, nvme):
+    for d in nvme:
+        with open(os.path.join(tmp, f"nvme{d['ctrl']}n{d['nsid']}.img"), "wb") as f:
+            f.truncate(0)
+            f.truncate(d["size_bytes"])
+
+
+def read_results(share):
+    """{name: exit status} from the guest's SHARE/results ("NAME RC" lines)."""
+    out = {}
+    try:
+        with open(os.path.join(share, "results")) as f:
+            for line in f:
+                w = line.split()
+                if len(w) == 2 and w[1].lstrip("-").isdigit():
+                    out[w[0]] = int(w[1])
+    except OSError:
+        pass
+    return out
+
+
+def run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy_env, workdir,
+        guest_script, keep, tmp, share):
+    write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme, lio)
+
+    cmd = [qemu, "-nographic", "-no-reboot", "-m", args.memory, "-smp", args.smp,
+           "-accel", "tcg,thread=multi", "-cpu", "max",
+           "-kernel", kernel, "-initrd", initrd,
+           "-append", "console=ttyS0 panic=-1 quiet" + APPEND_EXTRA,
+           "-nic", "none",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+           "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+           "-virtfs", f"local,path={share},mount_tag=vmshare,security_model=none,multidevs=remap"]
+    for c in sorted({d["ctrl"] for d in nvme}):
+        cmd += ["-device", f"nvme,id=nvme{c},serial=offcopy-c{c}"]
+    create_images(tmp, nvme)
+    for d in nvme:
+        c, n = d["ctrl"], d["nsid"]
+        img = os.path.join(tmp, f"nvme{c}n{n}.img")
+        drive = f"nvc{c}n{n}"
+        rules = blkdebug_rules(d)
+        if rules:
+            conf = os.path.join(tmp, f"nvme{c}n{n}.blkdebug")
+            with open(conf, "w") as f:
+                f.write(rules)
+            img = f"blkdebug:{conf}:{img}"
+        cmd += ["-drive", f"file={img},if=none,id={drive},format=raw,cache=unsafe,aio=threads"]
+        props = [f"drive={drive}", f"bus=nvme{c}", f"nsid={n}",
+                 f"logical_block_size={d['lbs']}", f"physical_block_size={d['lbs']}"]
+        props += [f"{k}={v}" for k, v in d.items() if k in NVME_NS_KEYS]
+        cmd += ["-device", "nvme-ns," + ",".join(props)]
+
     log_path = os.path.abspath(args.log)
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     logf = open(log_path, "w", encoding="utf-8", errors="replace")
     logf.write("# " + " ".join(shlex.quote(x) for x in cmd) + "\n")
+    logf.write("# scenarios: " + " ".join(x["name"] for x in scenarios) + "\n")
     logf.flush()
 
     t0 = time.monotonic()
     rc_file = os.path.join(share, "rc")
-    # A guest that dies before the scenario starts (a panic at boot on a starved host, a device
-    # that did not show up in time) is the rig's fault, not the scenario's: boot once more.
+    # A guest that dies before the first scenario starts (a panic at boot on a starved host, a
+    # device that did not show up in time) is the rig's fault, not the scenario's: boot once more.
     for attempt in (1, 2):
-        qemu_rc, timed_out, marks = boot_once(cmd, logf, t0, t0 + timeout, args.quiet)
-        if timed_out or "begin" in marks or attempt == 2:
+        qemu_rc, timed_out, marks = boot_once(cmd, logf, t0, t0 + timeout, args.quiet, len(scenarios) > 1)
+        if timed_out or marks["begin"] or attempt == 2:
             break
         remaining = t0 + timeout - time.monotonic()
         if remaining < timeout / 2:
             break
         logf.write(f"# vmrun: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again\n")
         log(f"{name}: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again")
-        if os.path.exists(rc_file):
-            os.unlink(rc_file)
-        for d in nvme:  # untouched by the scenario, but start from zeros again
-            with open(os.path.join(tmp, f"nvme{d['ctrl']}n{d['nsid']}.img"), "wb") as f:
-                f.truncate(d["size_bytes"])
+        for f in ("rc", "results"):
+            if os.path.exists(os.path.join(share, f)):
+                os.unlink(os.path.join(share, f))
+        create_images(tmp, nvme)  # untouched by the scenarios, but start from zeros again
     elapsed = time.monotonic() - t0
 
-    scenario_rc = None
+    overall_rc = None
     if os.path.exists(rc_file):
         try:
-            scenario_rc = int(open(rc_file).read().strip())
+            overall_rc = int(open(rc_file).read().strip())
         except ValueError:
             pass
+    results = read_results(share)
+    if len(scenarios) == 1 and scenarios[0]["name"] not in results and overall_rc is not None:
+        results[scenarios[0]["name"]] = overall_rc  # a setup failure (125) before the scenario
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timing = (f"boot {marks['begin']:.1f}s, scenario {marks.get('end', elapsed) - marks['begin']:.1f}s, "
-              if "begin" in marks else "") + f"total {elapsed:.1f}s, qemu cpu {ru.ru_utime + ru.ru_stime:.1f}s"
-    logf.write(f"# vmrun: qemu exit {qemu_rc}, scenario rc {scenario_rc}, {timing}\n")
+    first = min(marks["begin"].values()) if marks["begin"] else None
+    last = max(marks["end"].values()) if marks["end"] else elapsed
+    timing = (f"boot {first:.1f}s, scenarios {last - first:.1f}s, " if first is not None else "") + \
+        f"total {elapsed:.1f}s, qemu cpu {ru.ru_utime + ru.ru_stime:.1f}s"
+    logf.write(f"# vmrun: qemu exit {qemu_rc}, rc {overall_rc}, results {results}, {timing}\n")
     logf.close()
 
+    words = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_SKIP: "SKIP"}
+    per = []
+    for x in scenarios:
+        n = x["name"]
+        rc = results.get(n)
+        if rc is not None:
+            res = {0: EXIT_PASS, 77: EXIT_SKIP}.get(rc, EXIT_FAIL)
+            why = {124: "timed out in the guest", 125: "device setup failed"}.get(rc, f"exit {rc}")
+        elif len(scenarios) == 1 and not timed_out and qemu_rc in (1, 5):
+            # No result file: fall back on isa-debug-exit ((value << 1) | 1).
+            res, why = {1: EXIT_PASS, 5: EXIT_SKIP}[qemu_rc], f"no result file, qemu exit {qemu_rc}"
+        elif n in marks["begin"]:
+            res, why = EXIT_FAIL, ("timed out" if timed_out else f"did not finish (qemu exit {qemu_rc})")
+        else:
+            res, why = EXIT_FAIL, ("did not run: " +
+                                   (f"timed out after {timeout}s" if timed_out else f"qemu exit {qemu_rc}"))
+        if n in marks["begin"]:
+            why += f", {marks['end'].get(n, elapsed) - marks['begin'][n]:.1f}s"
+        per.append((n, res, why))
     if timed_out:
-        result, why = EXIT_FAIL, f"timed out after {timeout}s"
-    elif scenario_rc is not None:
-        result = {0: EXIT_PASS, 77: EXIT_SKIP}.get(scenario_rc, EXIT_FAIL)
-        why = f"scenario exit {scenario_rc}"
+        overall = EXIT_FAIL
+    elif any(r == EXIT_FAIL for _, r, _ in per):
+        overall = EXIT_FAIL
+    elif any(r == EXIT_SKIP for _, r, _ in per):
+        overall = EXIT_SKIP
     else:
-        # No result file: fall back on isa-debug-exit ((value << 1) | 1).
-        result = {1: EXIT_PASS, 5: EXIT_SKIP}.get(qemu_rc, EXIT_FAIL)
-        why = f"no result file, qemu exit {qemu_rc}"
-    word = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_SKIP: "SKIP"}[result]
-    log(f"{word} {name}: {why} ({timing}); console log {log_path}")
-    if result == EXIT_FAIL:
+        overall = EXIT_PASS
+    if len(scenarios) == 1:
+        n, r, why = per[0]
+        if timed_out:
+            why = f"timed out after {timeout}s"
+        log(f"{words[overall]} {name}: {why} ({timing}); console log {log_path}")
+    else:
+        for n, r, why in per:
+            log(f"  {words[r]} {n}: {why}")
+        failed = [n for n, r, _ in per if r == EXIT_FAIL]
+        skipped = [n for n, r, _ in per if r == EXIT_SKIP]
+        detail = (f"failed: {' '.join(failed)}" if failed else f"skipped: {' '.join(skipped)}" if skipped
+                  else f"{len(per)} scenarios passed")
+        if timed_out:
+            detail = f"timed out after {timeout}s; " + detail
+        log(f"{words[overall]} {name}: {detail} ({timing}); console log {log_path}")
+    if overall == EXIT_FAIL:
         with open(log_path, encoding="utf-8", errors="replace") as f:
             tail = f.readlines()[-40:]
         sys.stderr.write("---- last lines of the console ----\n" + "".join(tail))
-    return result
+    return overall
 
 
-def boot_once(cmd, logf, t0, deadline, quiet):
+def boot_once(cmd, logf, t0, deadline, quiet, several):
     """Runs QEMU until it exits or the deadline passes. Console lines go to logf (with host
-    seconds since t0); the scenario's lines to stdout unless quiet.
-    Returns (qemu exit status, timed out, {"chroot"|"begin"|"end": seconds})."""
-    marks = {}
+    seconds since t0); the scenarios' lines to stdout unless quiet (with a header line per
+    scenario when `several`).
+    Returns (qemu exit status, timed out, {"chroot": s, "begin": {name: s}, "end": {name: s}})."""
+    marks = {"begin": {}, "end": {}}
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -372,14 +529,18 @@ def boot_once(cmd, logf, t0, deadline, quiet):
             logf.flush()
             if line.startswith("vm-init: chroot") and "chroot" not in marks:
                 marks["chroot"] = now
-            if line.startswith(END_MARK):
+            m = re.match(re.escape(END_MARK) + r" (\S+) rc=", line)
+            if m:
                 in_scenario = False
-                marks["end"] = now
+                marks["end"][m.group(1)] = now
             if in_scenario and not quiet:
                 print(line, flush=True)
-            if line.startswith(BEGIN_MARK):
+            m = re.match(re.escape(BEGIN_MARK) + r" (\S+) ===", line)
+            if m:
                 in_scenario = True
-                marks["begin"] = now
+                marks["begin"][m.group(1)] = now
+                if several and not quiet:
+                    print(f"=== {m.group(1)} ===", flush=True)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()

@@ -1,13 +1,28 @@
-// Byte-exact tests of the NVMe Copy encoder against the spec offsets (DESIGN.md §2).
+// Golden byte vectors for the NVMe Copy source range entries (formats 0h-3h) and the command
+// dwords, written by hand from independent offsets, never produced by our encoder:
+//   - QEMU 10 hw/nvme: include/block/nvme.h NvmeCopySourceRangeFormat0_2 {sparams 0-3, slba 8-15,
+//     nlb 16-17, sopt 22-23, reftag 24-27, apptag 28-29, appmask 30-31} and
+//     NvmeCopySourceRangeFormat1_3 {..., sr[10] 26-35, apptag 36-37, appmask 38-39}; ctrl.c
+//     nvme_copy_source_range_parse_format1_3 reads the reference tag from sr[4..9] most-
+//     significant byte first; nvme_copy reads ILBRT as CDW14 | CDW3 << 32;
+//   - libnvme src/nvme/types.h struct nvme_copy_range / _f1 / _f2 / _f3 (same offsets; elbat
+//     before elbatm) and util.c nvme_init_copy_range_elbt (elbt[9 - i] = byte i of the tag).
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <array>
+#include <cctype>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "src/nvme/copy_encode.hpp"
+#include "src/nvme/copy_session.hpp"
+#include "tests/models/nvme_model.hpp"
 
 using namespace offcopy::nvme;
+using bytes = std::vector<std::uint8_t>;
 
 namespace {
 std::uint64_t le(const std::vector<std::uint8_t>& b, std::size_t off, std::size_t n) {
@@ -15,14 +30,32 @@ std::uint64_t le(const std::vector<std::uint8_t>& b, std::size_t off, std::size_
   for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[off + i]} << (8 * i);
   return v;
 }
-bool zero(const std::vector<std::uint8_t>& b, std::size_t off, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (b[off + i] != 0) return false;
-  return true;
+/// "19 00 0a" -> {0x19, 0x00, 0x0a}.
+bytes hex(std::string_view text) {
+  bytes out;
+  int hi = -1;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
+    const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
+    REQUIRE((v >= 0 && v < 16));
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out.push_back(static_cast<std::uint8_t>(hi << 4 | v));
+      hi = -1;
+    }
+  }
+  REQUIRE(hi < 0);
+  return out;
+}
+bytes encode_one(std::uint8_t format, const source_range& r) {
+  bytes b;
+  REQUIRE(encode_ranges(format, std::span(&r, 1), b));
+  return b;
 }
 }  // namespace
 
-TEST_CASE("format 0h range entry: every field at its offset") {
+TEST_CASE("format 0h range entry: golden vector") {
   source_range r;
   r.slba = 0x0123456789abcdefULL;
   r.blocks = 0x1235;  // NLB 0-based = 0x1234
@@ -31,20 +64,13 @@ TEST_CASE("format 0h range entry: every field at its offset") {
   r.elbatm = 0xf00d;
   r.snsid = 7;  // ignored by format 0h
   r.sopt = 9;
-  std::vector<std::uint8_t> b;
-  REQUIRE(encode_ranges(0, std::span(&r, 1), b));
-  REQUIRE(b.size() == 32);
-  CHECK(zero(b, 0, 8));
-  CHECK(le(b, 8, 8) == 0x0123456789abcdefULL);
-  CHECK(b[16] == 0x34);
-  CHECK(b[17] == 0x12);
-  CHECK(zero(b, 18, 6));
-  CHECK(le(b, 24, 4) == 0xa1b2c3d4);
-  CHECK(le(b, 28, 2) == 0xbeef);  // ELBAT at 28-29 (libnvme 1.3 swaps these two)
-  CHECK(le(b, 30, 2) == 0xf00d);  // ELBATM at 30-31
+  CHECK(encode_one(0, r) == hex("00 00 00 00 00 00 00 00"     // 0-7 reserved
+                                "ef cd ab 89 67 45 23 01"     // 8-15 SLBA, little endian
+                                "34 12 00 00 00 00 00 00"     // 16-17 NLB 0-based, 18-23 reserved
+                                "d4 c3 b2 a1 ef be 0d f0"));  // 24-27 EILBRT, 28-29 ELBAT, 30-31 ELBATM
 }
 
-TEST_CASE("format 1h range entry: 80-bit ELBST/EILBRT at 26-35") {
+TEST_CASE("format 1h range entry: golden vector, the 80-bit ELBST/EILBRT most-significant byte first") {
   source_range r;
   r.slba = 0xfffffffffffffffeULL;
   r.blocks = 1;
@@ -52,20 +78,30 @@ TEST_CASE("format 1h range entry: 80-bit ELBST/EILBRT at 26-35") {
   r.elbst_eilbrt_hi = 0xaa99;
   r.elbat = 0x1234;
   r.elbatm = 0x5678;
-  std::vector<std::uint8_t> b;
-  REQUIRE(encode_ranges(1, std::span(&r, 1), b));
-  REQUIRE(b.size() == 40);
-  CHECK(zero(b, 0, 8));
-  CHECK(le(b, 8, 8) == 0xfffffffffffffffeULL);
-  CHECK(le(b, 16, 2) == 0);  // 1 block, 0-based
-  CHECK(zero(b, 18, 8));
-  CHECK(le(b, 26, 8) == 0x8877665544332211ULL);
-  CHECK(le(b, 34, 2) == 0xaa99);
-  CHECK(le(b, 36, 2) == 0x1234);
-  CHECK(le(b, 38, 2) == 0x5678);
+  CHECK(encode_one(1, r) == hex("00 00 00 00 00 00 00 00"         // 0-7 reserved
+                                "fe ff ff ff ff ff ff ff"         // 8-15 SLBA
+                                "00 00 00 00 00 00 00 00 00 00"   // 16-17 NLB, 18-25 reserved
+                                "aa 99 88 77 66 55 44 33 22 11"   // 26-35 ELBST/EILBRT, bits 79:0 MSB first
+                                "34 12 78 56"));                  // 36-37 ELBAT, 38-39 ELBATM
 }
 
-TEST_CASE("format 2h range entry: source NSID at 0-3, SOPT at 22-23") {
+TEST_CASE("format 1h: a 48-bit reference tag lands where QEMU reads it (sr[4..9]) and libnvme writes it") {
+  // 16-byte PI with a 64-bit guard: the reference tag is 48 bits (storage tag size 0). QEMU:
+  // reftag = sr[4] << 40 | sr[5] << 32 | ... | sr[9], sr = bytes 26-35. libnvme:
+  // elbt[9 - i] = (eilbrt >> 8i) & 0xff, elbt[0..1] = 0.
+  source_range r;
+  r.slba = 0x100000010ULL;
+  r.blocks = 8;
+  r.eilbrt = 0x123456789abcULL;
+  const bytes b = encode_one(1, r);
+  REQUIRE(b.size() == 40);
+  CHECK(bytes(b.begin() + 26, b.begin() + 36) == hex("00 00 00 00 12 34 56 78 9a bc"));
+  std::uint64_t qemu_reftag = 0;
+  for (int i = 4; i <= 9; ++i) qemu_reftag = (qemu_reftag << 8) | b[26 + i];
+  CHECK(qemu_reftag == 0x123456789abcULL);
+}
+
+TEST_CASE("format 2h range entry: golden vector, source NSID at 0-3, SOPT at 22-23") {
   source_range r;
   r.snsid = 0xdeadbeef;
   r.slba = 42;
@@ -74,21 +110,13 @@ TEST_CASE("format 2h range entry: source NSID at 0-3, SOPT at 22-23") {
   r.eilbrt = 0x01020304;
   r.elbat = 0x0506;
   r.elbatm = 0x0708;
-  std::vector<std::uint8_t> b;
-  REQUIRE(encode_ranges(2, std::span(&r, 1), b));
-  REQUIRE(b.size() == 32);
-  CHECK(le(b, 0, 4) == 0xdeadbeef);
-  CHECK(zero(b, 4, 4));
-  CHECK(le(b, 8, 8) == 42);
-  CHECK(le(b, 16, 2) == 0xffff);
-  CHECK(zero(b, 18, 4));
-  CHECK(le(b, 22, 2) == 0x8001);
-  CHECK(le(b, 24, 4) == 0x01020304);
-  CHECK(le(b, 28, 2) == 0x0506);
-  CHECK(le(b, 30, 2) == 0x0708);
+  CHECK(encode_one(2, r) == hex("ef be ad de 00 00 00 00"     // 0-3 SNSID, 4-7 reserved
+                                "2a 00 00 00 00 00 00 00"     // 8-15 SLBA
+                                "ff ff 00 00 00 00 01 80"     // 16-17 NLB, 18-21 reserved, 22-23 SOPT
+                                "04 03 02 01 06 05 08 07"));  // 24-27 EILBRT, 28-29 ELBAT, 30-31 ELBATM
 }
 
-TEST_CASE("format 3h range entry: source NSID, SOPT and the 80-bit tag") {
+TEST_CASE("format 3h range entry: golden vector, source NSID, SOPT and the 80-bit tag") {
   source_range r;
   r.snsid = 3;
   r.slba = 1ULL << 40;
@@ -98,20 +126,26 @@ TEST_CASE("format 3h range entry: source NSID, SOPT and the 80-bit tag") {
   r.elbst_eilbrt_hi = 0x99aa;
   r.elbat = 0xbbcc;
   r.elbatm = 0xddee;
-  std::vector<std::uint8_t> b;
-  REQUIRE(encode_ranges(3, std::span(&r, 1), b));
-  REQUIRE(b.size() == 40);
-  CHECK(le(b, 0, 4) == 3);
-  CHECK(zero(b, 4, 4));
-  CHECK(le(b, 8, 8) == (1ULL << 40));
-  CHECK(le(b, 16, 2) == 1);
-  CHECK(zero(b, 18, 4));
-  CHECK(le(b, 22, 2) == 0x0102);
-  CHECK(zero(b, 24, 2));
-  CHECK(le(b, 26, 8) == 0x1122334455667788ULL);
-  CHECK(le(b, 34, 2) == 0x99aa);
-  CHECK(le(b, 36, 2) == 0xbbcc);
-  CHECK(le(b, 38, 2) == 0xddee);
+  CHECK(encode_one(3, r) == hex("03 00 00 00 00 00 00 00"         // 0-3 SNSID, 4-7 reserved
+                                "00 00 00 00 00 01 00 00"         // 8-15 SLBA
+                                "01 00 00 00 00 00 02 01 00 00"   // 16-17 NLB, 18-21 reserved, 22-23 SOPT, 24-25 reserved
+                                "99 aa 11 22 33 44 55 66 77 88"   // 26-35 ELBST/EILBRT MSB first
+                                "cc bb ee dd"));                  // 36-37 ELBAT, 38-39 ELBATM
+}
+
+TEST_CASE("format 1h/3h entries decode back (encoder and decoder agree on the byte order)") {
+  source_range r;
+  r.slba = 77;
+  r.blocks = 3;
+  r.eilbrt = 0x0102030405060708ULL;
+  r.elbst_eilbrt_hi = 0x0a0b;
+  for (std::uint8_t fmt : {1, 3}) {
+    const bytes b = encode_one(fmt, r);
+    source_range back;
+    REQUIRE(decode_range(fmt, b, back));
+    CHECK(back.eilbrt == r.eilbrt);
+    CHECK(back.elbst_eilbrt_hi == r.elbst_eilbrt_hi);
+  }
 }
 
 TEST_CASE("range lists: 256 entries in order, edges refused") {
@@ -221,4 +255,107 @@ TEST_CASE("command dwords: SDLBA, NR 0-based and every CDW12 field") {
   bad.format = 0;
   bad.prinfow = 16;
   CHECK_FALSE(encode_copy_dwords(bad, d));
+}
+
+TEST_CASE("session in format 1h: the model, decoding with QEMU's byte order, reads back the tags we meant") {
+  // The session sets EILBRT = SLBA on PI namespaces; the model decodes the 80-bit field with its
+  // own offsets (most-significant byte first): a byte-order mistake shows as a wrong tag.
+  offcopy::testing::nvme_model_config pi16;  // format 1h needs a 32/64-bit guard namespace (QEMU: 0x10a)
+  pi16.metadata_bytes = 16;
+  pi16.pi_type = 1;
+  pi16.pi_format = 2;
+  offcopy::testing::nvme_model m(pi16);
+  session_params p;
+  p.descriptor_format = 1;
+  p.pi_regenerate = true;
+  copy_session s(m.make_transport(1), p);
+  const std::vector<offcopy::plan_segment> segs{{0x0a0b, 4000, 3}, {0x0c0d, 4003, 2}};
+  offcopy::detail::command c;
+  c.tag = 1;
+  c.segments = segs;
+  c.block_bytes = 512;
+  REQUIRE(s.submit(c).ok());
+  std::vector<offcopy::detail::completion> out;
+  REQUIRE(s.reap(1, out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].result.ok());
+  REQUIRE(m.log().size() == 1);
+  const auto& rec = m.log()[0];
+  CHECK(rec.fields.format == 1);
+  REQUIRE(rec.ranges.size() == 2);
+  CHECK(rec.ranges[0].slba == 0x0a0b);
+  CHECK(rec.ranges[0].eilbrt == 0x0a0b);
+  CHECK(rec.ranges[0].elbst_eilbrt_hi == 0);
+  CHECK(rec.ranges[1].eilbrt == 0x0c0d);
+}
+
+TEST_CASE("initial reference tag: the LBA cut to the PI format's tag width, upper bits in CDW3") {
+  // QEMU 10 nvme_copy: iocb->reftag = CDW14 | CDW3 << 32; nvme_check_prinfo compares it with the
+  // LBA masked to 48 bits (64-bit guard) or 32 bits (16-bit guard). libnvme nvme_copy (args v2):
+  // CDW3 = ilbrt_u64 >> 32, CDW14 = ilbrt_u64 & 0xffffffff.
+  struct variant {
+    std::uint8_t pif;
+    std::uint64_t sdlba;
+    std::uint32_t cdw14, cdw3;
+  };
+  for (const variant v : {variant{2, 0x123456789ULL, 0x23456789, 0x1},              // 16-byte PI, above 2^32
+                          variant{2, 0xabcd000100000007ULL, 0x00000007, 0x0001},    // 48 bits kept
+                          variant{0, 0x123456789ULL, 0x23456789, 0x0},              // 8-byte PI: 32 bits
+                          variant{1, 0xabcd000100000007ULL, 0x00000007, 0xabcd0001}}) {
+    CAPTURE(int(v.pif));
+    CAPTURE(v.sdlba);
+    session_params p;
+    p.pi_regenerate = true;
+    p.reference_tag_bits = reference_tag_bits(v.pif);
+    p.descriptor_format = v.pif == 0 ? 0 : 1;
+    const std::vector<offcopy::plan_segment> segs{{0x1000, v.sdlba, 4}};
+    offcopy::detail::command c;
+    c.segments = segs;
+    c.block_bytes = 512;
+    copy_dwords dw;
+    std::vector<std::uint8_t> ranges;
+    std::vector<std::uint32_t> range_blocks;
+    REQUIRE(build_copy(p, c, dw, ranges, range_blocks).ok());
+    CHECK(dw.cdw10 == static_cast<std::uint32_t>(v.sdlba));
+    CHECK(dw.cdw11 == static_cast<std::uint32_t>(v.sdlba >> 32));
+    CHECK(dw.cdw14 == v.cdw14);
+    CHECK(dw.cdw3 == v.cdw3);
+  }
+  CHECK(reference_tag_bits(0) == 32);
+  CHECK(reference_tag_bits(1) == 64);
+  CHECK(reference_tag_bits(2) == 48);
+}
+
+TEST_CASE("session on a 16-byte PI namespace above 2^32 blocks: the model reads 48-bit tags") {
+  offcopy::testing::nvme_model_config cfg;
+  cfg.blocks = (1ULL << 32) + 4096;
+  cfg.enforce_limits = false;
+  cfg.metadata_bytes = 16;  // 64-bit guard PI: format 1h is this namespace's (QEMU: 0x10a otherwise)
+  cfg.pi_type = 1;
+  cfg.pi_format = 2;
+  // Media: a sparse temporary file (2 TiB apparent, 16 blocks written).
+  char path[] = "/tmp/offcopy-pi48-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  REQUIRE(::ftruncate(fd, static_cast<off_t>(cfg.blocks * cfg.lba_bytes)) == 0);
+  offcopy::testing::nvme_model m(cfg, fd);
+  session_params p;
+  p.descriptor_format = 1;
+  p.pi_regenerate = true;
+  p.reference_tag_bits = reference_tag_bits(2);
+  copy_session s(m.make_transport(1), p);
+  const std::vector<offcopy::plan_segment> segs{{(1ULL << 32) + 8, (1ULL << 32) + 1024, 16}};
+  offcopy::detail::command c;
+  c.tag = 1;
+  c.segments = segs;
+  c.block_bytes = 512;
+  REQUIRE(s.submit(c).ok());
+  std::vector<offcopy::detail::completion> out;
+  REQUIRE(s.reap(1, out).ok());
+  REQUIRE(m.log().size() == 1);
+  CHECK(m.log()[0].fields.ilbrt == (1ULL << 32) + 1024);
+  REQUIRE(m.log()[0].ranges.size() == 1);
+  CHECK(m.log()[0].ranges[0].eilbrt == (1ULL << 32) + 8);
+  ::close(fd);
 }

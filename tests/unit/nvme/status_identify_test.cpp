@@ -31,7 +31,10 @@ TEST_CASE("status: SCT/SC/DNR split, names and portable codes") {
   CHECK(copy_errc(make_raw_status(1, sc_incompatible_namespace_or_format)) == errc::not_supported);
   CHECK(copy_errc(make_raw_status(0, sc_internal_error)) == errc::device_error);
   CHECK(copy_errc(make_raw_status(0, sc_lba_out_of_range)) == errc::device_error);
-  CHECK(copy_errc(make_raw_status(1, sc_overlapping_io_range)) == errc::device_error);
+  // The controller will not do this one (overlap, descriptor format): the buffered path can.
+  CHECK(copy_errc(make_raw_status(1, sc_overlapping_io_range, true)) == errc::not_supported);
+  CHECK(copy_errc(make_raw_status(1, sc_invalid_format, true)) == errc::not_supported);
+  CHECK(copy_errc(make_raw_status(2, 0x80)) == errc::device_error);  // Write Fault
   CHECK(copy_errc(make_raw_status(2, 0x81)) == errc::device_error);  // media error
 
   CHECK(copy_status_name(make_raw_status(1, 0x82)) == "Attempted Write to Read Only Range");
@@ -39,6 +42,7 @@ TEST_CASE("status: SCT/SC/DNR split, names and portable codes") {
   CHECK(copy_status_name(make_raw_status(1, 0x86)) == "Fast Copy Not Possible");
   CHECK(copy_status_name(make_raw_status(1, 0x87)) == "Overlapping I/O Range");
   CHECK(copy_status_name(make_raw_status(1, 0x89)) == "Insufficient Resources");
+  CHECK(copy_status_name(make_raw_status(1, 0x0a)) == "Invalid Format");
   CHECK(copy_status_name(make_raw_status(0, 0x01)) == "Invalid Command Opcode");
   CHECK(copy_status_name(make_raw_status(0, 0x80)) == "LBA Out of Range");
   CHECK_FALSE(copy_status_name(make_raw_status(2, 0x81)).empty());  // libnvme's table
@@ -176,7 +180,7 @@ TEST_CASE("pair check: same namespace, cross namespace, controllers, block sizes
   nvme_device_data a;
   REQUIRE(parse_identify(p.ctrl, p.ns, {}, 1, a.info));
   a.identified = true;
-  a.controller = "nvme0";
+  a.location.controller = "nvme0";
   nvme_device_data b = a;
   policy pol;
 
@@ -191,15 +195,27 @@ TEST_CASE("pair check: same namespace, cross namespace, controllers, block sizes
   CHECK(check_pair(&a, &b, pol, false).reason == "NVMe passthrough needs CAP_SYS_ADMIN");
   CHECK(check_pair(nullptr, &b, pol, true).reason == "source is not an NVMe namespace");
 
+  // QEMU 7.2: OCFS 0x3, no cross-namespace formats.
   b.info.nsid = 2;
+  b.cdfe = 0;
   ps = check_pair(&a, &b, pol, true);
   CHECK_FALSE(ps.ok);
-  CHECK(ps.reason == "cross-namespace copy needs descriptor format 2h/3h, controller OCFS=0x3");
-  b.info.ocfs = 0x7;
+  CHECK(ps.reason == "cross-namespace copy needs descriptor format 2h, controller OCFS=0x3");
+  b.info.ocfs = 0xf;
   CHECK(check_pair(&a, &b, pol, true).ok);
+  b.cdfe.reset();
+  b.cdfe_error = "Get Features Host Behavior Support (feature 16h): NVMe status SCT 0 SC 0x02 (Invalid Field)";
+  CHECK(check_pair(&a, &b, pol, true).reason.find("needs Host Behavior Support to enable format 2h") !=
+        std::string::npos);
 
   b = a;
-  b.controller = "nvme1";
+  b.location.controller = "nvme1";
+  CHECK(check_pair(&a, &b, pol, true).reason.find("different NVMe controllers") != std::string::npos);
+  b = a;
+  b.info.serial = "other";  // same sysfs parent, other controller: not proven one controller
+  CHECK(check_pair(&a, &b, pol, true).reason.find("different NVMe controllers") != std::string::npos);
+  b = a;
+  b.info.cntlid = 7;
   CHECK(check_pair(&a, &b, pol, true).reason.find("different NVMe controllers") != std::string::npos);
 
   b = a;
@@ -211,4 +227,82 @@ TEST_CASE("pair check: same namespace, cross namespace, controllers, block sizes
   b.info.reason = "namespace 1 reports no usable Copy limits (MSSRL=0, MCL=0, MSRC=0)";
   CHECK(check_pair(&a, &b, pol, true).reason ==
         "destination: namespace 1 reports no usable Copy limits (MSSRL=0, MCL=0, MSRC=0)");
+}
+
+TEST_CASE("pair check across namespaces: one controller proven, formats compared before anything is sent") {
+  identify_pages p = qemu_like();
+  p.c().ocfs = 0xf;
+  nvme_device_data a;
+  REQUIRE(parse_identify(p.ctrl, p.ns, {}, 1, a.info));
+  a.identified = true;
+  a.location.controller = "nvme-subsys0";
+  a.location.subsystem_controllers = 1;
+  a.cdfe = 0;
+  nvme_device_data b = a;
+  b.info.nsid = 2;
+  policy pol;
+  REQUIRE(check_pair(&a, &b, pol, true).ok);
+
+  SUBCASE("a multipath subsystem with two controllers: which one runs the command is not ours to say") {
+    b.location.subsystem_controllers = 2;
+    CHECK(check_pair(&a, &b, pol, true).reason ==
+          "cross-namespace copy: nvme-subsys0 has 2 controllers, which one runs the command is the kernel's "
+          "choice, so one controller for both namespaces is not proven");
+  }
+  SUBCASE("every part of the LBA format must match") {
+    b.info.lba_bytes = 4096;
+    CHECK(check_pair(&a, &b, pol, true).reason ==
+          "cross-namespace copy between incompatible formats (namespace 1 vs 2: LBA data size 512 B vs 4096 B)");
+    b.info = a.info;
+    b.info.nsid = 2;
+    b.info.metadata_bytes = 8;
+    CHECK(check_pair(&a, &b, pol, true).reason.find("metadata size 0 B vs 8 B") != std::string::npos);
+    a.info.metadata_bytes = 8;
+    a.info.metadata_extended = true;
+    CHECK(check_pair(&a, &b, pol, true).reason.find("metadata extended LBA vs separate buffer") !=
+          std::string::npos);
+    a.info.metadata_extended = false;
+    a.info.pi_type = 1;
+    b.info.pi_type = 3;
+    CHECK(check_pair(&a, &b, pol, true).reason.find("protection information Type 1 vs Type 3") !=
+          std::string::npos);
+    b.info.pi_type = 1;
+    b.info.pi_format = 2;
+    CHECK(check_pair(&a, &b, pol, true).reason.find("PI format 16-bit guard vs 64-bit guard") != std::string::npos);
+    b.info.pi_format = 0;
+    b.info.pi_first = true;
+    CHECK(check_pair(&a, &b, pol, true).reason.find("PI last vs first of the metadata") != std::string::npos);
+    b.info.pi_first = false;
+    CHECK(check_pair(&a, &b, pol, true).ok);
+  }
+  SUBCASE("64-bit guard PI on both: format 3h must be offered") {
+    for (auto* d : {&a, &b}) {
+      d->info.metadata_bytes = 16;
+      d->info.pi_type = 1;
+      d->info.pi_format = 2;
+      evaluate(d->info);
+      REQUIRE(d->info.descriptor_format == 1);
+    }
+    b.info.ocfs = 0x7;  // 0h 1h 2h
+    CHECK(check_pair(&a, &b, pol, true).reason == "cross-namespace copy needs descriptor format 3h, controller OCFS=0x7");
+    b.info.ocfs = 0xf;
+    CHECK(check_pair(&a, &b, pol, true).ok);
+  }
+  SUBCASE("limits: the source's MSSRL per range, the destination's MCL and MSRC per command") {
+    a.info.mssrl_blocks = 64;
+    a.info.mcl_blocks = 4096;
+    a.info.msrc_0based = 255;
+    b.info.mssrl_blocks = 1024;
+    b.info.mcl_blocks = 512;
+    b.info.msrc_0based = 7;
+    auto ps = check_pair(&a, &b, pol, true);
+    REQUIRE(ps.ok);
+    CHECK(ps.limits.max_segment_blocks == 64);
+    CHECK(ps.limits.max_command_blocks == 512);
+    CHECK(ps.limits.max_segments_per_command == 8);
+    ps = check_pair(&b, &a, pol, true);
+    CHECK(ps.limits.max_segment_blocks == 1024);
+    CHECK(ps.limits.max_command_blocks == 4096);
+    CHECK(ps.limits.max_segments_per_command == 256);
+  }
 }

@@ -1,5 +1,6 @@
-// Tests against real SCSI LUs (LIO in the guest). Skipped unless OFFCOPY_SCSI_SRC / OFFCOPY_SCSI_DST
-// name two LUNs on one target (tests/vm/scenarios/scsi_unit_guest.sh sets them).
+// Tests against real SCSI LUs (LIO in the guest), built into guest_scsi: OFFCOPY_SCSI_SRC /
+// OFFCOPY_SCSI_DST name two LUNs on one target and OFFCOPY_SCSI_SRC_SG the source's sg node
+// (tests/vm/scenarios/scsi_unit_guest.sh sets them); without them the program exits 77, skipped.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -15,14 +16,21 @@
 #include "src/scsi/lu.hpp"
 #include "src/scsi/xcopy.hpp"
 #include "src/core/device_state.hpp"
+#include "tests/unit/guest.hpp"
 
 using namespace offcopy;
 
+OFFCOPY_GUEST_REQUIRES("OFFCOPY_SCSI_SRC", "tests/vm/scenarios/scsi_unit_guest.sh");
+OFFCOPY_GUEST_REQUIRES("OFFCOPY_SCSI_SRC_SG", "tests/vm/scenarios/scsi_unit_guest.sh");
+OFFCOPY_GUEST_REQUIRES("OFFCOPY_SCSI_DST", "tests/vm/scenarios/scsi_unit_guest.sh");
+
 namespace {
 
+/// A variable main() has already checked (OFFCOPY_GUEST_REQUIRES).
 const char* env(const char* n) {
   const char* v = std::getenv(n);
-  return (v != nullptr && v[0] != '\0') ? v : nullptr;
+  REQUIRE(v != nullptr);
+  return v;
 }
 
 struct aligned_buf {
@@ -82,7 +90,6 @@ void print_caps(const capabilities& c) {
 TEST_CASE("guest: discovery on /dev/sdX and /dev/sgN") {
   const char* src = env("OFFCOPY_SCSI_SRC");
   const char* sg = env("OFFCOPY_SCSI_SRC_SG");
-  if (src == nullptr || sg == nullptr) return;
   auto d = device::open(src);
   REQUIRE(d.ok());
   const capabilities dc = d.value()->probe();  // discovery runs on demand
@@ -108,7 +115,6 @@ TEST_CASE("guest: discovery on /dev/sdX and /dev/sgN") {
 TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
   const char* src = env("OFFCOPY_SCSI_SRC");
   const char* dst = env("OFFCOPY_SCSI_DST");
-  if (src == nullptr || dst == nullptr) return;
   const std::size_t n = 1 << 20;
   auto data = random_buf(n, 7);
   write_direct(src, 0, data);
@@ -187,7 +193,6 @@ TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {
 TEST_CASE("guest: token copy is refused by LIO as not supported") {
   const char* src = env("OFFCOPY_SCSI_SRC");
   const char* dst = env("OFFCOPY_SCSI_DST");
-  if (src == nullptr || dst == nullptr) return;
   ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
   open_options wo;
   wo.writable = true;
@@ -198,8 +203,6 @@ TEST_CASE("guest: token copy is refused by LIO as not supported") {
   REQUIRE(d.ok());
   (void)s.value()->probe();  // discovery runs on demand: the backend below needs its results
   (void)d.value()->probe();
-  ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
-  ::setenv("OFFCOPY_SCSI_TOKEN_FORCE", "1", 1);
   auto& be = (*detail::find_backend("scsi-token"));
   policy pol;
   auto sess = be.open_session(detail::state_of(*s.value()), detail::state_of(*d.value()), pol);

@@ -13,6 +13,7 @@
 #include "src/core/backend.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/token.hpp"
+#include "src/scsi/xcopy.hpp"
 #include "src/core/device_state.hpp"
 #include "tests/models/scsi_model.hpp"
 
@@ -315,72 +316,215 @@ TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per 
   CHECK(rep.of("scsi-token").bytes == 5 * MiB);
   // 4 MiB per token: 2048 + 2048 + the first 4096 blocks... split at 8192 blocks.
   CHECK(shape(r.model.log()) ==
-        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT off=0 16384x2048 24576x2048 40960x4096",
-                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT off=0 45056x2048", "lun1 RRTI"});
+        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048 40960x4096",
+                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 45056x2048", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
   CHECK(r.same(4 * MiB, 12 * MiB, MiB));
   CHECK(r.same(2 * MiB, 20 * MiB, 3 * MiB));
 }
 
 TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the ROD") {
-  auto c = token_only();
-  c.write_using_token_max_blocks = 1500;
-  rig r(c);
-  auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
-  INFO(rep.result.to_string());
-  REQUIRE(rep.result.ok());
-  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
-                                        "lun1 WUT off=0 16384x2048 24576x2048", "lun1 RRTI",
-                                        "lun1 WUT off=1500 17884x548 24576x2048", "lun1 RRTI",
-                                        "lun1 WUT off=3000 25528x1096", "lun1 RRTI"});
-  CHECK(r.same(0, 8 * MiB, MiB));
-  CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+  // A short WRITE USING TOKEN ends GOOD with COPY OPERATION STATUS 04h (completed with residual
+  // data) or 03h (partial ROD token usage, QNAP's answer): both are resumed from the transfer
+  // count, never reported as a device error.
+  for (const std::uint8_t status : {std::uint8_t{0x04}, std::uint8_t{0x03}}) {
+    for (const std::uint8_t units : {std::uint8_t{0xF1}, std::uint8_t{0x00}, std::uint8_t{0x01}}) {
+    CAPTURE(int(status));
+    CAPTURE(int(units));
+    auto c = token_only();
+    c.write_using_token_max_blocks = 1500;
+    c.short_write_status = status;
+    c.transfer_count_units = units;
+    c.honour_del_tkn = false;  // the token outlives a short write: the rest uses OFFSET INTO ROD
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
+                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
+                                          "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI",
+                                          "lun1 WUT del off=3000 25528x1096", "lun1 RRTI"});
+    CHECK(r.same(0, 8 * MiB, MiB));
+    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    }
+  }
+}
+
+TEST_CASE("model: a token that represents fewer blocks than asked: write what it covers, populate the rest") {
+  // RRTI after POPULATE TOKEN: copy operation status 04h/03h and a transfer count of 1000 blocks,
+  // in blocks (F1h), bytes (00h) or KiB (01h). Each token's part is written from ROD offset 0,
+  // then the remaining source ranges are populated again.
+  for (const std::uint8_t units : {std::uint8_t{0xF1}, std::uint8_t{0x00}, std::uint8_t{0x01}}) {
+    for (const std::uint8_t status : {std::uint8_t{0x04}, std::uint8_t{0x03}}) {
+      CAPTURE(int(units));
+      CAPTURE(int(status));
+      auto c = token_only();
+      c.populate_max_blocks = 1000;
+      c.populate_short_status = status;
+      c.transfer_count_units = units;
+      rig r(c);
+      auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+      INFO(rep.result.to_string());
+      REQUIRE(rep.result.ok());
+      CHECK(rep.bytes_copied == 2 * MiB);
+      CHECK(shape(r.model.log()) ==
+            strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x1000", "lun1 RRTI",
+                    "lun0 PT 1000x1048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 17384x1000", "lun1 RRTI",
+                    "lun0 PT 2000x48 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 18384x48 24576x952", "lun1 RRTI",
+                    "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT del off=0 25528x1000", "lun1 RRTI",
+                    "lun0 PT 10144x96", "lun0 RRTI", "lun1 WUT del off=0 26528x96", "lun1 RRTI"});
+      CHECK(r.same(0, 8 * MiB, MiB));
+      CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    }
+  }
+}
+
+TEST_CASE("model: transfer counts in MiB units; a count in reserved units is not taken as blocks") {
+  {
+    auto c = token_only();
+    c.populate_max_blocks = 2048;  // 1 MiB per token
+    c.transfer_count_units = 0x02;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048",
+                                          "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI",
+                                          "lun1 WUT del off=0 24576x2048", "lun1 RRTI"});
+    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+  }
+  {
+    // 07h is reserved: the count means nothing. 01h (completed, no residual) still says all of it
+    // was done.
+    auto c = token_only();
+    c.transfer_count_units = 0x07;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) ==
+          strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI"});
+    CHECK(r.same(0, 8 * MiB, MiB));
+  }
+  {
+    // A short write (04h) whose count is in reserved units proves nothing: stop, claim nothing.
+    auto c = token_only();
+    c.transfer_count_units = 0x07;
+    c.write_using_token_max_blocks = 1500;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}}, copy_mode::offload, {"scsi-token"});
+    CHECK(rep.result.code() == errc::device_error);
+    CHECK(rep.bytes_copied == 0);
+  }
 }
 
 TEST_CASE("model: expired token is populated again and the rest written") {
   auto c = token_only();
   c.write_using_token_max_blocks = 1024;
   c.token_lifetime_writes = 1;
+  c.honour_del_tkn = false;  // it expires on its own (23/07), not by DEL_TKN
   rig r(c);
   auto rep = r.copy({{0, 8 * MiB, MiB}});
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
-  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT off=0 16384x2048", "lun1 RRTI",
-                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI", "lun0 PT 0x2048", "lun0 RRTI",
-                                        "lun1 WUT off=1024 17408x1024", "lun1 RRTI"});
+  // The new token represents what is left (blocks 1024-2047), so the rest is written from its
+  // offset 0.
+  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI",
+                                        "lun1 WUT del off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024", "lun0 RRTI",
+                                        "lun1 WUT del off=0 17408x1024", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
 }
 
 TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes zeros") {
-  auto c = token_only();
-  c.in_progress_polls = 2;
-  rig r(c);
-  auto ts = detail::scsi::open_transport(detail::state_of(*r.src));
-  auto td = detail::scsi::open_transport(detail::state_of(*r.dst));
-  REQUIRE(ts);
-  REQUIRE(td);
-  detail::scsi::token_options opt;
-  opt.immed = true;
-  opt.poll_floor_ms = 0;
-  detail::scsi::token_stats stats;
-  std::vector<plan_segment> segs = {{0, 100, 50}};
-  std::uint64_t done = 0;
-  auto st = detail::scsi::token_copy(*ts, *td, segs, opt, stats, done, 512);
-  INFO(st.to_string());
-  REQUIRE(st.ok());
-  CHECK(shape(r.model.log()) == strings{"lun0 PT immed 0x50", "lun0 RRTI", "lun0 RRTI", "lun0 RRTI",
-                                        "lun1 WUT immed off=0 100x50", "lun1 RRTI", "lun1 RRTI", "lun1 RRTI"});
-  CHECK(stats.rrti_commands == 6);
-  CHECK(r.same(0, 100 * 512, 50 * 512));
-  r.model.clear_log();
-  std::vector<detail::scsi::block_range> zr = {{100, 10}, {140, 2}};
-  opt.immed = false;
-  st = detail::scsi::token_write_zeros(*td, zr, opt, stats, done);
-  REQUIRE(st.ok());
-  CHECK(done == 12);
-  CHECK(shape(r.model.log()) == strings{"lun1 WUT off=0 100x10 140x2", "lun1 RRTI"});
-  CHECK(read_file(r.dir.file("lun1"), 100 * 512, 10 * 512) == std::vector<std::uint8_t>(10 * 512, 0));
-  CHECK(r.same(10 * 512, 110 * 512, 30 * 512));
+  // Every "in progress" status keeps the poll going: 10h (unknown), 11h (foreground), 12h
+  // (background) — SPC-4, FreeBSD CTL RCS_CCS_INPROG_FGBG/FG/BG.
+  for (const std::uint8_t running : {std::uint8_t{0x10}, std::uint8_t{0x11}, std::uint8_t{0x12}}) {
+    CAPTURE(int(running));
+    auto c = token_only();
+    c.in_progress_polls = 2;
+    c.in_progress_status = running;
+    rig r(c);
+    auto ts = detail::scsi::open_transport(detail::state_of(*r.src));
+    auto td = detail::scsi::open_transport(detail::state_of(*r.dst));
+    REQUIRE(ts);
+    REQUIRE(td);
+    detail::scsi::token_options opt;
+    opt.immed = true;
+    opt.poll_floor_ms = 0;
+    detail::scsi::token_stats stats;
+    std::vector<plan_segment> segs = {{0, 100, 50}};
+    std::uint64_t done = 0;
+    auto st = detail::scsi::token_copy(*ts, *td, segs, opt, stats, done, 512);
+    INFO(st.to_string());
+    REQUIRE(st.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT immed 0x50", "lun0 RRTI", "lun0 RRTI", "lun0 RRTI",
+                                          "lun1 WUT immed del off=0 100x50", "lun1 RRTI", "lun1 RRTI", "lun1 RRTI"});
+    CHECK(stats.rrti_commands == 6);
+    CHECK(r.same(0, 100 * 512, 50 * 512));
+    r.model.clear_log();
+    std::vector<detail::scsi::block_range> zr = {{100, 10}, {140, 2}};
+    opt.immed = false;
+    st = detail::scsi::token_write_zeros(*td, *detail::scsi::lu_of(detail::state_of(*r.dst)), zr, opt, stats, done);
+    REQUIRE(st.ok());
+    CHECK(done == 12);
+    CHECK(shape(r.model.log()) == strings{"lun1 WUT off=0 100x10 140x2", "lun1 RRTI"});
+    CHECK(read_file(r.dir.file("lun1"), 100 * 512, 10 * 512) == std::vector<std::uint8_t>(10 * 512, 0));
+    CHECK(r.same(10 * 512, 110 * 512, 30 * 512));
+  }
+}
+
+TEST_CASE("model: the zero ROD token only when VPD 0x8F descriptor 0x0108 lists FFFF0001h as token input") {
+  // Not listed, or listed without TOKEN_IN (a type the array could only create): not_supported,
+  // and no WRITE USING TOKEN is sent.
+  for (const bool listed : {false, true}) {
+    CAPTURE(listed);
+    auto c = token_only();
+    c.list_zero_rod = listed;
+    c.zero_rod_flags = 0x01;  // TOKEN_OUT only
+    rig r(c);
+    auto td = detail::scsi::open_transport(detail::state_of(*r.dst));
+    REQUIRE(td);
+    detail::scsi::token_stats stats;
+    std::uint64_t done = 7;
+    std::vector<detail::scsi::block_range> zr = {{100, 10}};
+    auto st = detail::scsi::token_write_zeros(*td, *detail::scsi::lu_of(detail::state_of(*r.dst)), zr, {}, stats, done);
+    CHECK(st.code() == errc::not_supported);
+    CHECK(st.message().find("0xFFFF0001") != std::string::npos);
+    CHECK(done == 0);
+    CHECK(r.model.log().empty());
+    CHECK(stats.write_commands == 0);
+  }
+}
+
+TEST_CASE("model: DEL_TKN on the last WRITE USING TOKEN of a real token frees it") {
+  {
+    rig r(token_only());
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
+                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI"});
+    CHECK(r.model.live_tokens() == 0);  // without DEL_TKN the array keeps it until it times out
+  }
+  {
+    // A short write with DEL_TKN: the array (like CTL) has deleted the token when the command
+    // ends, the next WRITE USING TOKEN gets 23/04, and what is left is populated again.
+    auto c = token_only();
+    c.write_using_token_max_blocks = 1500;
+    rig r(c);
+    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+    INFO(rep.result.to_string());
+    REQUIRE(rep.result.ok());
+    CHECK(shape(r.model.log()) ==
+          strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
+                  "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI", "lun0 PT 1500x548 8192x2048",
+                  "lun0 RRTI", "lun1 WUT del off=0 17884x548 24576x2048", "lun1 RRTI",
+                  "lun1 WUT del off=1500 25528x1096", "lun1 RRTI", "lun0 PT 9144x1096", "lun0 RRTI",
+                  "lun1 WUT del off=0 25528x1096", "lun1 RRTI"});
+    CHECK(r.same(0, 8 * MiB, MiB));
+    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+    CHECK(r.model.live_tokens() == 0);
+  }
 }
 
 TEST_CASE("model: token copy fault reports the blocks known written") {
@@ -412,23 +556,61 @@ TEST_CASE("model: token copy on a LIO-like LU (forced): invalid opcode → not s
   ::unsetenv("OFFCOPY_SCSI_TOKEN_FORCE");
 }
 
-TEST_CASE("model: RECEIVE COPY STATUS after a failed XCOPY gives the segments known copied") {
-  auto c = roomy();
-  c.copy_status_lid1 = true;
-  rig r(c);
-  // The first command (4 segments) fails in its third segment: two segments are known copied.
-  r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 2);
-  std::vector<extent> ex;
-  for (int i = 0; i < 4; ++i)
-    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
-  auto rep = r.copy(ex);
-  CHECK(rep.result.code() == errc::device_error);
-  CHECK(rep.bytes_copied == 2 * MiB);
-  auto log = shape(r.model.log());
-  REQUIRE(log.size() == 2);
-  CHECK(log[1] == "lun1 RCS");
-  CHECK(r.same(0, 32 * MiB, MiB));
-  CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+TEST_CASE("model: RECEIVE COPY STATUS(LID1) after a failed XCOPY: whole segments known copied, never more") {
+  // The first command (4 segments of 1 MiB) fails in its third segment after writing 100 of its
+  // 2048 blocks. Two segments are known copied whether the array counts the failing segment in
+  // SEGMENTS PROCESSED (3) or not (2, FreeBSD CTL), because the transfer count (2 MiB + 100
+  // blocks) covers two whole segments only. With reserved units only SEGMENTS PROCESSED − 1.
+  struct variant {
+    bool counts_failed;
+    std::uint8_t units;
+    std::uint64_t expect_bytes;
+  };
+  for (const variant v : {variant{false, 0x00, 2 * MiB}, variant{true, 0x00, 2 * MiB}, variant{false, 0xF1, 2 * MiB},
+                          variant{true, 0x02, 2 * MiB}, variant{false, 0x01, 2 * MiB}, variant{false, 0x09, 1 * MiB},
+                          variant{true, 0x09, 2 * MiB}}) {
+    CAPTURE(v.counts_failed);
+    CAPTURE(int(v.units));
+    auto c = roomy();
+    c.copy_status_lid1 = true;
+    c.lid1_counts_failed_segment = v.counts_failed;
+    c.lid1_transfer_units = v.units;
+    c.fault_partial_blocks = 100;
+    rig r(c);
+    r.model.fail_copy_command(1, detail::scsi::make_fixed_sense(0x0A, 0x0D, 0x02), 2);
+    std::vector<extent> ex;
+    for (int i = 0; i < 4; ++i)
+      ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(i) * 2 * MiB, MiB});
+    auto rep = r.copy(ex);
+    CHECK(rep.result.code() == errc::device_error);
+    CHECK(rep.bytes_copied == v.expect_bytes);
+    auto log = shape(r.model.log());
+    REQUIRE(log.size() == 2);
+    CHECK(log[1] == "lun1 RCS");
+    CHECK(r.same(0, 32 * MiB, MiB));
+    CHECK(r.same(2 * MiB, 34 * MiB, MiB));
+  }
+}
+
+TEST_CASE("lid1_blocks_known_done: whole segments bounded by SEGMENTS PROCESSED and the transfer count") {
+  using detail::scsi::copy_status_lid1;
+  const std::vector<plan_segment> segs = {{0, 0, 8}, {100, 100, 8}, {200, 200, 8}};
+  const auto done = [&](std::uint16_t processed, std::uint8_t units, std::uint32_t count) {
+    copy_status_lid1 st;
+    st.copy_status = 0x02;
+    st.segments_processed = processed;
+    st.transfer_count_units = units;
+    st.transfer_count = count;
+    return detail::scsi::lid1_blocks_known_done(st, segs, 512);
+  };
+  CHECK(done(0, 0x00, 0) == 0);
+  CHECK(done(2, 0x00, 16 * 512) == 16);        // CTL: two segments completed, their bytes
+  CHECK(done(3, 0x00, 16 * 512 + 100) == 16);  // counts the failing one: its partial bytes do not make it whole
+  CHECK(done(2, 0x00, 15 * 512) == 8);         // a count short of the second segment
+  CHECK(done(3, 0xF1, 24) == 24);              // every segment, in blocks
+  CHECK(done(9, 0xF1, 1000) == 24);            // more than the command had: capped
+  CHECK(done(2, 0x09, 16) == 8);               // reserved units: SEGMENTS PROCESSED − 1
+  CHECK(done(1, 0x09, 16) == 0);
 }
 
 TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in flight") {

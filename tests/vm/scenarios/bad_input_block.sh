@@ -6,6 +6,7 @@
 # vm-nvme: ctrl=0 nsid=3 size=32M lbs=512
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
+# vm-group: nvme_pair
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 require_offcopy
 src=$NVME0N1

@@ -6,6 +6,7 @@
 # vm-lio: name=lun1 backstore=fileio size=64M
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
+# vm-group: lio_pair
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 require_offcopy
 src=$LUN0_SD

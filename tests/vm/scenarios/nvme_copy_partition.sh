@@ -5,6 +5,7 @@
 # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
+# vm-group: nvme_one_ns
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../nvme_lib.sh"
 require_offcopy

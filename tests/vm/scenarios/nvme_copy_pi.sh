@@ -7,6 +7,7 @@
 # vm-nvme: ctrl=0 nsid=2 size=16M lbs=512 ms=8 mset=0 pi=3 mssrl=128 mcl=128 msrc=127
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
+# vm-group: nvme_formats
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../nvme_lib.sh"
 require_offcopy

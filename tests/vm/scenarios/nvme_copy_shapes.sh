@@ -2,17 +2,18 @@
 # NVMe Copy across namespace shapes: 4 KiB blocks with large limits (256 ranges, MSSRL 2048,
 # MCL 16384) and 512-byte blocks with the tiniest limits (MSSRL=MCL=1, MSRC=0: one block per
 # command). Every copy is checked byte for byte and for the minimal command count.
-# vm-nvme: ctrl=0 nsid=1 size=128M lbs=4096 mssrl=2048 mcl=16384 msrc=255
-# vm-nvme: ctrl=0 nsid=2 size=8M lbs=512 mssrl=1 mcl=1 msrc=0
+# vm-nvme: ctrl=2 nsid=1 size=128M lbs=4096 mssrl=2048 mcl=16384 msrc=255
+# vm-nvme: ctrl=2 nsid=2 size=8M lbs=512 mssrl=1 mcl=1 msrc=0
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 400
+# vm-group: nvme_formats
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../nvme_lib.sh"
 require_offcopy
 
 commands_of() { json_get "$1" backends.nvme-copy.commands; }
 
-big=$NVME0N1
+big=$NVME2N1
 note "4 KiB blocks, large limits"
 expect_eq "$(nvme_probe_get "$big" /logical_block_bytes)" 4096 "block size"
 expect_eq "$(nvme_probe_get "$big" limits.max_segments_per_command)" 256 "segments per command (MSRC 255)"
@@ -45,7 +46,7 @@ dst = mmap.mmap(-1, 600 * 4096); os.preadv(fd, [dst], 96 << 20)
 print(all(src[i * 3 * 4096:(i * 3 + 1) * 4096] == dst[i * 4096:(i + 1) * 4096] for i in range(600)))')
 expect_eq "$got" True "600 gathered blocks"
 
-tiny=$NVME0N2
+tiny=$NVME2N2
 note "512-byte blocks, MSSRL=1 MCL=1 MSRC=0"
 expect_eq "$(nvme_probe_get "$tiny" available)" true "available with MSRC=0 (one range)"
 expect_eq "$(nvme_probe_get "$tiny" limits.max_segments_per_command)" 1 "segments per command"

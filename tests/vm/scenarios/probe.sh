@@ -6,6 +6,7 @@
 # vm-lio: name=lun0 backstore=fileio size=48M lbs=4096
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
+# vm-group: nvme_one_ns
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 require_offcopy
 

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Rig self-test: NVMe Copy through nvme-cli inside one namespace, no offcopy involved.
 # Proves the emulated controller advertises Copy (ONCS bit 8, MSSRL/MCL/MSRC from the nvme-ns
-# properties) and really moves the data.
+# properties) and really moves the data, and that it enforces MCL (QEMU >= 9; 7.2 did not).
 # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127
 # vm-timeout: 180
+# vm-group: nvme_one_ns
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 dev=$NVME0N1
@@ -29,15 +30,28 @@ for i in $(seq 0 15); do
 done
 expect_data "pattern $dev 2M 1M seed-nvme destination after nvme copy"
 
-# Gather: scattered sources land back to back. Copy the four 128 KiB quarters in reverse order
-# (ranges of 128 blocks = MSSRL) to LBA 8192, one command per quarter, then compare quarter-wise.
+# Gather: scattered sources land back to back. Each command takes the first half (64 blocks) of
+# two 128-block pieces of a 128 KiB quarter, quarters in reverse order, 128 blocks (= MCL) per
+# command to LBA 8192 + 128 q; then compare piece by piece.
 for q in 0 1 2 3; do
-    nvme copy "$dev" --sdlba=$((8192 + 256 * q)) --slbs=$((256 * (3 - q))),$((256 * (3 - q) + 128)) \
-        --blocks=127,127 --format=0 >/dev/null || fail "nvme copy gather $q"
+    s=$((256 * (3 - q)))
+    nvme copy "$dev" --sdlba=$((8192 + 128 * q)) --slbs=$s,$((s + 128)) \
+        --blocks=63,63 --format=0 >/dev/null || fail "nvme copy gather $q"
 done
 checks=()
 for q in 0 1 2 3; do
-    checks+=("same $dev $((4194304 + 131072 * q)) $dev $((131072 * (3 - q))) 128K gathered quarter $q")
+    s=$((131072 * (3 - q)))
+    checks+=("same $dev $((4194304 + 65536 * q)) $dev $s 32K gathered quarter $q, first piece"
+             "same $dev $((4194304 + 65536 * q + 32768)) $dev $((s + 65536)) 32K gathered quarter $q, second piece")
 done
-expect_data "${checks[@]}" "zero $dev 5M 1M after the gathered copies"
+expect_data "${checks[@]}" "zero $dev $((4194304 + 262144)) $((1048576 - 262144)) after the gathered copies"
+
+# QEMU >= 9 enforces MCL (7.2 did not): 2 x 128 blocks > MCL 128 is Command Size Limit Exceeded
+# (SCT 1h, SC 83h, DNR: 0x4183), and nothing is written.
+rc=0
+out=$(nvme copy "$dev" --sdlba=12288 --slbs=0,128 --blocks=127,127 --format=0 2>&1) || rc=$?
+echo "$out"
+expect_ne "$rc" 0 "exit status of an over-MCL nvme copy"
+[[ $out == *"Command Size Limit Exceeded"* ]] || fail "over-MCL copy: expected Command Size Limit Exceeded"
+expect_data "zero $dev 6M 128K nothing written by the refused copy"
 note "rig_nvme_copy: ok"

@@ -5,6 +5,7 @@
 # vm-lio: name=lun0 backstore=fileio size=64M
 # vm-lio: name=lun1 backstore=fileio size=64M
 # vm-timeout: 180
+# vm-group: lio_pair
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 note "lun0 $LUN0_SD $LUN0_SG, lun1 $LUN1_SD $LUN1_SG"
