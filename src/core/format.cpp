@@ -103,8 +103,11 @@ std::string plan::to_text(std::size_t max_commands) const {
   std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
   for (std::size_t i = 0; i < n; ++i) {
     const plan_batch& b = batches[i];
-    out += fmt::format("command {}: {} segment{}, {} blocks{}\n", i + 1, b.segment_count, b.segment_count == 1 ? "" : "s",
-                       batch_blocks(b), b.barrier ? " (after all before it)" : "");
+    out += fmt::format("command {}: {} segment{}, {} blocks{}{}\n", i + 1, b.segment_count, b.segment_count == 1 ? "" : "s",
+                       batch_blocks(b), b.barrier ? " (after all before it)" : "",
+                       b.order == copy_order::descending  ? ", memmove order from the end"
+                       : b.order == copy_order::ascending ? ", memmove order from the start"
+                                                          : "");
     for (std::uint32_t k = 0; k < b.segment_count; ++k) {
       const plan_segment& s = segments[b.first_segment + k];
       out += fmt::format("  src {} -> dst {} x {}\n", s.src_block, s.dst_block, s.blocks);
@@ -135,7 +138,9 @@ std::string plan::to_json(std::size_t max_commands) const {
       const plan_segment& s = segments[b.first_segment + k];
       segs.push_back({s.src_block, s.dst_block, s.blocks});
     }
-    cmds.push_back({{"barrier", b.barrier}, {"segments", std::move(segs)}});
+    nlohmann::json cmd{{"barrier", b.barrier}, {"segments", std::move(segs)}};
+    if (b.order != copy_order::any) cmd["order"] = to_string(b.order);
+    cmds.push_back(std::move(cmd));
   }
   return j.dump();
 }

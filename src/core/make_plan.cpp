@@ -82,6 +82,10 @@ result<plan> make_plan(const request& req, const policy& pol) {
                                 e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes, unit));
   }
 
+  std::int64_t delta = static_cast<std::int64_t>(dc.identity_offset_bytes) - static_cast<std::int64_t>(sc.identity_offset_bytes);
+  // A move within one file by a shift copy_file_range would have to take in tiny pieces.
+  const std::uint64_t tiny_shift = hazard ? smallest_self_overlap_shift(extents, delta) : 0;
+
   plan p;
   p.same_medium = same_medium;
   const pair_support* chosen = nullptr;
@@ -97,6 +101,10 @@ result<plan> make_plan(const request& req, const policy& pol) {
     }
     if (pol.mode == copy_mode::offload && !is_offload(k)) continue;
     pair_support s = b->check(req.source->state(), req.destination->state(), pol);
+    if (s.ok && k == backend_kind::copy_file_range && tiny_shift != 0 && tiny_shift < min_copy_file_range_shift_bytes) {
+      s.ok = false;
+      s.reason = fmt::format("cannot copy a range onto itself: a move by {} bytes is the buffered copier's", tiny_shift);
+    }
     if (s.ok && s.block_bytes > 1) {
       if (auto [i, e] = first_misaligned_in_request(s.block_bytes); i >= 0) {
         if (pol.mode == copy_mode::offload)
@@ -138,7 +146,6 @@ result<plan> make_plan(const request& req, const policy& pol) {
   // Overrides are in logical blocks of the device: they apply to the offload backends.
   copy_limits limits = is_offload(p.backend) ? support.limits.tightened(pol.limit_override) : support.limits;
   limits.contiguous_destination = support.limits.contiguous_destination;
-  std::int64_t delta = static_cast<std::int64_t>(dc.identity_offset_bytes) - static_cast<std::int64_t>(sc.identity_offset_bytes);
   if (hazard && reordered) extents = req.extents;  // overlapping moves run in request order
   pack_extents(extents, support.block_bytes, limits, hazard, delta, p);
   return p;

@@ -25,6 +25,7 @@
 #include <list>
 #include <map>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -182,17 +183,24 @@ struct chunk {
   std::uint64_t src_offset = 0;
   std::uint64_t dst_offset = 0;
   std::uint32_t length = 0;
-  std::uint64_t seq = 0;  ///< position within its command (for the done prefix)
+  std::uint64_t seq = 0;  ///< position within its command, in copy order (for the done prefix)
   bool read_direct = false;
   bool write_direct = false;
+  /// What is read: [read_offset, read_offset + read_length), the chunk's source bytes starting
+  /// `skew` bytes in. A direct read of a source range off the granule reads the aligned range
+  /// around it and moves the bytes down in the buffer (a move by a few bytes on a block device).
+  std::uint64_t read_offset = 0;
+  std::uint32_t read_length = 0;
+  std::uint32_t skew = 0;
 };
 
 struct command_state {
   std::uint64_t tag = 0;
   std::uint64_t block_bytes = 1;
+  copy_order order = copy_order::any;  ///< memmove commands: one segment, chunks cut in this order
   std::vector<plan_segment> segments;  ///< copied: the caller's span need not outlive submit()
   std::size_t segment_index = 0;       ///< where the next chunk starts
-  std::uint64_t segment_offset_bytes = 0;
+  std::uint64_t segment_offset_bytes = 0;  ///< bytes of the segment cut (from its end when descending)
   std::uint64_t next_seq = 0;
   bool all_issued = false;
   unsigned in_flight = 0;  ///< chunks of this command holding a slot
@@ -200,6 +208,11 @@ struct command_state {
   std::uint64_t prefix_bytes = 0;  ///< bytes of chunks 0..prefix_seq-1, all written
   std::uint64_t prefix_seq = 0;
   std::map<std::uint64_t, std::uint32_t> done_ahead;  ///< written chunks past the prefix
+  // Memmove commands: a chunk is written only once every earlier chunk has been read, since its
+  // destination overlaps the source of the chunk before it (when the shift is under a chunk).
+  std::uint64_t read_prefix_seq = 0;  ///< chunks 0..read_prefix_seq-1 are all read
+  std::set<std::uint64_t> read_ahead;
+  std::vector<unsigned> parked;  ///< slots holding a read chunk that may not be written yet
   std::list<command_state>::iterator self;
 };
 
@@ -246,33 +259,36 @@ class buffered_session final : public copy_session {
     std::uint64_t want = pol.buffer_bytes != 0 ? pol.buffer_bytes : default_buffer_bytes;
     const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
     buffer_bytes_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(align_up(want, unit), 1ULL << 30));
+    // Room for the aligned range around a skewed source chunk (see chunk::skew).
+    stride_bytes_ = buffer_bytes_ + (src_.direct() ? static_cast<std::uint32_t>(align_up(2ULL * src_.granule, page_bytes)) : 0);
     unsigned buffers = pol.buffers_in_flight != 0 ? pol.buffers_in_flight : default_buffers_in_flight;
     buffers = std::clamp(buffers, 1U, max_buffers_in_flight);
 
     if (tuning.use_io_uring) {
       auto d = std::make_unique<uring_driver>();
-      buffers_len_ = static_cast<std::size_t>(buffers) * buffer_bytes_;
+      buffers_len_ = static_cast<std::size_t>(buffers) * stride_bytes_;
       if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
-      if (d->init(buffers, buffers_, buffer_bytes_, buffers, tuning.register_buffers) == 0) driver_ = std::move(d);
+      if (d->init(buffers, buffers_, stride_bytes_, buffers, tuning.register_buffers) == 0) driver_ = std::move(d);
     }
     if (!driver_) {
       // Synchronous I/O: one buffer is all it can use.
       if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
       buffers_ = nullptr;
       buffers = 1;
-      buffers_len_ = buffer_bytes_;
+      buffers_len_ = stride_bytes_;
       if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
       driver_ = std::make_unique<sync_driver>();
     }
     slots_.resize(buffers);
     for (unsigned i = 0; i < buffers; ++i) {
-      slots_[i].buf = buffers_ + static_cast<std::size_t>(i) * buffer_bytes_;
+      slots_[i].buf = buffers_ + static_cast<std::size_t>(i) * stride_bytes_;
       free_slots_.push_back(buffers - 1 - i);
     }
     return {};
   }
 
   unsigned queue_depth() const noexcept override { return 64; }
+  bool runs_memmove_order() const noexcept override { return true; }
 
   status submit(const command& cmd) override {
     if (!fatal_.ok()) return fatal_;
@@ -288,6 +304,7 @@ class buffered_session final : public copy_session {
     st.self = std::prev(commands_.end());
     st.tag = cmd.tag;
     st.block_bytes = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
+    st.order = cmd.segments.size() == 1 ? cmd.order : copy_order::any;
     st.segments.assign(cmd.segments.begin(), cmd.segments.end());
     pending_.push_back(&st);
     return pump(0);
@@ -325,6 +342,7 @@ class buffered_session final : public copy_session {
     i.buffers = static_cast<unsigned>(slots_.size());
     i.direct_ops = direct_ops_;
     i.cached_ops = cached_ops_;
+    i.skewed_reads = skewed_reads_;
     return i;
   }
 
@@ -371,7 +389,7 @@ class buffered_session final : public copy_session {
   }
 
   /// Cuts the next chunk of `cmd`; false when the command is exhausted.
-  bool next_chunk(command_state& cmd, chunk& out) const {
+  bool next_chunk(command_state& cmd, chunk& out) {
     while (cmd.segment_index < cmd.segments.size()) {
       const plan_segment& seg = cmd.segments[cmd.segment_index];
       const std::uint64_t seg_bytes = seg.blocks * cmd.block_bytes;
@@ -380,16 +398,40 @@ class buffered_session final : public copy_session {
         cmd.segment_offset_bytes = 0;
         continue;
       }
-      const std::uint64_t s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
-      const std::uint64_t d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
       const std::uint64_t rest = seg_bytes - cmd.segment_offset_bytes;
-      const std::uint64_t len = piece_length(s, d, rest);
+      std::uint64_t s = 0, d = 0, len = 0;
+      if (cmd.order == copy_order::descending) {
+        // Memmove from the end: chunks walk down, so no chunk reads what an earlier one wrote.
+        const std::uint64_t s_end = seg.src_block * cmd.block_bytes + rest;
+        const std::uint64_t d_end = seg.dst_block * cmd.block_bytes + rest;
+        len = piece_length_back(s_end, d_end, rest);
+        s = s_end - len;
+        d = d_end - len;
+      } else {
+        s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
+        d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
+        len = piece_length(s, d, rest);
+      }
+      out = chunk{};
       out.src_offset = s;
       out.dst_offset = d;
       out.length = static_cast<std::uint32_t>(len);
       out.seq = cmd.next_seq++;
-      out.read_direct = src_.direct() && s % src_.granule == 0 && len % src_.granule == 0;
       out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
+      out.read_direct = src_.direct();
+      out.read_offset = s;
+      out.read_length = out.length;
+      if (out.read_direct && (s % src_.granule != 0 || len % src_.granule != 0)) {
+        if (out.write_direct) {
+          // Off the source's granule but on the destination's: read the aligned range around it.
+          out.read_offset = s - s % src_.granule;
+          out.read_length = static_cast<std::uint32_t>(align_up(s + len, src_.granule) - out.read_offset);
+          out.skew = static_cast<std::uint32_t>(s - out.read_offset);
+          ++skewed_reads_;
+        } else {
+          out.read_direct = false;  // an unaligned head or tail: small, through the page cache
+        }
+      }
       cmd.segment_offset_bytes += len;
       return true;
     }
@@ -415,19 +457,46 @@ class buffered_session final : public copy_session {
     return cap - cap % granule;
   }
 
+  /// piece_length() for chunks cut from the end: the chunk is [end - length, end).
+  std::uint64_t piece_length_back(std::uint64_t s_end, std::uint64_t d_end, std::uint64_t rest) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(rest, buffer_bytes_);
+    std::uint64_t granule = 0;
+    std::uint64_t key = 0;
+    if (dst_.direct()) {
+      granule = dst_.granule;
+      key = d_end;
+    } else if (src_.direct()) {
+      granule = src_.granule;
+      key = s_end;
+    }
+    if (granule == 0) return cap;
+    if (key % granule != 0) return std::min(cap, key % granule);
+    if (cap < granule) return cap;
+    return cap - cap % granule;
+  }
+
   void issue(unsigned index) {
     slot_state& sl = slots_[index];
     const bool w = sl.writing;
     const side& sd = w ? dst_ : src_;
     bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
-    if (direct && !sd.direct()) direct = false;
+    if (direct && !sd.direct()) {
+      direct = false;
+      if (!w && sl.c.skew != 0) {  // O_DIRECT refused meanwhile: read just the chunk, cached
+        sl.c.read_offset = sl.c.src_offset;
+        sl.c.read_length = sl.c.length;
+        sl.c.skew = 0;
+        sl.done = 0;
+      }
+    }
     io_op op;
     op.slot = index;
     op.is_write = w;
     op.fd = direct ? sd.direct_fd : sd.cached_fd;
     op.buf = sl.buf + sl.done;
-    op.offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
-    op.length = sl.c.length - sl.done;
+    op.offset = (w ? sl.c.dst_offset : sl.c.read_offset) + sl.done;
+    op.length = (w ? sl.c.length : sl.c.read_length) - sl.done;
+    if (w) max_write_end_ = std::max(max_write_end_, sl.c.dst_offset + sl.c.length);
     ++(direct ? direct_ops_ : cached_ops_);
     ++ops_in_flight_;
     driver_->queue(op);
@@ -435,8 +504,13 @@ class buffered_session final : public copy_session {
 
   /// Gives idle slots the next chunks, in command order.
   void start_idle_slots() {
-    while (!free_slots_.empty() && !pending_.empty()) {
+    while (!pending_.empty()) {
       command_state* cmd = pending_.front();
+      if (free_slots_.empty() && !cmd->error.ok()) {
+        // Nothing more will be cut from a failed command: let it complete.
+      } else if (free_slots_.empty()) {
+        return;
+      }
       chunk c;
       if (!cmd->error.ok() || !next_chunk(*cmd, c)) {
         cmd->all_issued = true;
@@ -478,7 +552,9 @@ class buffered_session final : public copy_session {
     const bool w = sl.writing;
     side& sd = w ? dst_ : src_;
     bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
-    const std::uint64_t offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
+    const std::uint64_t offset = (w ? sl.c.dst_offset : sl.c.read_offset) + sl.done;
+    const std::uint32_t phase_length = w ? sl.c.length : sl.c.read_length;
+    const std::uint32_t needed = w ? sl.c.length : sl.c.skew + sl.c.length;
     const char* verb = w ? "write" : "read";
 
     if (res < 0) {
@@ -499,9 +575,10 @@ class buffered_session final : public copy_session {
       return;
     }
     auto n = static_cast<std::uint32_t>(res);
-    if (n > sl.c.length - sl.done) n = sl.c.length - sl.done;  // never trust more than asked
-    // A short O_DIRECT transfer: redo from the last granule boundary so the rest stays aligned.
-    if (direct) n -= n % sd.granule;
+    if (n > phase_length - sl.done) n = phase_length - sl.done;  // never trust more than asked
+    // A short O_DIRECT transfer: redo from the last granule boundary so the rest stays aligned
+    // (a read that already holds every byte the chunk needs is complete).
+    if (direct && sl.done + n < needed) n -= n % sd.granule;
     if (n == 0) {
       if (res == 0 && !w) {
         fail(index, status(errc::io_error,
@@ -519,34 +596,66 @@ class buffered_session final : public copy_session {
     }
     sl.stalls = 0;
     sl.done += n;
-    if (sl.done < sl.c.length) {
+    if (sl.done < needed) {
       issue(index);
       return;
     }
     if (!w) {
+      if (sl.c.skew != 0) std::memmove(sl.buf, sl.buf + sl.c.skew, sl.c.length);
       sl.writing = true;
       sl.done = 0;
-      issue(index);
+      command_state* cmd = sl.cmd;
+      if (cmd->order == copy_order::any) {
+        issue(index);
+        return;
+      }
+      chunk_read(*cmd, sl.c.seq);
+      cmd->parked.push_back(index);
+      start_parked_writes(*cmd);
       return;
     }
-    chunk_written(index);
+    chunk_done(*sl.cmd, sl.c.seq, sl.c.length);
+    release(index);
   }
 
-  void chunk_written(unsigned index) {
-    slot_state& sl = slots_[index];
-    command_state* cmd = sl.cmd;
-    if (cmd->prefix_seq == sl.c.seq) {
-      cmd->prefix_bytes += sl.c.length;
-      ++cmd->prefix_seq;
-      for (auto it = cmd->done_ahead.begin(); it != cmd->done_ahead.end() && it->first == cmd->prefix_seq;
-           it = cmd->done_ahead.erase(it)) {
-        cmd->prefix_bytes += it->second;
-        ++cmd->prefix_seq;
+  /// Memmove commands: notes that chunk `seq` is read.
+  static void chunk_read(command_state& cmd, std::uint64_t seq) {
+    if (seq != cmd.read_prefix_seq) {
+      cmd.read_ahead.insert(seq);
+      return;
+    }
+    ++cmd.read_prefix_seq;
+    for (auto it = cmd.read_ahead.begin(); it != cmd.read_ahead.end() && *it == cmd.read_prefix_seq;
+         it = cmd.read_ahead.erase(it))
+      ++cmd.read_prefix_seq;
+  }
+
+  /// Memmove commands: writes each parked chunk whose predecessors are all read.
+  void start_parked_writes(command_state& cmd) {
+    for (std::size_t i = 0; i < cmd.parked.size();) {
+      const unsigned index = cmd.parked[i];
+      if (slots_[index].c.seq <= cmd.read_prefix_seq) {
+        cmd.parked[i] = cmd.parked.back();
+        cmd.parked.pop_back();
+        issue(index);
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  static void chunk_done(command_state& cmd, std::uint64_t seq, std::uint32_t length) {
+    if (cmd.prefix_seq == seq) {
+      cmd.prefix_bytes += length;
+      ++cmd.prefix_seq;
+      for (auto it = cmd.done_ahead.begin(); it != cmd.done_ahead.end() && it->first == cmd.prefix_seq;
+           it = cmd.done_ahead.erase(it)) {
+        cmd.prefix_bytes += it->second;
+        ++cmd.prefix_seq;
       }
     } else {
-      cmd->done_ahead.emplace(sl.c.seq, sl.c.length);
+      cmd.done_ahead.emplace(seq, length);
     }
-    release(index);
   }
 
   void fail(unsigned index, status s) {
@@ -556,6 +665,10 @@ class buffered_session final : public copy_session {
       cmd->all_issued = true;
       pending_.erase(std::find(pending_.begin(), pending_.end(), cmd));
     }
+    // Chunks read but waiting to be written are dropped: nothing after a failure is written.
+    std::vector<unsigned> parked;
+    parked.swap(cmd->parked);
+    for (unsigned p : parked) release(p);
     release(index);
   }
 
@@ -582,6 +695,7 @@ class buffered_session final : public copy_session {
   side dst_;
   bool sync_ = true;
   std::uint32_t buffer_bytes_ = 0;
+  std::uint32_t stride_bytes_ = 0;  ///< buffer_bytes_ plus room for a skewed read
   std::byte* buffers_ = nullptr;
   std::size_t buffers_len_ = 0;
   std::unique_ptr<io_driver> driver_;
@@ -594,6 +708,8 @@ class buffered_session final : public copy_session {
   unsigned ops_in_flight_ = 0;
   std::uint64_t direct_ops_ = 0;
   std::uint64_t cached_ops_ = 0;
+  std::uint64_t skewed_reads_ = 0;
+  std::uint64_t max_write_end_ = 0;  ///< end of the furthest destination write issued
   status fatal_;
 };
 

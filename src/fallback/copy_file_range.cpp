@@ -1,5 +1,6 @@
 // copy_file_range between regular files: the kernel copies (page cache to page cache, or a
 // reflink / server-side copy where the filesystem offers one) and user space moves no data.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -8,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "src/core/backend.hpp"
+#include "src/core/planner.hpp"
 #include "src/core/sys.hpp"
 
 namespace offcopy::detail {
@@ -18,21 +20,38 @@ bool is_refusal(int err) noexcept {
   return err == EXDEV || err == EINVAL || err == EOPNOTSUPP || err == ENOSYS;
 }
 
+/// A move within one medium by less than this goes to the buffered copier: copy_file_range
+/// cannot copy a range onto itself, and pieces of the shift distance cost one call each
+/// (make_plan already leaves such requests to the buffered copier; this is the backstop).
+constexpr std::uint64_t min_memmove_piece_bytes = min_copy_file_range_shift_bytes;
+
 class cfr_session final : public copy_session {
  public:
   cfr_session(device_state& src, device_state& dst, const policy& pol)
-      : src_(src), dst_(dst), sync_(pol.sync) {}
+      : src_(src),
+        dst_(dst),
+        sync_(pol.sync),
+        delta_(static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
+               static_cast<std::int64_t>(src.caps.identity_offset_bytes)) {}
+
+  /// A memmove command is run here in pieces of the shift distance, or refused (not_supported:
+  /// the engine hands it to the buffered copier) when the distance is under 1 MiB.
+  bool runs_memmove_order() const noexcept override { return true; }
 
   status submit(const command& cmd) override {
     completion c;
     c.tag = cmd.tag;
     std::uint64_t done_bytes = 0;
     const std::uint64_t bb = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
-    for (const plan_segment& seg : cmd.segments) {
-      status s = copy_range(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes);
-      if (!s.ok()) {
-        c.result = std::move(s);
-        break;
+    if (cmd.order != copy_order::any && cmd.segments.size() == 1) {
+      c.result = move_onto_itself(cmd.segments[0], bb, cmd.order, done_bytes);
+    } else {
+      for (const plan_segment& seg : cmd.segments) {
+        status s = copy_range(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes);
+        if (!s.ok()) {
+          c.result = std::move(s);
+          break;
+        }
       }
     }
     c.blocks_done = done_bytes / bb;
@@ -57,6 +76,26 @@ class cfr_session final : public copy_session {
   }
 
  private:
+  /// A segment overlapping itself, in memmove order: pieces of the shift distance, one after the
+  /// other. `done_bytes` counts whole pieces only, in the copy order (from the end when moving up).
+  status move_onto_itself(const plan_segment& seg, std::uint64_t bb, copy_order order, std::uint64_t& done_bytes) {
+    const std::uint64_t piece_blocks = memmove_piece_blocks(seg, static_cast<std::uint32_t>(bb), delta_);
+    if (piece_blocks * bb < min_memmove_piece_bytes)
+      return status(errc::not_supported,
+                    fmt::format("copy_file_range cannot copy a range onto itself: a move by {} bytes goes to the "
+                                "buffered copier",
+                                piece_blocks * bb));
+    plan_segment rest = seg;
+    while (rest.blocks > 0) {
+      const plan_segment piece = take_memmove_piece(rest, order, piece_blocks);
+      std::uint64_t piece_done = 0;
+      if (auto s = copy_range(piece.src_block * bb, piece.dst_block * bb, piece.blocks * bb, piece_done); !s.ok())
+        return s;
+      done_bytes += piece.blocks * bb;
+    }
+    return {};
+  }
+
   /// Copies one range, looping over short copies; adds what was copied to `done_bytes`.
   status copy_range(std::uint64_t src_offset, std::uint64_t dst_offset, std::uint64_t length,
                     std::uint64_t& done_bytes) {
@@ -100,8 +139,10 @@ class cfr_session final : public copy_session {
   device_state& dst_;
   bool sync_;
   bool copied_any_ = false;
+  std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium
   std::deque<completion> ready_;
 };
+
 
 class cfr_backend final : public backend {
  public:
