@@ -26,6 +26,9 @@ const sys_table real_table = {
       return ::io_uring_queue_init(entries, ring, flags);
     },
     [](bool, int, std::uint64_t, std::uint32_t, int res) { return res; },
+    [](int fd, off_t offset, int whence) { return ::lseek(fd, offset, whence); },
+    [](int fd, int mode, off_t offset, off_t length) { return ::fallocate(fd, mode, offset, length); },
+    [](int fd, off_t length) { return ::ftruncate(fd, length); },
 };
 
 std::atomic<const sys_table*> current{&real_table};

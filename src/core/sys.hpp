@@ -30,6 +30,11 @@ struct sys_table {
   /// Sees every io_uring read/write completion before the caller does and returns the result
   /// to use (bytes, or -errno). The real one returns `res`; tests shorten or fail completions.
   int (*uring_result)(bool is_write, int fd, std::uint64_t offset, std::uint32_t length, int res);
+
+  // Sparse copies (SEEK_DATA / SEEK_HOLE, hole punching, growing the destination to its size).
+  off_t (*lseek)(int fd, off_t offset, int whence);
+  int (*fallocate)(int fd, int mode, off_t offset, off_t length);
+  int (*ftruncate)(int fd, off_t length);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).

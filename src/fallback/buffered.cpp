@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "src/core/sys.hpp"
+#include "src/fallback/sparse.hpp"
 
 namespace offcopy::detail {
 namespace {
@@ -186,6 +187,7 @@ struct chunk {
   std::uint64_t seq = 0;  ///< position within its command, in copy order (for the done prefix)
   bool read_direct = false;
   bool write_direct = false;
+  bool zero = false;  ///< a hole of the source: nothing is read, the destination range is zeroed
   /// What is read: [read_offset, read_offset + read_length), the chunk's source bytes starting
   /// `skew` bytes in. A direct read of a source range off the granule reads the aligned range
   /// around it and moves the bytes down in the buffer (a move by a few bytes on a block device).
@@ -248,6 +250,7 @@ class buffered_session final : public copy_session {
 
   status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
     sync_ = pol.sync;
+    dst_is_file_ = dst.caps.kind == device_kind::regular_file;
     const bool src_direct = want_direct(src, tuning);
     const bool dst_direct = want_direct(dst, tuning);
     if (auto s = open_side(src, false, src_direct, src_); !s.ok()) return s;
@@ -255,6 +258,10 @@ class buffered_session final : public copy_session {
     src_.granule = std::lcm<std::uint32_t>(std::max<std::uint32_t>(src.caps.direct_io_align_bytes, 512), 512);
     dst_.granule =
         std::lcm<std::uint32_t>(std::max<std::uint32_t>(dst.caps.direct_io_align_bytes, 512), page_bytes);
+    // Holes of a file source are kept (file destination) or zeroed by the device (BLKZEROOUT),
+    // except within one medium, where zeroing could hit bytes another extent still has to read.
+    const bool one_medium = !src.caps.identity.empty() && src.caps.identity == dst.caps.identity;
+    holes_ = data_map(src_.cached_fd, src.caps.kind == device_kind::regular_file && !one_medium);
 
     std::uint64_t want = pol.buffer_bytes != 0 ? pol.buffer_bytes : default_buffer_bytes;
     const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
@@ -342,6 +349,7 @@ class buffered_session final : public copy_session {
     i.buffers = static_cast<unsigned>(slots_.size());
     i.direct_ops = direct_ops_;
     i.cached_ops = cached_ops_;
+    i.zeroed_bytes = zeroed_bytes_;
     i.skewed_reads = skewed_reads_;
     return i;
   }
@@ -400,6 +408,7 @@ class buffered_session final : public copy_session {
       }
       const std::uint64_t rest = seg_bytes - cmd.segment_offset_bytes;
       std::uint64_t s = 0, d = 0, len = 0;
+      bool zero = false;
       if (cmd.order == copy_order::descending) {
         // Memmove from the end: chunks walk down, so no chunk reads what an earlier one wrote.
         const std::uint64_t s_end = seg.src_block * cmd.block_bytes + rest;
@@ -410,26 +419,36 @@ class buffered_session final : public copy_session {
       } else {
         s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
         d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
-        len = piece_length(s, d, rest);
+        const data_map::run r = holes_.at(s, s + rest);
+        if (r.hole) {
+          len = hole_length(d, r.end - s);
+          zero = len != 0;
+          if (!zero) len = piece_length(s, d, r.end - s);  // the unaligned head of a hole: copy its zeros
+        } else {
+          len = piece_length(s, d, r.end - s);
+        }
       }
       out = chunk{};
       out.src_offset = s;
       out.dst_offset = d;
       out.length = static_cast<std::uint32_t>(len);
       out.seq = cmd.next_seq++;
-      out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
-      out.read_direct = src_.direct();
-      out.read_offset = s;
-      out.read_length = out.length;
-      if (out.read_direct && (s % src_.granule != 0 || len % src_.granule != 0)) {
-        if (out.write_direct) {
-          // Off the source's granule but on the destination's: read the aligned range around it.
-          out.read_offset = s - s % src_.granule;
-          out.read_length = static_cast<std::uint32_t>(align_up(s + len, src_.granule) - out.read_offset);
-          out.skew = static_cast<std::uint32_t>(s - out.read_offset);
-          ++skewed_reads_;
-        } else {
-          out.read_direct = false;  // an unaligned head or tail: small, through the page cache
+      out.zero = zero;
+      if (!zero) {
+        out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
+        out.read_direct = src_.direct();
+        out.read_offset = s;
+        out.read_length = out.length;
+        if (out.read_direct && (s % src_.granule != 0 || len % src_.granule != 0)) {
+          if (out.write_direct) {
+            // Off the source's granule but on the destination's: read the aligned range around it.
+            out.read_offset = s - s % src_.granule;
+            out.read_length = static_cast<std::uint32_t>(align_up(s + len, src_.granule) - out.read_offset);
+            out.skew = static_cast<std::uint32_t>(s - out.read_offset);
+            ++skewed_reads_;
+          } else {
+            out.read_direct = false;  // an unaligned head or tail: small, through the page cache
+          }
         }
       }
       cmd.segment_offset_bytes += len;
@@ -475,6 +494,17 @@ class buffered_session final : public copy_session {
     return cap - cap % granule;
   }
 
+  /// How much of a source hole at destination offset d (hole_bytes long) is zeroed in one go: a
+  /// file takes any range; a block device whole destination granules (pages at least, never
+  /// shared with a page-cache write), so 0 when d is off the granule or the hole is shorter.
+  std::uint64_t hole_length(std::uint64_t d, std::uint64_t hole_bytes) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(hole_bytes, command_bytes);
+    if (dst_is_file_) return cap;
+    const std::uint64_t g = dst_.granule;
+    if (d % g != 0 || cap < g) return 0;
+    return cap - cap % g;
+  }
+
   void issue(unsigned index) {
     slot_state& sl = slots_[index];
     const bool w = sl.writing;
@@ -518,6 +548,10 @@ class buffered_session final : public copy_session {
         maybe_complete(cmd);
         continue;
       }
+      if (c.zero) {
+        zero_chunk(*cmd, c);
+        continue;
+      }
       const unsigned index = free_slots_.back();
       free_slots_.pop_back();
       slot_state& sl = slots_[index];
@@ -529,6 +563,28 @@ class buffered_session final : public copy_session {
       ++cmd->in_flight;
       issue(index);
     }
+  }
+
+  /// A hole of the source: the destination range made zeros by the file system or the device,
+  /// here and now (a metadata operation), without a buffer.
+  void zero_chunk(command_state& cmd, const chunk& c) {
+    status s;
+    if (dst_is_file_) {
+      s = zero_file_range(dst_.cached_fd, c.dst_offset, c.length, dst_.path);
+      // A hole at the end leaves the file short: grow it, unless a write already issued reaches
+      // further (growing must never cut off a write still in flight).
+      const std::uint64_t end = c.dst_offset + c.length;
+      if (s.ok() && end > max_write_end_) s = grow_file(dst_.cached_fd, end, dst_.path);
+      max_write_end_ = std::max(max_write_end_, end);
+    } else {
+      s = zero_block_range(dst_.cached_fd, c.dst_offset, c.length, dst_.path);
+    }
+    if (!s.ok()) {
+      if (cmd.error.ok()) cmd.error = std::move(s);
+      return;
+    }
+    zeroed_bytes_ += c.length;
+    chunk_done(cmd, c.seq, c.length);
   }
 
   status pump(unsigned min) {
@@ -694,6 +750,8 @@ class buffered_session final : public copy_session {
   side src_;
   side dst_;
   bool sync_ = true;
+  bool dst_is_file_ = false;
+  data_map holes_{-1, false};
   std::uint32_t buffer_bytes_ = 0;
   std::uint32_t stride_bytes_ = 0;  ///< buffer_bytes_ plus room for a skewed read
   std::byte* buffers_ = nullptr;
@@ -708,6 +766,7 @@ class buffered_session final : public copy_session {
   unsigned ops_in_flight_ = 0;
   std::uint64_t direct_ops_ = 0;
   std::uint64_t cached_ops_ = 0;
+  std::uint64_t zeroed_bytes_ = 0;
   std::uint64_t skewed_reads_ = 0;
   std::uint64_t max_write_end_ = 0;  ///< end of the furthest destination write issued
   status fatal_;

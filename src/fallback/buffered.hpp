@@ -41,6 +41,7 @@ struct buffered_session_info {
   unsigned buffers = 0;
   std::uint64_t direct_ops = 0;  ///< reads+writes issued with O_DIRECT so far
   std::uint64_t cached_ops = 0;  ///< reads+writes issued through the page cache so far
+  std::uint64_t zeroed_bytes = 0;  ///< destination bytes zeroed for holes of the source
   std::uint64_t skewed_reads = 0;  ///< chunks read direct around a source range off the granule
 };
 [[nodiscard]] buffered_session_info describe_buffered_session(const copy_session& s);

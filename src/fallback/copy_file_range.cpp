@@ -1,5 +1,7 @@
 // copy_file_range between regular files: the kernel copies (page cache to page cache, or a
-// reflink / server-side copy where the filesystem offers one) and user space moves no data.
+// reflink / server-side copy where the filesystem offers one) and user space moves no data. Holes
+// of the source stay holes (SEEK_DATA / SEEK_HOLE).
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include "src/core/backend.hpp"
 #include "src/core/planner.hpp"
 #include "src/core/sys.hpp"
+#include "src/fallback/sparse.hpp"
 
 namespace offcopy::detail {
 namespace {
@@ -31,6 +34,9 @@ class cfr_session final : public copy_session {
       : src_(src),
         dst_(dst),
         sync_(pol.sync),
+        // Holes are found on the source and kept in the destination, except within one medium,
+        // where a hole punched could be a range another extent still has to read.
+        holes_(src.fd, src.caps.identity.empty() || src.caps.identity != dst.caps.identity),
         delta_(static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
                static_cast<std::int64_t>(src.caps.identity_offset_bytes)) {}
 
@@ -47,13 +53,16 @@ class cfr_session final : public copy_session {
       c.result = move_onto_itself(cmd.segments[0], bb, cmd.order, done_bytes);
     } else {
       for (const plan_segment& seg : cmd.segments) {
-        status s = copy_range(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes);
+        status s = copy_sparse(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes);
         if (!s.ok()) {
           c.result = std::move(s);
           break;
         }
       }
     }
+    // A copy ending in a hole leaves the destination short of its size: grow it (only now, with
+    // nothing else writing to it, so growing can never cut off data).
+    if (c.result.ok() && grow_to_ > 0) c.result = grow_file(dst_.fd, grow_to_, dst_.caps.path);
     c.blocks_done = done_bytes / bb;
     ready_.push_back(std::move(c));
     return {};
@@ -76,6 +85,27 @@ class cfr_session final : public copy_session {
   }
 
  private:
+  /// Copies a range, its holes made holes in the destination (as cp does).
+  status copy_sparse(std::uint64_t src_offset, std::uint64_t dst_offset, std::uint64_t length,
+                     std::uint64_t& done_bytes) {
+    while (length > 0) {
+      const data_map::run r = holes_.at(src_offset, src_offset + length);
+      const std::uint64_t n = r.end - src_offset;
+      if (r.hole) {
+        if (auto s = zero_file_range(dst_.fd, dst_offset, n, dst_.caps.path); !s.ok()) return s;
+        copied_any_ = true;
+        grow_to_ = std::max(grow_to_, dst_offset + n);
+        done_bytes += n;
+      } else if (auto s = copy_range(src_offset, dst_offset, n, done_bytes); !s.ok()) {
+        return s;
+      }
+      src_offset += n;
+      dst_offset += n;
+      length -= n;
+    }
+    return {};
+  }
+
   /// A segment overlapping itself, in memmove order: pieces of the shift distance, one after the
   /// other. `done_bytes` counts whole pieces only, in the copy order (from the end when moving up).
   status move_onto_itself(const plan_segment& seg, std::uint64_t bb, copy_order order, std::uint64_t& done_bytes) {
@@ -139,7 +169,9 @@ class cfr_session final : public copy_session {
   device_state& dst_;
   bool sync_;
   bool copied_any_ = false;
+  data_map holes_;
   std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium
+  std::uint64_t grow_to_ = 0;  ///< the destination must be at least this long (a trailing hole)
   std::deque<completion> ready_;
 };
 

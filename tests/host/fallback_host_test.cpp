@@ -1,6 +1,8 @@
 // The fallback copiers on real kernel objects of this host (root): loop devices.
 //   - tiny shifts (1, 511, 4095 bytes, both ways) inside one loop device: memmove's bytes, whole
 //     commands to the buffered copier (no pieces of the shift), O_DIRECT reads around skewed sources;
+//   - a sparse file to a loop device: the holes become BLKZEROOUT calls (the kernel's Write Zeroes),
+//     and the bytes written through buffers are the data only (issue 8.7).
 // main() takes --require=loop[,xfs] and exits 77 (skipped, with the reason) when the host cannot.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "offcopy/offcopy.hpp"
+#include "src/core/sys.hpp"
 
 using namespace offcopy;
 
@@ -140,6 +143,67 @@ TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole comm
       CHECK(read_direct(loop.dev, size) == want);
     }
   }
+}
+
+namespace {
+struct zero_count {
+  unsigned calls = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t written = 0;
+} g_zero;
+
+int counting_ioctl(int fd, unsigned long request, void* arg) {
+  if (request == BLKZEROOUT) {
+    ++g_zero.calls;
+    g_zero.bytes += static_cast<std::uint64_t*>(arg)[1];
+  }
+  return detail::real_sys().ioctl(fd, request, arg);
+}
+int counting_uring_result(bool is_write, int, std::uint64_t, std::uint32_t, int res) {
+  if (is_write && res > 0) g_zero.written += static_cast<std::uint64_t>(res);
+  return res;
+}
+ssize_t counting_pwrite(int fd, const void* buf, size_t count, off_t offset) {
+  ssize_t n = detail::real_sys().pwrite(fd, buf, count, offset);
+  if (n > 0) g_zero.written += static_cast<std::uint64_t>(n);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("host: a sparse file to a loop device zeroes the holes with BLKZEROOUT, writes only the data") {
+  temp_dir dir;
+  const std::string img = dir.path + "/disk.img", sparse = dir.path + "/sparse";
+  loop_device loop((shell("truncate -s 16M " + img), img));
+  write_at(loop.dev, 0, random_bytes(16 * mib, 6), true);  // old data where the holes land
+  // Source: 12 MiB, data at [0, 64K), [5M, 5M + 8K), [9M + 4K, 10M); holes elsewhere, one at the end.
+  std::vector<std::uint8_t> src(12 * mib, 0);
+  {
+    int fd = ::open(sparse.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    for (auto [off, len] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+             {0, 64 * 1024}, {5 * mib, 8192}, {9 * mib + 4096, mib - 4096}}) {
+      auto bytes = random_bytes(len, off + 1);
+      std::copy(bytes.begin(), bytes.end(), src.begin() + static_cast<std::ptrdiff_t>(off));
+      REQUIRE(::pwrite(fd, bytes.data(), len, static_cast<off_t>(off)) == static_cast<ssize_t>(len));
+    }
+    REQUIRE(::ftruncate(fd, 12 * mib) == 0);
+    ::close(fd);
+  }
+  const std::uint64_t data_bytes = 64 * 1024 + 8192 + mib - 4096;
+  g_zero = zero_count{};
+  detail::sys_table t = detail::real_sys();
+  t.ioctl = counting_ioctl;
+  t.uring_result = counting_uring_result;
+  t.pwrite = counting_pwrite;
+  detail::scoped_sys_override seam(t);
+  report rep = copy(request{open_dev(sparse, false), open_dev(loop.dev, true), {}}, {});
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  CHECK(rep.of(backend_kind::buffered).bytes == 12 * mib);
+  CHECK(g_zero.calls >= 3);
+  CHECK(g_zero.bytes == 12 * mib - data_bytes);
+  CHECK(g_zero.written == data_bytes);
+  std::vector<std::uint8_t> got = read_direct(loop.dev, 12 * mib);
+  CHECK(got == src);
 }
 
 int main(int argc, char** argv) {
