@@ -43,6 +43,8 @@ struct completion {
   /// (NVMe Copy: CQE DW0 = first range not copied) -- for a descending memmove command, counted
   /// from the end of its segment, the order it is copied in. Ignored on success.
   std::uint64_t blocks_done = 0;
+  /// Of the blocks copied, those shared with the source (a reflink clone) rather than copied.
+  std::uint64_t cloned_blocks = 0;
 };
 
 /// Executes commands for one source/destination pair.

@@ -226,6 +226,7 @@ class runner {
         work w = it->second;
         inflight.erase(it);
         std::uint64_t blocks = blocks_of(segs_, w);
+        use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
         if (c.result.ok()) {
           account(use, blocks);
           // A finished memmove piece: its segment is the last one (one piece runs at a time).

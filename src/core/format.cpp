@@ -154,8 +154,10 @@ std::string report::to_text() const {
   for (std::size_t i = 0; i < usage.size(); ++i) {
     const auto& u = usage[i];
     if (u.commands == 0 && u.bytes == 0) continue;
-    out += fmt::format("  {}: {} bytes in {} command{}{}\n", to_string(static_cast<backend_kind>(i)), u.bytes, u.commands,
-                       u.commands == 1 ? "" : "s", u.retries ? fmt::format(" ({} re-sent smaller)", u.retries) : "");
+    out += fmt::format("  {}: {} bytes in {} command{}{}{}\n", to_string(static_cast<backend_kind>(i)), u.bytes,
+                       u.commands, u.commands == 1 ? "" : "s",
+                       u.retries ? fmt::format(" ({} re-sent smaller)", u.retries) : "",
+                       u.cloned_bytes ? fmt::format(", {} bytes of them cloned (shared blocks)", u.cloned_bytes) : "");
   }
   for (const auto& r : fallback_reasons) out += fmt::format("  fallback: {}\n", r);
   if (verified) out += "  verify: source and destination match\n";
@@ -176,6 +178,7 @@ std::string report::to_json() const {
     const auto& u = usage[i];
     if (u.commands == 0 && u.bytes == 0) continue;
     be[to_string(static_cast<backend_kind>(i))] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
+    if (u.cloned_bytes) be[to_string(static_cast<backend_kind>(i))]["cloned_bytes"] = u.cloned_bytes;
   }
   if (!fallback_reasons.empty()) {
     j["fallback_reason"] = fallback_reasons.front();

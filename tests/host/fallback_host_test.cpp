@@ -1,13 +1,16 @@
-// The fallback copiers on real kernel objects of this host (root): loop devices.
+// The fallback copiers on real kernel objects of this host (root): loop devices and XFS with reflink.
 //   - tiny shifts (1, 511, 4095 bytes, both ways) inside one loop device: memmove's bytes, whole
 //     commands to the buffered copier (no pieces of the shift), O_DIRECT reads around skewed sources;
 //   - a sparse file to a loop device: the holes become BLKZEROOUT calls (the kernel's Write Zeroes),
-//     and the bytes written through buffers are the data only (issue 8.7).
+//     and the bytes written through buffers are the data only (issue 8.7);
+//   - XFS made with reflink=1 on a loop device: a whole-file copy is a clone (FICLONERANGE), the
+//     report says so (cloned_bytes), and the destination's extents are shared (FIEMAP).
 // main() takes --require=loop[,xfs] and exits 77 (skipped, with the reason) when the host cannot.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -99,6 +102,11 @@ std::vector<std::uint8_t> read_direct(const std::string& path, std::size_t n) {
   std::free(buf);
   ::close(fd);
   return out;
+}
+
+std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
 std::shared_ptr<device> open_dev(const std::string& path, bool writable) {
@@ -206,6 +214,77 @@ TEST_CASE("host: a sparse file to a loop device zeroes the holes with BLKZEROOUT
   CHECK(got == src);
 }
 
+namespace {
+
+/// The flags of every extent of a file (FIEMAP).
+std::vector<std::uint32_t> extent_flags(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  std::vector<std::uint8_t> buf(sizeof(fiemap) + 256 * sizeof(fiemap_extent));
+  auto* fm = reinterpret_cast<fiemap*>(buf.data());
+  fm->fm_start = 0;
+  fm->fm_length = ~0ULL;
+  fm->fm_flags = FIEMAP_FLAG_SYNC;
+  fm->fm_extent_count = 256;
+  REQUIRE(::ioctl(fd, FS_IOC_FIEMAP, fm) == 0);
+  ::close(fd);
+  std::vector<std::uint32_t> flags;
+  for (std::uint32_t i = 0; i < fm->fm_mapped_extents; ++i) flags.push_back(fm->fm_extents[i].fe_flags);
+  return flags;
+}
+
+/// XFS with reflink on a loop device, mounted for the scope (unmounted and detached after).
+struct xfs_mount {
+  temp_dir dir;
+  std::string img = dir.path + "/xfs.img", mnt = dir.path + "/mnt";
+  std::unique_ptr<loop_device> loop;
+  bool mounted = false;
+  xfs_mount() {
+    REQUIRE(shell("truncate -s 320M " + img));
+    loop = std::make_unique<loop_device>(img);
+    REQUIRE(shell("mkfs.xfs -q -f -m reflink=1 " + loop->dev));
+    std::filesystem::create_directories(mnt);
+    REQUIRE(shell("mount -t xfs " + loop->dev + " " + mnt));
+    mounted = true;
+  }
+  ~xfs_mount() {
+    if (mounted) shell("umount " + mnt);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("host: XFS with reflink clones a whole-file copy and says so") {
+  xfs_mount fs;
+  const std::string a = fs.mnt + "/a", b = fs.mnt + "/b", c = fs.mnt + "/c";
+  const std::vector<std::uint8_t> data = random_bytes(24 * mib + 123, 9);  // a partial last block
+  { std::ofstream(a, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size())); }
+  REQUIRE(shell("sync"));
+  { std::ofstream(b, std::ios::binary); }
+  report rep = copy(request{open_dev(a, false), open_dev(b, true), {}}, {});
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  const backend_usage& u = rep.of(backend_kind::copy_file_range);
+  CHECK(u.bytes == data.size());
+  CHECK(u.cloned_bytes == data.size());
+  CHECK(rep.to_json().find("\"cloned_bytes\":" + std::to_string(data.size())) != std::string::npos);
+  CHECK(rep.to_text().find("cloned") != std::string::npos);
+  CHECK(read_file(b) == data);
+  auto flags = extent_flags(b);
+  REQUIRE(!flags.empty());
+  for (std::uint32_t f : flags) CHECK((f & FIEMAP_EXTENT_SHARED) != 0);
+
+  // An extent off the block size: the aligned middle is cloned, the head and tail copied.
+  { std::ofstream(c, std::ios::binary); }
+  const extent e{1, 4097, 8 * mib};
+  report part = copy(request{open_dev(a, false), open_dev(c, true), {e}}, {});
+  REQUIRE_MESSAGE(part.result.ok(), part.result.to_string());
+  CHECK(part.of(backend_kind::copy_file_range).cloned_bytes > 0);
+  CHECK(part.of(backend_kind::copy_file_range).cloned_bytes < e.length_bytes);
+  std::vector<std::uint8_t> want(e.dst_offset_bytes + e.length_bytes, 0);
+  std::copy_n(data.begin() + 1, e.length_bytes, want.begin() + 4097);
+  CHECK(read_file(c) == want);
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> args;
   std::string require;
@@ -234,6 +313,10 @@ int main(int argc, char** argv) {
     if (attached) shell("losetup -d " + dev);
     ::unlink(t.c_str());
     if (!attached) return skip("cannot attach a loop device (losetup -f --show)");
+  }
+  if (require.find("xfs") != std::string::npos) {
+    if (!shell("command -v mkfs.xfs")) return skip("mkfs.xfs is not installed (apt-get install xfsprogs)");
+    if (!shell("grep -qw xfs /proc/filesystems || modprobe xfs")) return skip("the kernel has no XFS");
   }
   doctest::Context ctx(static_cast<int>(args.size()), args.data());
   return ctx.run();
