@@ -263,12 +263,16 @@ class buffered_session final : public copy_session {
     const bool one_medium = !src.caps.identity.empty() && src.caps.identity == dst.caps.identity;
     holes_ = data_map(src_.cached_fd, src.caps.kind == device_kind::regular_file && !one_medium);
 
-    std::uint64_t want = pol.buffer_bytes != 0 ? pol.buffer_bytes : default_buffer_bytes;
+    const bool cached = !src_.direct() && !dst_.direct();
+    std::uint64_t want =
+        pol.buffer_bytes != 0 ? pol.buffer_bytes : (cached ? default_cached_buffer_bytes : default_buffer_bytes);
     const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
     buffer_bytes_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(align_up(want, unit), 1ULL << 30));
     // Room for the aligned range around a skewed source chunk (see chunk::skew).
     stride_bytes_ = buffer_bytes_ + (src_.direct() ? static_cast<std::uint32_t>(align_up(2ULL * src_.granule, page_bytes)) : 0);
-    unsigned buffers = pol.buffers_in_flight != 0 ? pol.buffers_in_flight : default_buffers_in_flight;
+    unsigned buffers = pol.buffers_in_flight != 0
+                           ? pol.buffers_in_flight
+                           : (cached ? default_cached_buffers_in_flight : default_buffers_in_flight);
     buffers = std::clamp(buffers, 1U, max_buffers_in_flight);
 
     if (tuning.use_io_uring) {
