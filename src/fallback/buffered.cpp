@@ -202,7 +202,7 @@ struct command_state {
   copy_order order = copy_order::any;  ///< memmove commands: one segment, chunks cut in this order
   std::vector<plan_segment> segments;  ///< copied: the caller's span need not outlive submit()
   std::size_t segment_index = 0;       ///< where the next chunk starts
-  std::uint64_t segment_offset_bytes = 0;  ///< bytes of the segment cut (from its end when descending)
+  std::uint64_t segment_offset_bytes = 0;  ///< bytes of the segment cut
   std::uint64_t next_seq = 0;
   bool all_issued = false;
   unsigned in_flight = 0;  ///< chunks of this command holding a slot
@@ -210,11 +210,17 @@ struct command_state {
   std::uint64_t prefix_bytes = 0;  ///< bytes of chunks 0..prefix_seq-1, all written
   std::uint64_t prefix_seq = 0;
   std::map<std::uint64_t, std::uint32_t> done_ahead;  ///< written chunks past the prefix
-  // Memmove commands: a chunk is written only once every earlier chunk has been read, since its
-  // destination overlaps the source of the chunk before it (when the shift is under a chunk).
-  std::uint64_t read_prefix_seq = 0;  ///< chunks 0..read_prefix_seq-1 are all read
-  std::set<std::uint64_t> read_ahead;
+  // Memmove commands (one segment overlapping itself): a chunk is written only once no source byte
+  // under its destination is still to be read -- neither in a chunk whose read is under way nor in
+  // the part of the segment not cut yet. Descending commands are cut in windows of the slot pool's
+  // size from the end, each window cut upward: the source is read forward inside a window (the
+  // backing store's readahead keeps working) and the windows walk down.
+  bool window_started = false;
+  std::uint64_t window_lo = 0, window_hi = 0;  ///< segment-relative bytes (descending)
+  std::uint64_t cursor = 0;                    ///< next chunk start in the window, segment-relative
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> reading;  ///< source ranges being read
   std::vector<unsigned> parked;  ///< slots holding a read chunk that may not be written yet
+  std::map<std::uint64_t, std::uint64_t> written;  ///< descending: written ranges, segment-relative
   std::list<command_state>::iterator self;
 };
 
@@ -251,6 +257,8 @@ class buffered_session final : public copy_session {
   status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
     sync_ = pol.sync;
     dst_is_file_ = dst.caps.kind == device_kind::regular_file;
+    medium_delta_ = static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
+                    static_cast<std::int64_t>(src.caps.identity_offset_bytes);
     const bool src_direct = want_direct(src, tuning);
     const bool dst_direct = want_direct(dst, tuning);
     if (auto s = open_side(src, false, src_direct, src_); !s.ok()) return s;
@@ -414,12 +422,24 @@ class buffered_session final : public copy_session {
       std::uint64_t s = 0, d = 0, len = 0;
       bool zero = false;
       if (cmd.order == copy_order::descending) {
-        // Memmove from the end: chunks walk down, so no chunk reads what an earlier one wrote.
-        const std::uint64_t s_end = seg.src_block * cmd.block_bytes + rest;
-        const std::uint64_t d_end = seg.dst_block * cmd.block_bytes + rest;
-        len = piece_length_back(s_end, d_end, rest);
-        s = s_end - len;
-        d = d_end - len;
+        const std::uint64_t s0 = seg.src_block * cmd.block_bytes, d0 = seg.dst_block * cmd.block_bytes;
+        if (!cmd.window_started) {
+          cmd.window_started = true;
+          cmd.window_hi = seg_bytes;
+          cmd.window_lo = cmd.cursor = window_start(s0, d0, seg_bytes);
+        } else if (cmd.cursor >= cmd.window_hi) {
+          if (cmd.window_lo == 0) {
+            cmd.segment_offset_bytes = seg_bytes;  // every window cut
+            continue;
+          }
+          cmd.window_hi = cmd.window_lo;
+          cmd.window_lo = cmd.cursor = window_start(s0, d0, cmd.window_hi);
+        }
+        s = s0 + cmd.cursor;
+        d = d0 + cmd.cursor;
+        len = piece_length(s, d, cmd.window_hi - cmd.cursor);
+        cmd.cursor += len;
+        if (cmd.cursor >= cmd.window_hi && cmd.window_lo == 0) cmd.segment_offset_bytes = seg_bytes;
       } else {
         s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
         d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
@@ -455,10 +475,63 @@ class buffered_session final : public copy_session {
           }
         }
       }
-      cmd.segment_offset_bytes += len;
+      if (cmd.order != copy_order::descending) cmd.segment_offset_bytes += len;
+      if (cmd.order != copy_order::any) cmd.reading.emplace_back(s, s + len);
       return true;
     }
     return false;
+  }
+
+  /// Where the window of a descending memmove that ends at segment offset `hi` starts. A window
+  /// holds at most as many chunks as there are slots (one less full buffer than slots, plus the
+  /// piece its start's alignment adds), so every chunk of a window can be read before any of them
+  /// must wait for a chunk not cut yet: with one slot, a window is one chunk cut from the end.
+  std::uint64_t window_start(std::uint64_t s0, std::uint64_t d0, std::uint64_t hi) const {
+    const std::uint64_t g = dst_.direct() ? dst_.granule : (src_.direct() ? src_.granule : 1);
+    if (slots_.size() < 2) return hi - piece_length_back(s0 + hi, d0 + hi, hi);
+    const std::uint64_t size = static_cast<std::uint64_t>(buffer_bytes_) * (slots_.size() - 1);
+    if (hi <= size) return 0;
+    std::uint64_t lo_abs = d0 + hi - size;
+    lo_abs -= lo_abs % g;
+    return lo_abs > d0 ? lo_abs - d0 : 0;
+  }
+
+  /// piece_length() for a chunk that ends at s_end / d_end: [end - length, end).
+  std::uint64_t piece_length_back(std::uint64_t s_end, std::uint64_t d_end, std::uint64_t rest) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(rest, buffer_bytes_);
+    std::uint64_t granule = 0;
+    std::uint64_t key = 0;
+    if (dst_.direct()) {
+      granule = dst_.granule;
+      key = d_end;
+    } else if (src_.direct()) {
+      granule = src_.granule;
+      key = s_end;
+    }
+    if (granule == 0) return cap;
+    if (key % granule != 0) return std::min(cap, key % granule);
+    if (cap < granule) return cap;
+    return cap - cap % granule;
+  }
+
+  /// Memmove commands: may this read chunk be written now (see command_state)?
+  bool may_write(const command_state& cmd, const chunk& c) const {
+    // The destination range in source offsets (partitions of one disk start at different places).
+    const std::int64_t lo = static_cast<std::int64_t>(c.dst_offset) + medium_delta_;
+    const std::int64_t hi = lo + c.length;
+    auto overlaps = [&](std::uint64_t a, std::uint64_t b) {
+      return a < b && static_cast<std::int64_t>(a) < hi && lo < static_cast<std::int64_t>(b);
+    };
+    for (auto [a, b] : cmd.reading)
+      if (overlaps(a, b)) return false;
+    if (cmd.segment_index >= cmd.segments.size()) return true;  // all cut, none being read
+    const plan_segment& seg = cmd.segments[0];
+    const std::uint64_t s0 = seg.src_block * cmd.block_bytes, end = s0 + seg.blocks * cmd.block_bytes;
+    if (cmd.order == copy_order::descending) {
+      if (!cmd.window_started) return false;
+      return !overlaps(s0, s0 + cmd.window_lo) && !overlaps(s0 + cmd.cursor, s0 + cmd.window_hi);
+    }
+    return !overlaps(s0 + cmd.segment_offset_bytes, end);
   }
 
   /// Chunk boundaries fall on the destination's granule (or the source's when only it is direct),
@@ -476,24 +549,6 @@ class buffered_session final : public copy_session {
     }
     if (granule == 0) return cap;
     if (key % granule != 0) return std::min(cap, granule - key % granule);
-    if (cap < granule) return cap;
-    return cap - cap % granule;
-  }
-
-  /// piece_length() for chunks cut from the end: the chunk is [end - length, end).
-  std::uint64_t piece_length_back(std::uint64_t s_end, std::uint64_t d_end, std::uint64_t rest) const {
-    const std::uint64_t cap = std::min<std::uint64_t>(rest, buffer_bytes_);
-    std::uint64_t granule = 0;
-    std::uint64_t key = 0;
-    if (dst_.direct()) {
-      granule = dst_.granule;
-      key = d_end;
-    } else if (src_.direct()) {
-      granule = src_.granule;
-      key = s_end;
-    }
-    if (granule == 0) return cap;
-    if (key % granule != 0) return std::min(cap, key % granule);
     if (cap < granule) return cap;
     return cap - cap % granule;
   }
@@ -566,6 +621,7 @@ class buffered_session final : public copy_session {
       sl.stalls = 0;
       ++cmd->in_flight;
       issue(index);
+      if (!cmd->parked.empty()) start_parked_writes(*cmd);
     }
   }
 
@@ -593,6 +649,11 @@ class buffered_session final : public copy_session {
 
   status pump(unsigned min) {
     start_idle_slots();
+    if (ops_in_flight_ == 0 && !commands_.empty() && ready_.empty() && min > 0) {
+      // Nothing in flight and nothing can start: a memmove rule would wait forever. Never spin.
+      fatal_ = status(errc::internal, "buffered copier stalled: no transfer can start");
+      return fatal_;
+    }
     if (ops_in_flight_ == 0) return {};
     results_.clear();
     if (auto s = driver_->wait(std::min(min, ops_in_flight_), results_); !s.ok()) {
@@ -669,32 +730,49 @@ class buffered_session final : public copy_session {
         issue(index);
         return;
       }
-      chunk_read(*cmd, sl.c.seq);
+      auto it = std::find(cmd->reading.begin(), cmd->reading.end(),
+                          std::pair<std::uint64_t, std::uint64_t>{sl.c.src_offset, sl.c.src_offset + sl.c.length});
+      if (it != cmd->reading.end()) cmd->reading.erase(it);
+      if (!cmd->error.ok()) {  // a failed memmove writes nothing more
+        release(index);
+        return;
+      }
       cmd->parked.push_back(index);
       start_parked_writes(*cmd);
       return;
     }
-    chunk_done(*sl.cmd, sl.c.seq, sl.c.length);
+    command_state* cmd = sl.cmd;
+    chunk_done(*cmd, sl.c.seq, sl.c.length);
+    if (cmd->order == copy_order::descending) {
+      const std::uint64_t rel = sl.c.src_offset - cmd->segments[0].src_block * cmd->block_bytes;
+      note_written(*cmd, rel, rel + sl.c.length);
+    }
     release(index);
   }
 
-  /// Memmove commands: notes that chunk `seq` is read.
-  static void chunk_read(command_state& cmd, std::uint64_t seq) {
-    if (seq != cmd.read_prefix_seq) {
-      cmd.read_ahead.insert(seq);
-      return;
+  /// Descending memmove commands: adds [lo, hi) to the written ranges, merged.
+  static void note_written(command_state& cmd, std::uint64_t lo, std::uint64_t hi) {
+    auto next = cmd.written.lower_bound(lo);
+    if (next != cmd.written.begin()) {
+      auto prev = std::prev(next);
+      if (prev->second >= lo) {
+        lo = prev->first;
+        hi = std::max(hi, prev->second);
+        cmd.written.erase(prev);
+      }
     }
-    ++cmd.read_prefix_seq;
-    for (auto it = cmd.read_ahead.begin(); it != cmd.read_ahead.end() && *it == cmd.read_prefix_seq;
-         it = cmd.read_ahead.erase(it))
-      ++cmd.read_prefix_seq;
+    for (next = cmd.written.lower_bound(lo); next != cmd.written.end() && next->first <= hi;) {
+      hi = std::max(hi, next->second);
+      next = cmd.written.erase(next);
+    }
+    cmd.written.emplace(lo, hi);
   }
 
-  /// Memmove commands: writes each parked chunk whose predecessors are all read.
+  /// Memmove commands: writes each parked chunk with no unread source byte under it.
   void start_parked_writes(command_state& cmd) {
     for (std::size_t i = 0; i < cmd.parked.size();) {
       const unsigned index = cmd.parked[i];
-      if (slots_[index].c.seq <= cmd.read_prefix_seq) {
+      if (may_write(cmd, slots_[index].c)) {
         cmd.parked[i] = cmd.parked.back();
         cmd.parked.pop_back();
         issue(index);
@@ -746,7 +824,15 @@ class buffered_session final : public copy_session {
     completion c;
     c.tag = cmd->tag;
     c.result = std::move(cmd->error);
-    c.blocks_done = c.result.ok() ? 0 : cmd->prefix_bytes / cmd->block_bytes;
+    std::uint64_t done_bytes = cmd->prefix_bytes;
+    if (cmd->order == copy_order::descending) {
+      // What is known moved, counted from the end (the copy order): the written run ending there.
+      const std::uint64_t end = cmd->segments[0].blocks * cmd->block_bytes;
+      done_bytes = 0;
+      for (auto [lo, hi] : cmd->written)
+        if (hi == end) done_bytes = hi - lo;
+    }
+    c.blocks_done = c.result.ok() ? 0 : done_bytes / cmd->block_bytes;
     ready_.push_back(std::move(c));
     commands_.erase(cmd->self);
   }
@@ -773,6 +859,7 @@ class buffered_session final : public copy_session {
   std::uint64_t zeroed_bytes_ = 0;
   std::uint64_t skewed_reads_ = 0;
   std::uint64_t max_write_end_ = 0;  ///< end of the furthest destination write issued
+  std::int64_t medium_delta_ = 0;    ///< destination start minus source start on a shared medium
   status fatal_;
 };
 

@@ -219,21 +219,47 @@ TEST_CASE("buffered: a chunk whose read is retried holds back the write of the c
   }
 }
 
-TEST_CASE("buffered: a memmove through pread/pwrite when io_uring is unavailable") {
+TEST_CASE("buffered: a memmove through pread/pwrite (one buffer) when io_uring is unavailable") {
+  // One buffer: a window of a descending move is one chunk, or the copy could wait on itself.
   std::mt19937_64 rng(5);
-  one_file f(1 << 20, rng);
-  detail::sys_table t = detail::real_sys();
-  t.uring_queue_init = refuse_uring;
-  detail::scoped_sys_override seam(t);
-  request req{f.src, f.dst, {{1, 0, (1 << 20) - 1}}};  // down by 1 byte
-  policy pol;
-  pol.mode = copy_mode::fallback;
-  pol.backends = {backend_kind::buffered};
-  report rep = copy(req, pol);
-  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
-  std::vector<std::uint8_t> want = f.data;
-  std::memmove(want.data(), want.data() + 1, (1 << 20) - 1);
-  CHECK(read_file(f.path) == want);
+  for (bool up : {true, false}) {
+    for (std::uint32_t buffer : {4096U, 65536U + 512U}) {
+      CAPTURE(up);
+      CAPTURE(buffer);
+      one_file f(1 << 20, rng);
+      detail::sys_table t = detail::real_sys();
+      t.uring_queue_init = refuse_uring;
+      detail::scoped_sys_override seam(t);
+      const std::uint64_t len = (1 << 20) - 1;
+      request req{f.src, f.dst, {up ? extent{0, 1, len} : extent{1, 0, len}}};
+      policy pol;
+      pol.mode = copy_mode::fallback;
+      pol.backends = {backend_kind::buffered};
+      pol.buffer_bytes = buffer;
+      for (auto direct : {buffered_tuning::direct_io::never, buffered_tuning::direct_io::always}) {
+        buffered_tuning tuning;
+        tuning.use_io_uring = false;
+        tuning.direct = direct;
+        write_file(f.path, f.data);
+        auto s = detail::open_buffered_session(f.src->state(), f.dst->state(), pol, tuning);
+        REQUIRE(s.ok());
+        CHECK(detail::describe_buffered_session(*s.value()).buffers == 1);
+        const plan_segment seg{up ? 0ULL : 1ULL, up ? 1ULL : 0ULL, len};
+        auto c = run_one(*s.value(), seg, 1, up ? copy_order::descending : copy_order::ascending);
+        REQUIRE_MESSAGE(c.result.ok(), c.result.to_string());
+        s.value().reset();
+        std::vector<std::uint8_t> want = f.data;
+        std::memmove(want.data() + (up ? 1 : 0), want.data() + (up ? 0 : 1), len);
+        CHECK(read_file(f.path) == want);
+      }
+      write_file(f.path, f.data);
+      report rep = copy(req, pol);
+      REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+      std::vector<std::uint8_t> want = f.data;
+      std::memmove(want.data() + (up ? 1 : 0), want.data() + (up ? 0 : 1), len);
+      CHECK(read_file(f.path) == want);
+    }
+  }
 }
 
 namespace {
