@@ -1,46 +1,96 @@
 # Shared helpers of the benchmark scripts (sourced).
 # shellcheck shell=bash
+#
+# Conventions every script follows:
+#   - runs are interleaved (one of each tool per round, RUNS rounds) and each run's wall time is kept
+#     with the load average at its start, in $RESULTS/<case>.csv (case,tool,run,seconds,load1,bytes);
+#   - a ratio is the peer's median time / ours (> 1: we are faster), printed as one line
+#     "RATIO <name> <value> target>=<t> PASS|BELOW (medians ours <s> s, peer <s> s)" and appended to
+#     $RESULTS/ratios.csv;
+#   - wrong bytes end the script with status 3 at once (run-all.sh exits non-zero only for that);
+#     anything the host cannot do (no root, no tool) is reported and skipped with status 77.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OFFLOAD_COPY=${OFFLOAD_COPY:-$ROOT/build/offload-copy}
 RUNS=${RUNS:-5}
+RESULTS=${RESULTS:-$ROOT/bench/results}
+mkdir -p "$RESULTS"
 
 die() { echo "error: $*" >&2; exit 1; }
+skip() { echo "SKIP $*" >&2; exit 77; }
+wrong_bytes() { echo "WRONG BYTES: $*" >&2; exit 3; }
+need_root() { [ "$(id -u)" = 0 ] || skip "$1 needs root"; }
+need_tool() { command -v "$1" >/dev/null || skip "$1 is not installed${2:+ ($2)}"; }
+need_offload_copy() { [ -x "$OFFLOAD_COPY" ] || die "build first: $OFFLOAD_COPY missing"; }
 
-# seconds NAME CMD...: runs CMD, appends its wall time (s) to the list of NAME.
-declare -A TIMES
+load1() { cut -d' ' -f1 /proc/loadavg; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# begin_case NAME [BYTES]: starts $RESULTS/NAME.csv for this run of the script (BYTES: what each
+# run moves, default 1 GiB; the plots turn times into MiB/s with it).
+begin_case() {
+  CASE=$1
+  CASE_BYTES=${2:-$((1 << 30))}
+  echo "case,tool,run,seconds,load1,bytes" > "$RESULTS/$CASE.csv"
+}
+
+# seconds TOOL CMD...: runs CMD, appends its wall time to TIMES[TOOL] and to the case's CSV.
+declare -A TIMES RUNNO
 seconds() {
-  local name=$1; shift
-  local t0=$EPOCHREALTIME
-  "$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; die "$name failed: $*"; }
-  local t1=$EPOCHREALTIME
-  TIMES[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}') "
+  local tool=$1; shift
+  local load t0 t1 dt
+  load=$(load1)
+  t0=$EPOCHREALTIME
+  "$@" >/dev/null 2>"${WORK:-/tmp}/last.err" || { cat "${WORK:-/tmp}/last.err" >&2; die "$tool failed: $*"; }
+  t1=$EPOCHREALTIME
+  dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
+  TIMES[$tool]+="$dt "
+  RUNNO[$tool]=$(( ${RUNNO[$tool]:-0} + 1 ))
+  echo "$CASE,$tool,${RUNNO[$tool]},$dt,$load,$CASE_BYTES" >> "$RESULTS/$CASE.csv"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END{print (NR%2)? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-
 best() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
 
+# ratio NAME OURS PEER TARGET [up|down]: prints and records peer-median / ours-median against
+# TARGET (a floor). With "down" the ratio is ours / peer and TARGET is a ceiling (e.g. "within 1.25x").
+ratio() {
+  local name=$1 ours=$2 peer=$3 target=$4 dir=${5:-up}
+  local om pm
+  om=$(echo "${TIMES[$ours]}" | median)
+  pm=$(echo "${TIMES[$peer]}" | median)
+  awk -v n="$name" -v o="$om" -v p="$pm" -v t="$target" -v d="$dir" -v f="$RESULTS/ratios.csv" 'BEGIN{
+    if (d == "up") { r = p / o; ok = r >= t; cmp = ">=" } else { r = o / p; ok = r <= t; cmp = "<=" }
+    v = ok ? "PASS" : "BELOW"
+    printf "RATIO %s %.2f target%s%s %s (medians ours %.3f s, peer %.3f s)\n", n, r, cmp, t, v, o, p
+    printf "%s,%.4f,%s%s,%s,%.4f,%.4f\n", n, r, cmp, t, v, o, p >> f }'
+}
+
 # table BYTES OURS NAME...: a markdown table of every run, the median and the best, MiB/s of the
-# median, and OURS's speed-up against each other row = its time / our time (> 1: we are faster),
-# computed on the medians and on the best runs.
+# median, and OURS's speed-up against each other row = its time / our time (> 1: we are faster;
+# RATIO_HEADER renames that column, e.g. when OURS is a baseline and the rows are variants).
+declare -A CMDS
 table() {
   local bytes=$1 ours=$2; shift 2
   local ours_med ours_best
   ours_med=$(echo "${TIMES[$ours]}" | median)
   ours_best=$(echo "${TIMES[$ours]}" | best)
-  echo "| command | runs (s) | median (s) | best (s) | MiB/s (median) | speed-up of ours, median | speed-up of ours, best |"
+  local h=${RATIO_HEADER:-speed-up of ours}
+  echo "| command | runs (s) | median (s) | best (s) | MiB/s (median) | $h, median | $h, best |"
   echo "|---|---|---|---|---|---|---|"
   for name in "$ours" "$@"; do
     local med bst
     med=$(echo "${TIMES[$name]}" | median)
     bst=$(echo "${TIMES[$name]}" | best)
     awk -v n="$name" -v on="$ours" -v runs="${TIMES[$name]}" -v t="$med" -v b1="$bst" -v o="$ours_med" \
-      -v ob="$ours_best" -v b="$bytes" -v cmd="${CMDS[$name]}" 'BEGIN{
+      -v ob="$ours_best" -v b="$bytes" -v cmd="${CMDS[$name]:-$name}" 'BEGIN{
         r1 = (n == on) ? "—" : sprintf("**%.2f×**", t / o); r2 = (n == on) ? "—" : sprintf("**%.2f×**", b1 / ob);
         printf "| `%s` | %s| %.3f | %.3f | %.0f | %s | %s |\n", cmd, runs, t, b1, b / 1048576 / t, r1, r2 }'
   done
 }
-declare -A CMDS
+
+# loads: the load averages seen at the start of the case's runs, min-max.
+loads() { awk -F, 'NR > 1 { if (min == "" || $5 < min) min = $5; if ($5 > max) max = $5 } END { printf "%s-%s", min, max }' "$RESULTS/$CASE.csv"; }
+
+# host_line: what ran where, for the tables' headings.
+host_line() { echo "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"; }

@@ -8,7 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libnvme-dev libjson-c-dev libsgutils2-dev liburing-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest python3-jsonschema
-  nvme-cli sg3-utils ddpt fio util-linux e2fsprogs
+  nvme-cli sg3-utils ddpt fio util-linux e2fsprogs xfsprogs
+  gnuplot-nox  # bench/plot.sh only (docs/img figures), not needed by the tests
   qemu-utils busybox-static cpio kmod
 )
 missing=()

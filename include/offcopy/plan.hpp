@@ -20,6 +20,16 @@ struct plan_segment {
   [[nodiscard]] bool operator==(const plan_segment&) const = default;
 };
 
+/// In which order the bytes of a batch may be copied.
+enum class copy_order : std::uint8_t {
+  any,         ///< the batch reads nothing it writes: any order, any concurrency
+  ascending,   ///< one segment moving down onto itself: memmove order, from its first byte up
+  descending,  ///< one segment moving up onto itself: memmove order, from its last byte down
+};
+
+/// "any", "ascending", "descending".
+[[nodiscard]] OFFCOPY_API const char* to_string(copy_order order) noexcept;
+
 /// One future command: segments [first_segment, first_segment + segment_count) of the plan.
 /// Thread safety: a plain value.
 struct plan_batch {
@@ -27,6 +37,10 @@ struct plan_batch {
   std::uint32_t segment_count = 0;
   /// Every earlier batch must be complete before this one starts (overlapping same-device copies).
   bool barrier = false;
+  /// Not `any`: the batch is one segment that overlaps itself on the medium (a move by less than
+  /// its length). A copier that cannot run it in that order itself gets it cut, as it runs, into
+  /// pieces no longer than the shift distance (the engine does it: the plan stays small).
+  copy_order order = copy_order::any;
 };
 
 /// Why a backend was or was not chosen. Thread safety: a plain value.

@@ -20,6 +20,8 @@ struct backend_usage {
   std::uint64_t bytes = 0;
   std::uint64_t commands = 0;
   std::uint64_t retries = 0;  ///< commands re-sent smaller after "size limit exceeded"
+  /// Of `bytes`, those shared with the source by the file system (a reflink clone), not copied.
+  std::uint64_t cloned_bytes = 0;
 };
 
 /// What a copy did. Thread safety: a plain value.

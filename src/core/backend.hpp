@@ -32,6 +32,9 @@ struct command {
   std::uint64_t tag = 0;
   std::span<const plan_segment> segments;
   std::uint32_t block_bytes = 1;
+  /// Not `any` only for a session whose runs_memmove_order() is true: one segment overlapping
+  /// itself, to be copied in this order (the engine cuts it into pieces for the others).
+  copy_order order = copy_order::any;
 };
 
 /// The outcome of one command.
@@ -39,8 +42,11 @@ struct completion {
   std::uint64_t tag = 0;
   status result;
   /// When result is an error: the blocks known copied, as a prefix of the segments in order
-  /// (NVMe Copy: CQE DW0 = first range not copied). Ignored on success.
+  /// (NVMe Copy: CQE DW0 = first range not copied) -- for a descending memmove command, counted
+  /// from the end of its segment, the order it is copied in. Ignored on success.
   std::uint64_t blocks_done = 0;
+  /// Of the blocks copied, those shared with the source (a reflink clone) rather than copied.
+  std::uint64_t cloned_blocks = 0;
 };
 
 /// Executes commands for one source/destination pair.
@@ -49,6 +55,10 @@ class copy_session {
   virtual ~copy_session() = default;
   /// Commands this session can have outstanding (1 = synchronous).
   [[nodiscard]] virtual unsigned queue_depth() const noexcept { return 1; }
+  /// True when the session copies a segment overlapping itself in the command's copy_order
+  /// itself (or refuses it with not_supported); false: the engine sends such a segment as
+  /// pieces no longer than the shift distance, one at a time.
+  [[nodiscard]] virtual bool runs_memmove_order() const noexcept { return false; }
   /// Starts a command. A synchronous session runs it here and queues its completion for reap().
   [[nodiscard]] virtual status submit(const command& cmd) = 0;
   /// Waits until at least `min_completions` completions are available and appends them to `out`.

@@ -15,6 +15,7 @@
 #include "src/core/backend.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
+#include "src/core/planner.hpp"
 
 namespace offcopy {
 namespace detail {
@@ -26,6 +27,9 @@ struct work {
   std::uint32_t first = 0;
   std::uint32_t count = 0;
   bool barrier = false;
+  copy_order order = copy_order::any;  ///< memmove work: one segment (plan_batch::order)
+  bool own_segment = false;            ///< memmove work whose segment the engine may shrink in place
+  bool piece = false;                  ///< a memmove piece: its segment is dropped once done
 };
 
 std::uint64_t blocks_of(const std::vector<plan_segment>& segs, const work& w) {
@@ -48,9 +52,18 @@ work drop_prefix(std::vector<plan_segment>& segs, work w, std::uint64_t done) {
     std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
     segs.push_back({s.src_block + done, s.dst_block + done, s.blocks - done});
     for (std::uint32_t i = 1; i < w.count; ++i) segs.push_back(segs[w.first + i]);
-    return {nf, w.count, w.barrier};
+    return {nf, w.count, w.barrier, w.order};
   }
   return w;
+}
+
+/// Drops the last `done` blocks of a one-segment descending memmove work (copied from its end).
+work drop_suffix(std::vector<plan_segment>& segs, work w, std::uint64_t done) {
+  if (done == 0 || w.count != 1) return w;
+  plan_segment s = segs[w.first];
+  std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
+  segs.push_back({s.src_block, s.dst_block, s.blocks - std::min(done, s.blocks)});
+  return {nf, 1, w.barrier, w.order};
 }
 
 /// Splits w in two halves (by segments, or by blocks of a lone segment). False when it is one block.
@@ -135,8 +148,10 @@ class runner {
  public:
   runner(const request& req, const plan& p, const policy& pol, report& rep)
       : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), start_(std::chrono::steady_clock::now()) {
-    for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier});
+    for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
     total_ = p.total_bytes();
+    delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
+             static_cast<std::int64_t>(req.source->caps().identity_offset_bytes);
   }
 
   void run() {
@@ -229,10 +244,20 @@ class runner {
         }
         work w = queue_.front();
         if (w.barrier && !inflight.empty()) break;
-        queue_.pop_front();
-        command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes};
+        const bool cut = w.order != copy_order::any && !session.runs_memmove_order();
+        if (cut) {
+          w = cut_memmove_piece();
+        } else {
+          queue_.pop_front();
+        }
+        command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                    w.order};
         if (auto s = session.submit(cmd); !s.ok()) {
-          queue_.push_front(w);
+          if (cut) {
+            uncut_memmove_piece(w);
+          } else {
+            queue_.push_front(w);
+          }
           first_error = std::move(s);
           stop = true;
           break;
@@ -253,13 +278,16 @@ class runner {
         work w = it->second;
         inflight.erase(it);
         std::uint64_t blocks = blocks_of(segs_, w);
+        use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
         if (c.result.ok()) {
           account(use, blocks);
+          // A finished memmove piece: its segment is the last one (one piece runs at a time).
+          if (w.piece && w.first + 1 == segs_.size()) segs_.pop_back();
           continue;
         }
         std::uint64_t partial = std::min(c.blocks_done, blocks);
         account(use, partial);
-        work rest = drop_prefix(segs_, w, partial);
+        work rest = w.order == copy_order::descending ? drop_suffix(segs_, w, partial) : drop_prefix(segs_, w, partial);
         errc code = c.result.code();
         if (code == errc::size_limit_exceeded && offload) {
           work a, b;
@@ -291,6 +319,38 @@ class runner {
       return false;
     }
     return true;
+  }
+
+  /// The next piece of the memmove work at the front of the queue, for a session that cannot copy
+  /// a range onto itself: no longer than the shift distance, a barrier of its own. Cut as the copy
+  /// runs, so a move by a tiny distance never materialises its millions of pieces; the rest of the
+  /// work stays at the front of the queue.
+  work cut_memmove_piece() {
+    work& front = queue_.front();
+    plan_segment rest = segs_[front.first];
+    plan_segment piece =
+        take_memmove_piece(rest, front.order, memmove_piece_blocks(rest, plan_.block_bytes, delta_));
+    if (rest.blocks == 0) {
+      queue_.pop_front();
+    } else if (front.own_segment) {
+      segs_[front.first] = rest;
+    } else {
+      // The plan's segment stays whole (invalidate_after walks segs_): the rest gets a copy.
+      segs_.push_back(rest);
+      front.first = static_cast<std::uint32_t>(segs_.size() - 1);
+      front.own_segment = true;
+    }
+    segs_.push_back(piece);
+    work w{static_cast<std::uint32_t>(segs_.size() - 1), 1, true};
+    w.piece = true;
+    return w;
+  }
+
+  /// Puts a piece that could not be submitted back in front of the rest of its work.
+  void uncut_memmove_piece(const work& w) {
+    work back = w;
+    back.piece = false;  // no longer the last segment once others are appended
+    queue_.push_front(back);
   }
 
   void fall_back(device_state& src, device_state& dst) {
@@ -357,6 +417,7 @@ class runner {
   std::uint64_t commands_done_ = 0;
   double flush_seconds_ = 0;
   status callback_error_;
+  std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium (partitions)
 };
 
 }  // namespace

@@ -124,7 +124,9 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
       const plan_segment& s = p.segments[b.first_segment + k];
       segs.push_back({s.src_block, s.dst_block, s.blocks});
     }
-    cmds.push_back({{"barrier", b.barrier}, {"segments", std::move(segs)}});
+    nlohmann::json cmd{{"barrier", b.barrier}, {"segments", std::move(segs)}};
+    if (b.order != copy_order::any) cmd["order"] = to_string(b.order);
+    cmds.push_back(std::move(cmd));
   }
   return j;
 }
@@ -138,6 +140,7 @@ nlohmann::json report_to_json(const report& r) {
   for (const auto& [name, u] : r.usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
     be[name] = {{"bytes", u.bytes}, {"commands", u.commands}, {"retries", u.retries}};
+    if (u.cloned_bytes) be[name]["cloned_bytes"] = u.cloned_bytes;
   }
   if (!r.fallback_reasons.empty()) {
     j["fallback_reason"] = r.fallback_reasons.front();
@@ -187,8 +190,11 @@ std::string plan::to_text(std::size_t max_commands) const {
   std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
   for (std::size_t i = 0; i < n; ++i) {
     const plan_batch& b = batches[i];
-    out += fmt::format("command {}: {} segment{}, {} blocks{}\n", i + 1, b.segment_count, b.segment_count == 1 ? "" : "s",
-                       batch_blocks(b), b.barrier ? " (after all before it)" : "");
+    out += fmt::format("command {}: {} segment{}, {} blocks{}{}\n", i + 1, b.segment_count, b.segment_count == 1 ? "" : "s",
+                       batch_blocks(b), b.barrier ? " (after all before it)" : "",
+                       b.order == copy_order::descending  ? ", memmove order from the end"
+                       : b.order == copy_order::ascending ? ", memmove order from the start"
+                                                          : "");
     for (std::uint32_t k = 0; k < b.segment_count; ++k) {
       const plan_segment& s = segments[b.first_segment + k];
       out += fmt::format("  src {} -> dst {} x {}\n", s.src_block, s.dst_block, s.blocks);
@@ -210,8 +216,9 @@ std::string report::to_text() const {
                      bytes_copied, elapsed_seconds, detail::human_bytes(rate));
   for (const auto& [name, u] : usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
-    out += fmt::format("  {}: {} bytes in {} command{}{}\n", name, u.bytes, u.commands,
-                       u.commands == 1 ? "" : "s", u.retries ? fmt::format(" ({} re-sent smaller)", u.retries) : "");
+    out += fmt::format("  {}: {} bytes in {} command{}{}{}\n", name, u.bytes, u.commands, u.commands == 1 ? "" : "s",
+                       u.retries ? fmt::format(" ({} re-sent smaller)", u.retries) : "",
+                       u.cloned_bytes ? fmt::format(", {} bytes of them cloned (shared blocks)", u.cloned_bytes) : "");
   }
   for (const auto& r : fallback_reasons) out += fmt::format("  fallback: {}\n", r);
   if (verified) out += "  verify: source and destination match\n";

@@ -24,6 +24,10 @@ result<chosen_backend> choose_backend(const request& req, const policy& pol, con
   const capabilities& dc = req.destination->caps();
   std::string first_offload_reason;
   bool offload_reason_recognised = false;
+  // A move within one file by a shift copy_file_range would have to take in tiny pieces.
+  const std::int64_t delta =
+      static_cast<std::int64_t>(dc.identity_offset_bytes) - static_cast<std::int64_t>(sc.identity_offset_bytes);
+  const std::uint64_t tiny_shift = v.hazard ? smallest_self_overlap_shift(v.extents, delta) : 0;
   for (const std::string& k : v.candidates) {
     const backend_row* row = find_row(k);
     backend* b = find_backend(k);
@@ -39,6 +43,10 @@ result<chosen_backend> choose_backend(const request& req, const policy& pol, con
     {
       std::scoped_lock lock(src.mu, dst.mu);
       s = b->check(src, dst, pol);
+    }
+    if (s.ok && k == "copy-file-range" && tiny_shift != 0 && tiny_shift < min_copy_file_range_shift_bytes) {
+      s.ok = false;
+      s.reason = fmt::format("cannot copy a range onto itself: a move by {} bytes is the buffered copier's", tiny_shift);
     }
     if (s.ok && s.block_bytes > 1) {
       if (auto [i, e] = first_misaligned_in_request(req, v, s.block_bytes); i >= 0) {

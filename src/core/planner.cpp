@@ -5,6 +5,21 @@
 
 #include <fmt/format.h>
 
+namespace offcopy {
+inline namespace v0 {
+
+const char* to_string(copy_order order) noexcept {
+  switch (order) {
+    case copy_order::any: return "any";
+    case copy_order::ascending: return "ascending";
+    case copy_order::descending: return "descending";
+  }
+  return "?";
+}
+
+}  // namespace v0
+}  // namespace offcopy
+
 namespace offcopy::detail {
 namespace {
 
@@ -18,6 +33,13 @@ class packer {
   packer(plan& p, const copy_limits& lim) : p_(p), lim_(lim) {}
 
   void close() noexcept { open_ = false; }
+
+  /// One segment as a batch of its own behind a barrier (a memmove piece: limits already applied).
+  void add_alone(const plan_segment& s, copy_order order) {
+    close();
+    p_.batches.push_back({static_cast<std::uint32_t>(p_.segments.size()), 1, true, order});
+    p_.segments.push_back(s);
+  }
 
   void add(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks, bool barrier) {
     if (barrier) close();
@@ -202,6 +224,11 @@ void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const 
     return;
   }
 
+  // The largest one-segment command the limits allow (0: unlimited): the size of the pieces an
+  // extent overlapping itself is cut into, so its plan is no bigger than that of a plain copy.
+  std::uint64_t max_piece = 0;
+  for (std::uint64_t v : {limits.max_segment_blocks, limits.max_command_blocks})
+    if (v != 0 && (max_piece == 0 || v < max_piece)) max_piece = v;
   p.segments.reserve(extents.size());
   for (const extent& e : extents) {
     // Positions on the shared medium decide self-overlap: dst_medium - src_medium.
@@ -213,26 +240,73 @@ void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const 
       pk.add(src, dst, blocks, true);
       continue;
     }
-    // Overlaps itself: pieces no longer than the distance never read what an earlier piece wrote,
-    // provided they run in memmove order (from the end when moving up) with a barrier each.
-    std::uint64_t piece = std::max<std::uint64_t>(1, distance / u);
-    if (shift > 0) {
-      std::uint64_t remaining = blocks;
-      while (remaining > 0) {
-        std::uint64_t n = std::min(piece, remaining);
-        remaining -= n;
-        pk.add(src + remaining, dst + remaining, n, true);
-        pk.close();
+    const bool up = shift > 0;
+    const std::uint64_t d = std::max<std::uint64_t>(1, distance / u);
+    if (max_piece != 0 && d >= max_piece) {
+      // Pieces of d blocks never read what an earlier piece wrote when they run in memmove order
+      // (from the end when moving up) with a barrier each; a piece may be split by the limits
+      // and its parts run concurrently, since none of them overlaps another.
+      if (up) {
+        for (std::uint64_t remaining = blocks; remaining > 0;) {
+          std::uint64_t n = std::min(d, remaining);
+          remaining -= n;
+          pk.add(src + remaining, dst + remaining, n, true);
+        }
+      } else {
+        for (std::uint64_t off = 0; off < blocks;) {
+          std::uint64_t n = std::min(d, blocks - off);
+          pk.add(src + off, dst + off, n, true);
+          off += n;
+        }
       }
-    } else {
-      for (std::uint64_t off = 0; off < blocks;) {
-        std::uint64_t n = std::min(piece, blocks - off);
-        pk.add(src + off, dst + off, n, true);
-        pk.close();
-        off += n;
-      }
+      pk.close();
+      continue;
+    }
+    // A shift shorter than a command: pieces of a whole command each, in memmove order behind a
+    // barrier each; a piece longer than the shift is one segment the copier runs in memmove order.
+    const std::uint64_t piece = max_piece == 0 ? blocks : max_piece;
+    const copy_order order = up ? copy_order::descending : copy_order::ascending;
+    plan_segment rest{src, dst, blocks};
+    while (rest.blocks > 0) {
+      plan_segment s = take_memmove_piece(rest, order, piece);
+      pk.add_alone(s, distance < s.blocks * u ? order : copy_order::any);
     }
   }
+}
+
+std::uint64_t smallest_self_overlap_shift(const std::vector<extent>& extents,
+                                          std::int64_t medium_delta_bytes) noexcept {
+  std::uint64_t smallest = 0;
+  for (const extent& e : extents) {
+    const std::int64_t shift = static_cast<std::int64_t>(e.dst_offset_bytes) -
+                               static_cast<std::int64_t>(e.src_offset_bytes) + medium_delta_bytes;
+    const std::uint64_t distance = static_cast<std::uint64_t>(shift < 0 ? -shift : shift);
+    if (distance != 0 && distance < e.length_bytes && (smallest == 0 || distance < smallest)) smallest = distance;
+  }
+  return smallest;
+}
+
+std::uint64_t memmove_piece_blocks(const plan_segment& s, std::uint32_t unit_bytes,
+                                   std::int64_t medium_delta_bytes) noexcept {
+  const std::int64_t u = unit_bytes == 0 ? 1 : unit_bytes;
+  const std::int64_t shift = static_cast<std::int64_t>(s.dst_block) * u + medium_delta_bytes -
+                             static_cast<std::int64_t>(s.src_block) * u;
+  const std::uint64_t distance = static_cast<std::uint64_t>(shift < 0 ? -shift : shift);
+  return std::max<std::uint64_t>(1, distance / static_cast<std::uint64_t>(u));
+}
+
+plan_segment take_memmove_piece(plan_segment& rest, copy_order order, std::uint64_t max_blocks) noexcept {
+  const std::uint64_t n = std::min(rest.blocks, std::max<std::uint64_t>(1, max_blocks));
+  plan_segment piece;
+  if (order == copy_order::descending) {
+    piece = {rest.src_block + rest.blocks - n, rest.dst_block + rest.blocks - n, n};
+  } else {
+    piece = {rest.src_block, rest.dst_block, n};
+    rest.src_block += n;
+    rest.dst_block += n;
+  }
+  rest.blocks -= n;
+  return piece;
 }
 
 }  // namespace offcopy::detail

@@ -32,9 +32,37 @@ struct side_geometry {
 
 /// Packs validated, unit-aligned extents into p.segments / p.batches within `limits`.
 /// Without hazards the extents are sorted by destination, adjacent ones merged and greedily
-/// packed. With hazards (`ordered`), request order is kept, each extent starts after a barrier,
-/// and an extent overlapping itself is split into pieces that do not, in memmove order.
+/// packed. With hazards (`ordered`), request order is kept and each extent starts after a
+/// barrier. An extent overlapping itself (shift distance d < its length) is cut, in memmove
+/// order, into barrier-separated pieces as large as the limits allow; a piece longer than d is
+/// one segment whose batch carries the memmove direction (plan_batch::order). The plan's size is
+/// therefore that of a non-overlapping copy of the same bytes, whatever d is.
+/// `medium_delta_bytes` = where the destination starts on the shared medium minus where the
+/// source starts (partitions of one disk); 0 for one file or device.
 void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const copy_limits& limits,
                   bool ordered, std::int64_t medium_delta_bytes, plan& p);
+
+/// A move within one file reaches copy_file_range only when its shift is at least this: the
+/// kernel cannot copy a range onto itself, so it runs in pieces of the shift, one call each;
+/// a smaller shift is the buffered copier's (from the plan on: make_plan does not choose
+/// copy_file_range for it).
+inline constexpr std::uint64_t min_copy_file_range_shift_bytes = 1ULL << 20;
+
+/// The smallest shift distance among the extents that overlap themselves on the shared medium
+/// (a move by less than their length), or 0 when none does.
+[[nodiscard]] std::uint64_t smallest_self_overlap_shift(const std::vector<extent>& extents,
+                                                        std::int64_t medium_delta_bytes) noexcept;
+
+/// The shift distance of a segment on its medium, in whole blocks, at least 1: the largest piece
+/// of a memmove-ordered segment that does not overlap itself.
+[[nodiscard]] std::uint64_t memmove_piece_blocks(const plan_segment& s, std::uint32_t unit_bytes,
+                                                 std::int64_t medium_delta_bytes) noexcept;
+
+/// Cuts the next piece, at most `max_blocks`, off a segment that must be copied in `order`
+/// (from the end of `rest` when descending, from its start when ascending); `rest` keeps the
+/// remainder. Run one after the other, the pieces give memmove's result when each is no longer
+/// than memmove_piece_blocks().
+[[nodiscard]] plan_segment take_memmove_piece(plan_segment& rest, copy_order order,
+                                              std::uint64_t max_blocks) noexcept;
 
 }  // namespace offcopy::detail

@@ -47,6 +47,9 @@ const sys_table real_table = {
     [](const char* path, char* resolved) { return ::realpath(path, resolved); },
     &list_dir_real,
     [](int fd, off_t offset, off_t nbytes, unsigned flags) { return ::sync_file_range(fd, offset, nbytes, flags); },
+    [](int fd, off_t offset, int whence) { return ::lseek(fd, offset, whence); },
+    [](int fd, int mode, off_t offset, off_t length) { return ::fallocate(fd, mode, offset, length); },
+    [](int fd, off_t length) { return ::ftruncate(fd, length); },
 };
 
 std::atomic<const sys_table*> current{&real_table};

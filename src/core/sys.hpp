@@ -47,6 +47,10 @@ struct sys_table {
   /// The names in a directory, "." and ".." left out; -1 and errno on failure.
   int (*list_dir)(const char* path, std::vector<std::string>* names);
   int (*sync_file_range)(int fd, off_t offset, off_t nbytes, unsigned flags);
+  // Sparse copies (SEEK_DATA / SEEK_HOLE, hole punching, growing the destination to its size).
+  off_t (*lseek)(int fd, off_t offset, int whence);
+  int (*fallocate)(int fd, int mode, off_t offset, off_t length);
+  int (*ftruncate)(int fd, off_t length);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).

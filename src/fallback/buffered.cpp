@@ -25,12 +25,14 @@
 #include <list>
 #include <map>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "src/core/sys.hpp"
+#include "src/fallback/sparse.hpp"
 
 namespace offcopy::detail {
 namespace {
@@ -182,17 +184,25 @@ struct chunk {
   std::uint64_t src_offset = 0;
   std::uint64_t dst_offset = 0;
   std::uint32_t length = 0;
-  std::uint64_t seq = 0;  ///< position within its command (for the done prefix)
+  std::uint64_t seq = 0;  ///< position within its command, in copy order (for the done prefix)
   bool read_direct = false;
   bool write_direct = false;
+  bool zero = false;  ///< a hole of the source: nothing is read, the destination range is zeroed
+  /// What is read: [read_offset, read_offset + read_length), the chunk's source bytes starting
+  /// `skew` bytes in. A direct read of a source range off the granule reads the aligned range
+  /// around it and moves the bytes down in the buffer (a move by a few bytes on a block device).
+  std::uint64_t read_offset = 0;
+  std::uint32_t read_length = 0;
+  std::uint32_t skew = 0;
 };
 
 struct command_state {
   std::uint64_t tag = 0;
   std::uint64_t block_bytes = 1;
+  copy_order order = copy_order::any;  ///< memmove commands: one segment, chunks cut in this order
   std::vector<plan_segment> segments;  ///< copied: the caller's span need not outlive submit()
   std::size_t segment_index = 0;       ///< where the next chunk starts
-  std::uint64_t segment_offset_bytes = 0;
+  std::uint64_t segment_offset_bytes = 0;  ///< bytes of the segment cut
   std::uint64_t next_seq = 0;
   bool all_issued = false;
   unsigned in_flight = 0;  ///< chunks of this command holding a slot
@@ -200,6 +210,17 @@ struct command_state {
   std::uint64_t prefix_bytes = 0;  ///< bytes of chunks 0..prefix_seq-1, all written
   std::uint64_t prefix_seq = 0;
   std::map<std::uint64_t, std::uint32_t> done_ahead;  ///< written chunks past the prefix
+  // Memmove commands (one segment overlapping itself): a chunk is written only once no source byte
+  // under its destination is still to be read -- neither in a chunk whose read is under way nor in
+  // the part of the segment not cut yet. Descending commands are cut in windows of the slot pool's
+  // size from the end, each window cut upward: the source is read forward inside a window (the
+  // backing store's readahead keeps working) and the windows walk down.
+  bool window_started = false;
+  std::uint64_t window_lo = 0, window_hi = 0;  ///< segment-relative bytes (descending)
+  std::uint64_t cursor = 0;                    ///< next chunk start in the window, segment-relative
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> reading;  ///< source ranges being read
+  std::vector<unsigned> parked;  ///< slots holding a read chunk that may not be written yet
+  std::map<std::uint64_t, std::uint64_t> written;  ///< descending: written ranges, segment-relative
   std::list<command_state>::iterator self;
 };
 
@@ -235,6 +256,9 @@ class buffered_session final : public copy_session {
 
   status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
     sync_ = pol.sync;
+    dst_is_file_ = dst.caps.kind == device_kind::regular_file;
+    medium_delta_ = static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
+                    static_cast<std::int64_t>(src.caps.identity_offset_bytes);
     const bool src_direct = want_direct(src, tuning);
     const bool dst_direct = want_direct(dst, tuning);
     if (auto s = open_side(src, false, src_direct, src_); !s.ok()) return s;
@@ -242,37 +266,48 @@ class buffered_session final : public copy_session {
     src_.granule = std::lcm<std::uint32_t>(std::max<std::uint32_t>(src.caps.direct_io_align_bytes, 512), 512);
     dst_.granule =
         std::lcm<std::uint32_t>(std::max<std::uint32_t>(dst.caps.direct_io_align_bytes, 512), page_bytes);
+    // Holes of a file source are kept (file destination) or zeroed by the device (BLKZEROOUT),
+    // except within one medium, where zeroing could hit bytes another extent still has to read.
+    const bool one_medium = !src.caps.identity.empty() && src.caps.identity == dst.caps.identity;
+    holes_ = data_map(src_.cached_fd, src.caps.kind == device_kind::regular_file && !one_medium);
 
-    std::uint64_t want = pol.buffer_bytes != 0 ? pol.buffer_bytes : default_buffer_bytes;
+    const bool cached = !src_.direct() && !dst_.direct();
+    std::uint64_t want =
+        pol.buffer_bytes != 0 ? pol.buffer_bytes : (cached ? default_cached_buffer_bytes : default_buffer_bytes);
     const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
     buffer_bytes_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(align_up(want, unit), 1ULL << 30));
-    unsigned buffers = pol.buffers_in_flight != 0 ? pol.buffers_in_flight : default_buffers_in_flight;
+    // Room for the aligned range around a skewed source chunk (see chunk::skew).
+    stride_bytes_ = buffer_bytes_ + (src_.direct() ? static_cast<std::uint32_t>(align_up(2ULL * src_.granule, page_bytes)) : 0);
+    unsigned buffers = pol.buffers_in_flight != 0
+                           ? pol.buffers_in_flight
+                           : (cached ? default_cached_buffers_in_flight : default_buffers_in_flight);
     buffers = std::clamp(buffers, 1U, max_buffers_in_flight);
 
     if (tuning.use_io_uring) {
       auto d = std::make_unique<uring_driver>();
-      buffers_len_ = static_cast<std::size_t>(buffers) * buffer_bytes_;
+      buffers_len_ = static_cast<std::size_t>(buffers) * stride_bytes_;
       if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
-      if (d->init(buffers, buffers_, buffer_bytes_, buffers, tuning.register_buffers) == 0) driver_ = std::move(d);
+      if (d->init(buffers, buffers_, stride_bytes_, buffers, tuning.register_buffers) == 0) driver_ = std::move(d);
     }
     if (!driver_) {
       // Synchronous I/O: one buffer is all it can use.
       if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
       buffers_ = nullptr;
       buffers = 1;
-      buffers_len_ = buffer_bytes_;
+      buffers_len_ = stride_bytes_;
       if (!allocate()) return status(errc::io_error, "cannot allocate copy buffers", errno);
       driver_ = std::make_unique<sync_driver>();
     }
     slots_.resize(buffers);
     for (unsigned i = 0; i < buffers; ++i) {
-      slots_[i].buf = buffers_ + static_cast<std::size_t>(i) * buffer_bytes_;
+      slots_[i].buf = buffers_ + static_cast<std::size_t>(i) * stride_bytes_;
       free_slots_.push_back(buffers - 1 - i);
     }
     return {};
   }
 
   unsigned queue_depth() const noexcept override { return 64; }
+  bool runs_memmove_order() const noexcept override { return true; }
 
   status submit(const command& cmd) override {
     if (!fatal_.ok()) return fatal_;
@@ -288,6 +323,7 @@ class buffered_session final : public copy_session {
     st.self = std::prev(commands_.end());
     st.tag = cmd.tag;
     st.block_bytes = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
+    st.order = cmd.segments.size() == 1 ? cmd.order : copy_order::any;
     st.segments.assign(cmd.segments.begin(), cmd.segments.end());
     pending_.push_back(&st);
     return pump(0);
@@ -325,6 +361,8 @@ class buffered_session final : public copy_session {
     i.buffers = static_cast<unsigned>(slots_.size());
     i.direct_ops = direct_ops_;
     i.cached_ops = cached_ops_;
+    i.zeroed_bytes = zeroed_bytes_;
+    i.skewed_reads = skewed_reads_;
     return i;
   }
 
@@ -371,7 +409,7 @@ class buffered_session final : public copy_session {
   }
 
   /// Cuts the next chunk of `cmd`; false when the command is exhausted.
-  bool next_chunk(command_state& cmd, chunk& out) const {
+  bool next_chunk(command_state& cmd, chunk& out) {
     while (cmd.segment_index < cmd.segments.size()) {
       const plan_segment& seg = cmd.segments[cmd.segment_index];
       const std::uint64_t seg_bytes = seg.blocks * cmd.block_bytes;
@@ -380,20 +418,120 @@ class buffered_session final : public copy_session {
         cmd.segment_offset_bytes = 0;
         continue;
       }
-      const std::uint64_t s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
-      const std::uint64_t d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
       const std::uint64_t rest = seg_bytes - cmd.segment_offset_bytes;
-      const std::uint64_t len = piece_length(s, d, rest);
+      std::uint64_t s = 0, d = 0, len = 0;
+      bool zero = false;
+      if (cmd.order == copy_order::descending) {
+        const std::uint64_t s0 = seg.src_block * cmd.block_bytes, d0 = seg.dst_block * cmd.block_bytes;
+        if (!cmd.window_started) {
+          cmd.window_started = true;
+          cmd.window_hi = seg_bytes;
+          cmd.window_lo = cmd.cursor = window_start(s0, d0, seg_bytes);
+        } else if (cmd.cursor >= cmd.window_hi) {
+          if (cmd.window_lo == 0) {
+            cmd.segment_offset_bytes = seg_bytes;  // every window cut
+            continue;
+          }
+          cmd.window_hi = cmd.window_lo;
+          cmd.window_lo = cmd.cursor = window_start(s0, d0, cmd.window_hi);
+        }
+        s = s0 + cmd.cursor;
+        d = d0 + cmd.cursor;
+        len = piece_length(s, d, cmd.window_hi - cmd.cursor);
+        cmd.cursor += len;
+        if (cmd.cursor >= cmd.window_hi && cmd.window_lo == 0) cmd.segment_offset_bytes = seg_bytes;
+      } else {
+        s = seg.src_block * cmd.block_bytes + cmd.segment_offset_bytes;
+        d = seg.dst_block * cmd.block_bytes + cmd.segment_offset_bytes;
+        const data_map::run r = holes_.at(s, s + rest);
+        if (r.hole) {
+          len = hole_length(d, r.end - s);
+          zero = len != 0;
+          if (!zero) len = piece_length(s, d, r.end - s);  // the unaligned head of a hole: copy its zeros
+        } else {
+          len = piece_length(s, d, r.end - s);
+        }
+      }
+      out = chunk{};
       out.src_offset = s;
       out.dst_offset = d;
       out.length = static_cast<std::uint32_t>(len);
       out.seq = cmd.next_seq++;
-      out.read_direct = src_.direct() && s % src_.granule == 0 && len % src_.granule == 0;
-      out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
-      cmd.segment_offset_bytes += len;
+      out.zero = zero;
+      if (!zero) {
+        out.write_direct = dst_.direct() && d % dst_.granule == 0 && len % dst_.granule == 0;
+        out.read_direct = src_.direct();
+        out.read_offset = s;
+        out.read_length = out.length;
+        if (out.read_direct && (s % src_.granule != 0 || len % src_.granule != 0)) {
+          if (out.write_direct) {
+            // Off the source's granule but on the destination's: read the aligned range around it.
+            out.read_offset = s - s % src_.granule;
+            out.read_length = static_cast<std::uint32_t>(align_up(s + len, src_.granule) - out.read_offset);
+            out.skew = static_cast<std::uint32_t>(s - out.read_offset);
+            ++skewed_reads_;
+          } else {
+            out.read_direct = false;  // an unaligned head or tail: small, through the page cache
+          }
+        }
+      }
+      if (cmd.order != copy_order::descending) cmd.segment_offset_bytes += len;
+      if (cmd.order != copy_order::any) cmd.reading.emplace_back(s, s + len);
       return true;
     }
     return false;
+  }
+
+  /// Where the window of a descending memmove that ends at segment offset `hi` starts. A window
+  /// holds at most as many chunks as there are slots (one less full buffer than slots, plus the
+  /// piece its start's alignment adds), so every chunk of a window can be read before any of them
+  /// must wait for a chunk not cut yet: with one slot, a window is one chunk cut from the end.
+  std::uint64_t window_start(std::uint64_t s0, std::uint64_t d0, std::uint64_t hi) const {
+    const std::uint64_t g = dst_.direct() ? dst_.granule : (src_.direct() ? src_.granule : 1);
+    if (slots_.size() < 2) return hi - piece_length_back(s0 + hi, d0 + hi, hi);
+    const std::uint64_t size = static_cast<std::uint64_t>(buffer_bytes_) * (slots_.size() - 1);
+    if (hi <= size) return 0;
+    std::uint64_t lo_abs = d0 + hi - size;
+    lo_abs -= lo_abs % g;
+    return lo_abs > d0 ? lo_abs - d0 : 0;
+  }
+
+  /// piece_length() for a chunk that ends at s_end / d_end: [end - length, end).
+  std::uint64_t piece_length_back(std::uint64_t s_end, std::uint64_t d_end, std::uint64_t rest) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(rest, buffer_bytes_);
+    std::uint64_t granule = 0;
+    std::uint64_t key = 0;
+    if (dst_.direct()) {
+      granule = dst_.granule;
+      key = d_end;
+    } else if (src_.direct()) {
+      granule = src_.granule;
+      key = s_end;
+    }
+    if (granule == 0) return cap;
+    if (key % granule != 0) return std::min(cap, key % granule);
+    if (cap < granule) return cap;
+    return cap - cap % granule;
+  }
+
+  /// Memmove commands: may this read chunk be written now (see command_state)?
+  bool may_write(const command_state& cmd, const chunk& c) const {
+    // The destination range in source offsets (partitions of one disk start at different places).
+    const std::int64_t lo = static_cast<std::int64_t>(c.dst_offset) + medium_delta_;
+    const std::int64_t hi = lo + c.length;
+    auto overlaps = [&](std::uint64_t a, std::uint64_t b) {
+      return a < b && static_cast<std::int64_t>(a) < hi && lo < static_cast<std::int64_t>(b);
+    };
+    for (auto [a, b] : cmd.reading)
+      if (overlaps(a, b)) return false;
+    if (cmd.segment_index >= cmd.segments.size()) return true;  // all cut, none being read
+    const plan_segment& seg = cmd.segments[0];
+    const std::uint64_t s0 = seg.src_block * cmd.block_bytes, end = s0 + seg.blocks * cmd.block_bytes;
+    if (cmd.order == copy_order::descending) {
+      if (!cmd.window_started) return false;
+      return !overlaps(s0, s0 + cmd.window_lo) && !overlaps(s0 + cmd.cursor, s0 + cmd.window_hi);
+    }
+    return !overlaps(s0 + cmd.segment_offset_bytes, end);
   }
 
   /// Chunk boundaries fall on the destination's granule (or the source's when only it is direct),
@@ -415,19 +553,39 @@ class buffered_session final : public copy_session {
     return cap - cap % granule;
   }
 
+  /// How much of a source hole at destination offset d (hole_bytes long) is zeroed in one go: a
+  /// file takes any range; a block device whole destination granules (pages at least, never
+  /// shared with a page-cache write), so 0 when d is off the granule or the hole is shorter.
+  std::uint64_t hole_length(std::uint64_t d, std::uint64_t hole_bytes) const {
+    const std::uint64_t cap = std::min<std::uint64_t>(hole_bytes, command_bytes);
+    if (dst_is_file_) return cap;
+    const std::uint64_t g = dst_.granule;
+    if (d % g != 0 || cap < g) return 0;
+    return cap - cap % g;
+  }
+
   void issue(unsigned index) {
     slot_state& sl = slots_[index];
     const bool w = sl.writing;
     const side& sd = w ? dst_ : src_;
     bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
-    if (direct && !sd.direct()) direct = false;
+    if (direct && !sd.direct()) {
+      direct = false;
+      if (!w && sl.c.skew != 0) {  // O_DIRECT refused meanwhile: read just the chunk, cached
+        sl.c.read_offset = sl.c.src_offset;
+        sl.c.read_length = sl.c.length;
+        sl.c.skew = 0;
+        sl.done = 0;
+      }
+    }
     io_op op;
     op.slot = index;
     op.is_write = w;
     op.fd = direct ? sd.direct_fd : sd.cached_fd;
     op.buf = sl.buf + sl.done;
-    op.offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
-    op.length = sl.c.length - sl.done;
+    op.offset = (w ? sl.c.dst_offset : sl.c.read_offset) + sl.done;
+    op.length = (w ? sl.c.length : sl.c.read_length) - sl.done;
+    if (w) max_write_end_ = std::max(max_write_end_, sl.c.dst_offset + sl.c.length);
     ++(direct ? direct_ops_ : cached_ops_);
     ++ops_in_flight_;
     driver_->queue(op);
@@ -435,13 +593,22 @@ class buffered_session final : public copy_session {
 
   /// Gives idle slots the next chunks, in command order.
   void start_idle_slots() {
-    while (!free_slots_.empty() && !pending_.empty()) {
+    while (!pending_.empty()) {
       command_state* cmd = pending_.front();
+      if (free_slots_.empty() && !cmd->error.ok()) {
+        // Nothing more will be cut from a failed command: let it complete.
+      } else if (free_slots_.empty()) {
+        return;
+      }
       chunk c;
       if (!cmd->error.ok() || !next_chunk(*cmd, c)) {
         cmd->all_issued = true;
         pending_.pop_front();
         maybe_complete(cmd);
+        continue;
+      }
+      if (c.zero) {
+        zero_chunk(*cmd, c);
         continue;
       }
       const unsigned index = free_slots_.back();
@@ -454,11 +621,39 @@ class buffered_session final : public copy_session {
       sl.stalls = 0;
       ++cmd->in_flight;
       issue(index);
+      if (!cmd->parked.empty()) start_parked_writes(*cmd);
     }
+  }
+
+  /// A hole of the source: the destination range made zeros by the file system or the device,
+  /// here and now (a metadata operation), without a buffer.
+  void zero_chunk(command_state& cmd, const chunk& c) {
+    status s;
+    if (dst_is_file_) {
+      s = zero_file_range(dst_.cached_fd, c.dst_offset, c.length, dst_.path);
+      // A hole at the end leaves the file short: grow it, unless a write already issued reaches
+      // further (growing must never cut off a write still in flight).
+      const std::uint64_t end = c.dst_offset + c.length;
+      if (s.ok() && end > max_write_end_) s = grow_file(dst_.cached_fd, end, dst_.path);
+      max_write_end_ = std::max(max_write_end_, end);
+    } else {
+      s = zero_block_range(dst_.cached_fd, c.dst_offset, c.length, dst_.path);
+    }
+    if (!s.ok()) {
+      if (cmd.error.ok()) cmd.error = std::move(s);
+      return;
+    }
+    zeroed_bytes_ += c.length;
+    chunk_done(cmd, c.seq, c.length);
   }
 
   status pump(unsigned min) {
     start_idle_slots();
+    if (ops_in_flight_ == 0 && !commands_.empty() && ready_.empty() && min > 0) {
+      // Nothing in flight and nothing can start: a memmove rule would wait forever. Never spin.
+      fatal_ = status(errc::internal, "buffered copier stalled: no transfer can start");
+      return fatal_;
+    }
     if (ops_in_flight_ == 0) return {};
     results_.clear();
     if (auto s = driver_->wait(std::min(min, ops_in_flight_), results_); !s.ok()) {
@@ -478,7 +673,9 @@ class buffered_session final : public copy_session {
     const bool w = sl.writing;
     side& sd = w ? dst_ : src_;
     bool& direct = w ? sl.c.write_direct : sl.c.read_direct;
-    const std::uint64_t offset = (w ? sl.c.dst_offset : sl.c.src_offset) + sl.done;
+    const std::uint64_t offset = (w ? sl.c.dst_offset : sl.c.read_offset) + sl.done;
+    const std::uint32_t phase_length = w ? sl.c.length : sl.c.read_length;
+    const std::uint32_t needed = w ? sl.c.length : sl.c.skew + sl.c.length;
     const char* verb = w ? "write" : "read";
 
     if (res < 0) {
@@ -499,9 +696,10 @@ class buffered_session final : public copy_session {
       return;
     }
     auto n = static_cast<std::uint32_t>(res);
-    if (n > sl.c.length - sl.done) n = sl.c.length - sl.done;  // never trust more than asked
-    // A short O_DIRECT transfer: redo from the last granule boundary so the rest stays aligned.
-    if (direct) n -= n % sd.granule;
+    if (n > phase_length - sl.done) n = phase_length - sl.done;  // never trust more than asked
+    // A short O_DIRECT transfer: redo from the last granule boundary so the rest stays aligned
+    // (a read that already holds every byte the chunk needs is complete).
+    if (direct && sl.done + n < needed) n -= n % sd.granule;
     if (n == 0) {
       if (res == 0 && !w) {
         fail(index, status(errc::io_error,
@@ -519,34 +717,83 @@ class buffered_session final : public copy_session {
     }
     sl.stalls = 0;
     sl.done += n;
-    if (sl.done < sl.c.length) {
+    if (sl.done < needed) {
       issue(index);
       return;
     }
     if (!w) {
+      if (sl.c.skew != 0) std::memmove(sl.buf, sl.buf + sl.c.skew, sl.c.length);
       sl.writing = true;
       sl.done = 0;
-      issue(index);
+      command_state* cmd = sl.cmd;
+      if (cmd->order == copy_order::any) {
+        issue(index);
+        return;
+      }
+      auto it = std::find(cmd->reading.begin(), cmd->reading.end(),
+                          std::pair<std::uint64_t, std::uint64_t>{sl.c.src_offset, sl.c.src_offset + sl.c.length});
+      if (it != cmd->reading.end()) cmd->reading.erase(it);
+      if (!cmd->error.ok()) {  // a failed memmove writes nothing more
+        release(index);
+        return;
+      }
+      cmd->parked.push_back(index);
+      start_parked_writes(*cmd);
       return;
     }
-    chunk_written(index);
-  }
-
-  void chunk_written(unsigned index) {
-    slot_state& sl = slots_[index];
     command_state* cmd = sl.cmd;
-    if (cmd->prefix_seq == sl.c.seq) {
-      cmd->prefix_bytes += sl.c.length;
-      ++cmd->prefix_seq;
-      for (auto it = cmd->done_ahead.begin(); it != cmd->done_ahead.end() && it->first == cmd->prefix_seq;
-           it = cmd->done_ahead.erase(it)) {
-        cmd->prefix_bytes += it->second;
-        ++cmd->prefix_seq;
-      }
-    } else {
-      cmd->done_ahead.emplace(sl.c.seq, sl.c.length);
+    chunk_done(*cmd, sl.c.seq, sl.c.length);
+    if (cmd->order == copy_order::descending) {
+      const std::uint64_t rel = sl.c.src_offset - cmd->segments[0].src_block * cmd->block_bytes;
+      note_written(*cmd, rel, rel + sl.c.length);
     }
     release(index);
+  }
+
+  /// Descending memmove commands: adds [lo, hi) to the written ranges, merged.
+  static void note_written(command_state& cmd, std::uint64_t lo, std::uint64_t hi) {
+    auto next = cmd.written.lower_bound(lo);
+    if (next != cmd.written.begin()) {
+      auto prev = std::prev(next);
+      if (prev->second >= lo) {
+        lo = prev->first;
+        hi = std::max(hi, prev->second);
+        cmd.written.erase(prev);
+      }
+    }
+    for (next = cmd.written.lower_bound(lo); next != cmd.written.end() && next->first <= hi;) {
+      hi = std::max(hi, next->second);
+      next = cmd.written.erase(next);
+    }
+    cmd.written.emplace(lo, hi);
+  }
+
+  /// Memmove commands: writes each parked chunk with no unread source byte under it.
+  void start_parked_writes(command_state& cmd) {
+    for (std::size_t i = 0; i < cmd.parked.size();) {
+      const unsigned index = cmd.parked[i];
+      if (may_write(cmd, slots_[index].c)) {
+        cmd.parked[i] = cmd.parked.back();
+        cmd.parked.pop_back();
+        issue(index);
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  static void chunk_done(command_state& cmd, std::uint64_t seq, std::uint32_t length) {
+    if (cmd.prefix_seq == seq) {
+      cmd.prefix_bytes += length;
+      ++cmd.prefix_seq;
+      for (auto it = cmd.done_ahead.begin(); it != cmd.done_ahead.end() && it->first == cmd.prefix_seq;
+           it = cmd.done_ahead.erase(it)) {
+        cmd.prefix_bytes += it->second;
+        ++cmd.prefix_seq;
+      }
+    } else {
+      cmd.done_ahead.emplace(seq, length);
+    }
   }
 
   void fail(unsigned index, status s) {
@@ -556,6 +803,10 @@ class buffered_session final : public copy_session {
       cmd->all_issued = true;
       pending_.erase(std::find(pending_.begin(), pending_.end(), cmd));
     }
+    // Chunks read but waiting to be written are dropped: nothing after a failure is written.
+    std::vector<unsigned> parked;
+    parked.swap(cmd->parked);
+    for (unsigned p : parked) release(p);
     release(index);
   }
 
@@ -573,7 +824,15 @@ class buffered_session final : public copy_session {
     completion c;
     c.tag = cmd->tag;
     c.result = std::move(cmd->error);
-    c.blocks_done = c.result.ok() ? 0 : cmd->prefix_bytes / cmd->block_bytes;
+    std::uint64_t done_bytes = cmd->prefix_bytes;
+    if (cmd->order == copy_order::descending) {
+      // What is known moved, counted from the end (the copy order): the written run ending there.
+      const std::uint64_t end = cmd->segments[0].blocks * cmd->block_bytes;
+      done_bytes = 0;
+      for (auto [lo, hi] : cmd->written)
+        if (hi == end) done_bytes = hi - lo;
+    }
+    c.blocks_done = c.result.ok() ? 0 : done_bytes / cmd->block_bytes;
     ready_.push_back(std::move(c));
     commands_.erase(cmd->self);
   }
@@ -581,7 +840,10 @@ class buffered_session final : public copy_session {
   side src_;
   side dst_;
   bool sync_ = true;
+  bool dst_is_file_ = false;
+  data_map holes_{-1, false};
   std::uint32_t buffer_bytes_ = 0;
+  std::uint32_t stride_bytes_ = 0;  ///< buffer_bytes_ plus room for a skewed read
   std::byte* buffers_ = nullptr;
   std::size_t buffers_len_ = 0;
   std::unique_ptr<io_driver> driver_;
@@ -594,6 +856,10 @@ class buffered_session final : public copy_session {
   unsigned ops_in_flight_ = 0;
   std::uint64_t direct_ops_ = 0;
   std::uint64_t cached_ops_ = 0;
+  std::uint64_t zeroed_bytes_ = 0;
+  std::uint64_t skewed_reads_ = 0;
+  std::uint64_t max_write_end_ = 0;  ///< end of the furthest destination write issued
+  std::int64_t medium_delta_ = 0;    ///< destination start minus source start on a shared medium
   status fatal_;
 };
 

@@ -21,9 +21,16 @@ struct buffered_tuning {
   bool register_buffers = true;
 };
 
-/// Defaults of the buffered path when the policy leaves them 0.
+/// Defaults of the buffered path when the policy leaves them 0: with O_DIRECT on either side,
+/// large transfers and a deep queue keep the device busy; through the page cache on both sides
+/// every transfer is a memory copy, and buffers that stay in the CPU cache make the second copy
+/// (buffer -> page cache) cheap. Measured on a 1 GiB move by 1 byte in one ext4 file, page cache
+/// warm, 5 interleaved runs: 4 x 256 KiB 0.32-0.87 s (median 0.45 s, as the non-overlapping
+/// copy_file_range copy: 0.45 s), 16 x 1 MiB 0.41-0.97 s (median 0.80 s).
 inline constexpr std::uint32_t default_buffer_bytes = 1U << 20;
 inline constexpr unsigned default_buffers_in_flight = 16;
+inline constexpr std::uint32_t default_cached_buffer_bytes = 256U << 10;
+inline constexpr unsigned default_cached_buffers_in_flight = 4;
 
 /// What buffered_backend().open_session() does, with explicit tuning.
 [[nodiscard]] result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src,
@@ -41,6 +48,8 @@ struct buffered_session_info {
   unsigned buffers = 0;
   std::uint64_t direct_ops = 0;  ///< reads+writes issued with O_DIRECT so far
   std::uint64_t cached_ops = 0;  ///< reads+writes issued through the page cache so far
+  std::uint64_t zeroed_bytes = 0;  ///< destination bytes zeroed for holes of the source
+  std::uint64_t skewed_reads = 0;  ///< chunks read direct around a source range off the granule
 };
 [[nodiscard]] buffered_session_info describe_buffered_session(const copy_session& s);
 

@@ -377,14 +377,21 @@ def test_error_classification_follows_bytes_written():
 # --- progress, cancellation, GIL --------------------------------------------------------------
 
 
+def block_moves_up(size, block=4096):
+    """A same-file move up by one block, written as one extent per block in memmove order (from the
+    end): each extent is its own ordered command, so the copy takes many commands. (A move given as
+    one extent is a single memmove-ordered command and ends too fast for these tests.)"""
+    return [(block * i, block * (i + 1), block) for i in range(size // block - 2, -1, -1)]
+
+
+
 def test_progress_monotonic(tmp_path, rng):
     path = tmp_path / "f"
     size = 1 * MiB
     data = write_random(path, size, rng)
-    # A same-file move by 4 KiB is planned as many ordered commands: many progress calls.
-    extent = (0, 4096, size - 4096)
+    # A same-file move by 4 KiB, one ordered command per block: many progress calls.
     calls = []
-    report = offcopy.copy(path, path, [extent], progress=lambda done, total: calls.append((done, total)))
+    report = offcopy.copy(path, path, block_moves_up(size), progress=lambda done, total: calls.append((done, total)))
     assert len(calls) > 10
     dones = [d for d, _ in calls]
     assert dones == sorted(dones)
@@ -409,7 +416,7 @@ def test_progress_exception_stops_the_copy(tmp_path, rng):
             raise Stop("enough")
 
     with pytest.raises(Stop):
-        offcopy.copy(path, path, [(0, 4096, size - 4096)], progress=progress)
+        offcopy.copy(path, path, block_moves_up(size), progress=progress)
     assert len(calls) == 3  # never called again once it raised
 
 
@@ -444,7 +451,7 @@ def test_signal_interrupts_a_copy_without_progress(tmp_path):
         sender = threading.Thread(target=send_once_started)
         sender.start()
         with pytest.raises(Interrupted):
-            offcopy.copy(path, path, [(0, block, len(data) - block)], sync=False)
+            offcopy.copy(path, path, block_moves_up(len(data), block), sync=False)
         sender.join()
     finally:
         signal.signal(signal.SIGUSR1, old)
@@ -465,7 +472,7 @@ def test_gil_released_during_copy(tmp_path):
 
     def run():
         started.set()
-        result["report"] = offcopy.copy(path, path, [(0, 4096, size - 4096)], sync=False)
+        result["report"] = offcopy.copy(path, path, block_moves_up(size), sync=False)
 
     t = threading.Thread(target=run)
     t.start()

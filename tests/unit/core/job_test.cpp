@@ -230,11 +230,12 @@ TEST_CASE("job: cancellation and a throwing progress callback stop the copy, nev
   CHECK(r.error.code() == errc::cancelled);
   CHECK(r.bytes_copied() == 0);
 
-  // The memmove of a file onto itself by 4 KiB is many ordered commands: many callbacks.
+  // A move of a file onto itself by 4 KiB, one extent per block in memmove order (from the end):
+  // each extent is its own ordered command, so many callbacks.
   job m;
   m.op = operation::copy;
   m.source = m.destination = f.src_path;
-  m.extents = {{0, 4096, (1 << 20) - 4096}};
+  for (std::uint64_t i = (1 << 20) / 4096 - 1; i-- > 0;) m.extents.push_back({i * 4096, (i + 1) * 4096, 4096});
   int calls = 0;
   m.options.on_progress = [&](const progress&) {
     if (++calls == 3) throw std::runtime_error("enough");

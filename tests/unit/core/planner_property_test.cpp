@@ -5,7 +5,12 @@
 //   - respect every limit in every batch (segments per command, blocks per segment, blocks per command,
 //     destination contiguity when required);
 //   - give, when executed batch by batch -- within a barrier phase in any order, since in-flight commands
-//     complete out of order -- the same bytes as a reference memmove of each extent in request order.
+//     complete out of order -- the same bytes as a reference memmove of each extent in request order;
+//     a batch carrying a memmove order (one segment overlapping itself) runs either as one memmove, as
+//     the buffered copier does, or cut by take_memmove_piece into pieces of the shift distance, one
+//     after the other, each copied in a random byte order, as the engine does for an offload backend;
+//   - stay as small as a plain copy's plan: an extent overlapping itself costs no more batches than
+//     twice the extent's length over the largest command, whatever the shift (issue 8.3).
 // The seed is printed on failure; OFFCOPY_SEED=<n> replays one run.
 #include <doctest/doctest.h>
 
@@ -243,19 +248,58 @@ std::string check_plan(const scenario& sc, const plan& p, bool hazard, const med
   }
 
   // Execution. Phases: a barrier batch starts a new phase; within a phase anything may run concurrently.
-  std::vector<std::vector<plan_segment>> phases;
-  for (const plan_batch& b : p.batches) {
+  struct phase_segment {
+    plan_segment s;
+    copy_order order = copy_order::any;
+  };
+  std::vector<std::vector<phase_segment>> phases;
+  for (std::size_t i = 0; i < p.batches.size(); ++i) {
+    const plan_batch& b = p.batches[i];
+    if (b.order != copy_order::any) {
+      // One segment, behind a barrier, alone in its phase, really overlapping itself in that direction.
+      if (b.segment_count != 1 || !b.barrier || (i + 1 < p.batches.size() && !p.batches[i + 1].barrier)) {
+        err << "memmove batch " << i << " is not one segment alone between barriers";
+        return err.str();
+      }
+      const plan_segment& s = p.segments[b.first_segment];
+      std::int64_t shift = (static_cast<std::int64_t>(sc.dst_base + s.dst_block) -
+                            static_cast<std::int64_t>(sc.src_base + s.src_block));
+      if (!sc.same_medium || shift == 0 || std::abs(shift) >= static_cast<std::int64_t>(s.blocks) ||
+          (shift > 0) != (b.order == copy_order::descending)) {
+        err << "memmove batch " << i << " (" << to_string(b.order) << ", shift " << shift
+            << ") does not overlap itself that way";
+        return err.str();
+      }
+    }
     if (phases.empty() || b.barrier) phases.emplace_back();
-    for (std::uint32_t k = 0; k < b.segment_count; ++k) phases.back().push_back(p.segments[b.first_segment + k]);
+    for (std::uint32_t k = 0; k < b.segment_count; ++k) phases.back().push_back({p.segments[b.first_segment + k], b.order});
+  }
+  if (hazard) {
+    // Bounded: a self-overlapping extent costs about what a plain copy of it costs.
+    std::uint64_t max_piece = 0;
+    for (std::uint64_t v : {lim.max_segment_blocks, lim.max_command_blocks})
+      if (v != 0 && (max_piece == 0 || v < max_piece)) max_piece = v;
+    std::uint64_t bound = 0;
+    for (const extent& e : sc.extents) {
+      std::uint64_t blocks = e.length_bytes / sc.unit;
+      bound += max_piece == 0 ? 1 : 2 * ((blocks + max_piece - 1) / max_piece) + 2;
+    }
+    if (max_piece != 0 && p.batches.size() > bound) {
+      err << p.batches.size() << " batches, more than the bound " << bound;
+      return err.str();
+    }
   }
   // Concurrent commands must not race on the medium: nothing a phase reads may be written in that phase
   // (a segment copying a range onto itself excepted: it rewrites what is there).
   if (sc.same_medium) {
     for (const auto& ph : phases) {
-      for (const plan_segment& r : ph) {
+      for (const phase_segment& rp : ph) {
+        const plan_segment& r = rp.s;
         std::uint64_t rs = sc.src_base + r.src_block, re = rs + r.blocks;
         if (sc.src_base + r.src_block == sc.dst_base + r.dst_block) continue;
-        for (const plan_segment& w : ph) {
+        for (const phase_segment& wp : ph) {
+          if (&wp == &rp && rp.order != copy_order::any) continue;  // a memmove segment against itself
+          const plan_segment& w = wp.s;
           std::uint64_t ws = sc.dst_base + w.dst_block, we = ws + w.blocks;
           if (rs < we && ws < re) {
             err << "segment reading medium blocks [" << rs << ", " << re << ") runs concurrently with one writing ["
@@ -270,11 +314,40 @@ std::string check_plan(const scenario& sc, const plan& p, bool hazard, const med
   for (const extent& e : sc.extents)
     std::memmove(ref.dst_side(sc) + e.dst_offset_bytes, ref.src_side(sc) + e.src_offset_bytes, e.length_bytes);
   media run = initial;
+  // A device copying a range that must not overlap itself: bytes in a random order.
+  auto device_copy = [&](const plan_segment& s) {
+    std::uint8_t* to = run.dst_side(sc) + s.dst_block * sc.unit;
+    const std::uint8_t* from = run.src_side(sc) + s.src_block * sc.unit;
+    const std::uint64_t n = s.blocks * sc.unit;
+    if (chance(rng, 0.5))
+      for (std::uint64_t i = 0; i < n; ++i) to[i] = from[i];
+    else
+      for (std::uint64_t i = n; i-- > 0;) to[i] = from[i];
+  };
   for (auto& ph : phases) {
     std::shuffle(ph.begin(), ph.end(), rng);  // completion order within a phase is arbitrary
-    for (const plan_segment& s : ph)
-      std::memmove(run.dst_side(sc) + s.dst_block * sc.unit, run.src_side(sc) + s.src_block * sc.unit,
-                   s.blocks * sc.unit);
+    for (const phase_segment& ps : ph) {
+      const plan_segment& s = ps.s;
+      if (ps.order == copy_order::any) {
+        device_copy(s);
+      } else if (chance(rng, 0.5)) {  // the buffered copier: memmove order itself
+        std::memmove(run.dst_side(sc) + s.dst_block * sc.unit, run.src_side(sc) + s.src_block * sc.unit,
+                     s.blocks * sc.unit);
+      } else {  // the engine for an offload backend: pieces of the distance, one at a time
+        plan_segment rest = s;
+        const std::uint64_t piece = memmove_piece_blocks(s, sc.unit, sc.medium_delta_bytes());
+        while (rest.blocks > 0) {
+          plan_segment one = take_memmove_piece(rest, ps.order, piece);
+          std::uint64_t rs = sc.src_base + one.src_block, ws = sc.dst_base + one.dst_block;
+          if (rs < ws + one.blocks && ws < rs + one.blocks) {
+            err << "memmove piece src " << one.src_block << " dst " << one.dst_block << " x " << one.blocks
+                << " overlaps itself";
+            return err.str();
+          }
+          device_copy(one);
+        }
+      }
+    }
   }
   if (run.src != ref.src || run.dst != ref.dst) return "executed plan differs from the reference memmove";
   return {};
@@ -286,7 +359,7 @@ TEST_CASE("planner property: random requests and limits give exact, limit-respec
   const std::uint64_t seed = base_seed();
   std::mt19937_64 rng(seed);
   const int cases = 6000;
-  int hazards = 0, merged = 0, multi_batch = 0;
+  int hazards = 0, merged = 0, multi_batch = 0, memmove = 0;
   for (int i = 0; i < cases; ++i) {
     std::uint64_t case_seed = rng();
     std::mt19937_64 crng(case_seed);
@@ -308,6 +381,8 @@ TEST_CASE("planner property: random requests and limits give exact, limit-respec
     pack_extents(ext, sc.unit, sc.limits, hazard, sc.medium_delta_bytes(), p);
     merged += p.segments.size() < sc.extents.size();
     multi_batch += p.batches.size() > 1;
+    memmove += std::any_of(p.batches.begin(), p.batches.end(),
+                           [](const plan_batch& b) { return b.order != copy_order::any; });
     media initial = random_media(sc, crng);
     std::string bad = check_plan(sc, p, hazard, initial, crng);
     if (!bad.empty()) {
@@ -319,6 +394,8 @@ TEST_CASE("planner property: random requests and limits give exact, limit-respec
   CHECK(hazards > cases / 10);
   CHECK(merged > cases / 20);
   CHECK(multi_batch > cases / 4);
+  CHECK(memmove > cases / 50);
+  MESSAGE("hazards " << hazards << ", plans with a memmove batch " << memmove << " of " << cases);
 }
 
 namespace {

@@ -172,27 +172,57 @@ TEST_CASE("pack_extents: contiguous destination breaks a command at a destinatio
 }
 
 TEST_CASE("pack_extents: an extent overlapping itself is moved in memmove order behind barriers") {
-  SUBCASE("moving up: pieces from the end") {
+  SUBCASE("moving up, no limits: one segment copied from its end") {
     std::vector<extent> ext{{0, 2, 8}};  // one file, unit 1: [0,8) -> [2,10)
     plan p;
     pack_extents(ext, 1, copy_limits{}, true, 0, p);
     CHECK(p.ordered);
-    CHECK(p.segments == std::vector<plan_segment>{{6, 8, 2}, {4, 6, 2}, {2, 4, 2}, {0, 2, 2}});
-    REQUIRE(p.batches.size() == 4);
-    for (const auto& b : p.batches) CHECK(b.barrier);
+    CHECK(p.segments == std::vector<plan_segment>{{0, 2, 8}});
+    REQUIRE(p.batches.size() == 1);
+    CHECK(p.batches[0].barrier);
+    CHECK(p.batches[0].order == copy_order::descending);
   }
-  SUBCASE("moving down: pieces from the start") {
+  SUBCASE("moving up within limits: command-sized pieces from the end, the last one too short to overlap") {
+    std::vector<extent> ext{{0, 2, 8}};
+    plan p;
+    pack_extents(ext, 1, copy_limits{0, 0, 3, false}, true, 0, p);
+    CHECK(p.segments == std::vector<plan_segment>{{5, 7, 3}, {2, 4, 3}, {0, 2, 2}});
+    REQUIRE(p.batches.size() == 3);
+    for (const auto& b : p.batches) CHECK(b.barrier);
+    CHECK(p.batches[0].order == copy_order::descending);
+    CHECK(p.batches[1].order == copy_order::descending);
+    CHECK(p.batches[2].order == copy_order::any);  // 2 blocks moved by 2 do not overlap
+  }
+  SUBCASE("moving down: copied from its start") {
     std::vector<extent> ext{{3, 0, 8}};
     plan p;
     pack_extents(ext, 1, copy_limits{}, true, 0, p);
-    CHECK(p.segments == std::vector<plan_segment>{{3, 0, 3}, {6, 3, 3}, {9, 6, 2}});
+    CHECK(p.segments == std::vector<plan_segment>{{3, 0, 8}});
+    REQUIRE(p.batches.size() == 1);
+    CHECK(p.batches[0].order == copy_order::ascending);
+  }
+  SUBCASE("a shift at least a command long: pieces of the shift, no memmove order needed") {
+    std::vector<extent> ext{{0, 4, 10}};
+    plan p;
+    pack_extents(ext, 1, copy_limits{0, 2, 0, false}, true, 0, p);
+    // Pieces of 4 from the end, each split into segments of 2 that run together in one command.
+    CHECK(p.segments == std::vector<plan_segment>{{6, 10, 2}, {8, 12, 2}, {2, 6, 2}, {4, 8, 2}, {0, 4, 2}});
+    REQUIRE(p.batches.size() == 3);
+    CHECK(p.batches[0].segment_count == 2);
+    CHECK(p.batches[1].segment_count == 2);
+    for (const auto& b : p.batches) {
+      CHECK(b.barrier);
+      CHECK(b.order == copy_order::any);
+    }
   }
   SUBCASE("partitions of one disk: the medium offset decides") {
     // Source partition at medium 0, destination partition at medium 4: src 0..8 -> dst 0..8 is a move up by 4.
     std::vector<extent> ext{{0, 0, 8}};
     plan p;
     pack_extents(ext, 1, copy_limits{}, true, 4, p);
-    CHECK(p.segments == std::vector<plan_segment>{{4, 4, 4}, {0, 0, 4}});
+    CHECK(p.segments == std::vector<plan_segment>{{0, 0, 8}});
+    CHECK(p.batches[0].order == copy_order::descending);
+    CHECK(memmove_piece_blocks(p.segments[0], 1, 4) == 4);
   }
   SUBCASE("request order is kept between extents") {
     std::vector<extent> ext{{100, 0, 10}, {0, 100, 10}};  // swap-like: the second reads what the first wrote
@@ -202,4 +232,40 @@ TEST_CASE("pack_extents: an extent overlapping itself is moved in memmove order 
     REQUIRE(p.batches.size() == 2);
     CHECK(p.batches[1].barrier);
   }
+}
+
+TEST_CASE("pack_extents: a move by a tiny shift has a plan the size of a plain copy's (issue 8.3)") {
+  SUBCASE("1023 MiB up by 1 byte in 64 MiB commands: 16 batches, not a billion") {
+    std::vector<extent> ext{{0, 1, 1023ULL << 20}};
+    plan p;
+    pack_extents(ext, 1, copy_limits{0, 0, 64ULL << 20, false}, true, 0, p);
+    REQUIRE(p.batches.size() == 16);
+    CHECK(p.segments.size() == 16);
+    CHECK(p.segments.front() == plan_segment{959ULL << 20, (959ULL << 20) + 1, 64ULL << 20});
+    CHECK(p.segments.back() == plan_segment{0, 1, 63ULL << 20});
+    for (const auto& b : p.batches) CHECK(b.order == copy_order::descending);
+    CHECK(p.total_bytes() == 1023ULL << 20);
+  }
+  SUBCASE("an NVMe-like device, 1 GiB down by one 512-byte block: one batch per 128-block range") {
+    std::vector<extent> ext{{512, 0, 1ULL << 30}};
+    plan p;
+    pack_extents(ext, 512, copy_limits{127, 128, 16384, true}, true, 0, p);
+    CHECK(p.batches.size() == (1ULL << 30) / (128 * 512));
+    CHECK(p.batches.front().order == copy_order::ascending);
+  }
+}
+
+TEST_CASE("take_memmove_piece: pieces of the shift from the right end") {
+  plan_segment up{0, 3, 10};
+  CHECK(take_memmove_piece(up, copy_order::descending, 3) == plan_segment{7, 10, 3});
+  CHECK(up == plan_segment{0, 3, 7});
+  CHECK(take_memmove_piece(up, copy_order::descending, 100) == plan_segment{0, 3, 7});
+  CHECK(up.blocks == 0);
+  plan_segment down{5, 0, 7};
+  CHECK(take_memmove_piece(down, copy_order::ascending, 5) == plan_segment{5, 0, 5});
+  CHECK(down == plan_segment{10, 5, 2});
+  CHECK(take_memmove_piece(down, copy_order::ascending, 0) == plan_segment{10, 5, 1});  // at least one block
+  CHECK(memmove_piece_blocks(plan_segment{0, 3, 10}, 512, 0) == 3);
+  CHECK(memmove_piece_blocks(plan_segment{8, 0, 10}, 512, 1024) == 6);
+  CHECK(memmove_piece_blocks(plan_segment{0, 0, 10}, 4096, 512) == 1);  // less than a block: one
 }
