@@ -106,9 +106,11 @@ void flush_before(device_state& src, device_state& dst) {
   // Dirty pages of either side must be on the medium before the device copies behind the cache.
   // A char device (/dev/ngXnY, /dev/sgN) has no page cache of its own: the cache that matters
   // is that of its block device, so write that one back. One node (one page cache) once.
-  const bool same_node = src.key.kind == dst.key.kind && src.key.dev == dst.key.dev && src.key.ino == dst.key.ino;
-  for (device_state* d : {&src, &dst}) {
-    if (d == &dst && same_node) break;
+  const bool same_node = &src == &dst || (src.key.kind == dst.key.kind && src.key.dev == dst.key.dev &&
+                                           src.key.ino == dst.key.ino);
+  for (int side = 0; side < 2; ++side) {
+    if (side == 1 && same_node) break;
+    device_state* d = side == 0 ? &src : &dst;
     if (d->caps.kind == device_kind::regular_file || d->caps.kind == device_kind::block_device) {
       write_back(d->fd);
     } else if (!d->caps.block_path.empty()) {
