@@ -472,8 +472,26 @@ std::string fingerprint_now(const stack_node& n, std::string& what_changed) {
         what_changed = fmt::format("{}: {}", n.name, t.error().message());
         return {};
       }
-      if (t.value().suspended) what_changed = fmt::format("{} was suspended", n.name);
-      return dm_fingerprint(t.value());
+      const std::string now = dm_fingerprint(t.value());
+      if (t.value().suspended) {
+        what_changed = fmt::format("{} was suspended", n.name);
+      } else if (now != n.fingerprint) {
+        // The fingerprint starts "dm NAME event N ...": say which part moved.
+        const auto event_of = [](const std::string& f) {
+          const auto w = split_words(f);
+          return w.size() > 3 ? w[3] : std::string();
+        };
+        const auto table_of = [](const std::string& f) {
+          const auto bar = f.find(" | ");
+          return bar == std::string::npos ? std::string() : f.substr(bar);
+        };
+        if (table_of(now) != table_of(n.fingerprint))
+          what_changed = fmt::format("the table of {} was changed (reloaded)", n.name);
+        else
+          what_changed = fmt::format("{} reported a device-mapper event (event number {} -> {})", n.name,
+                                     event_of(n.fingerprint), event_of(now));
+      }
+      return now;
     }
   }
   return {};

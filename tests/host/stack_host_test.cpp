@@ -424,6 +424,65 @@ TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece"
   }
 }
 
+TEST_CASE("dm linear on a partition: dm -> partition -> disk, recursively") {
+  temp_dir dir;
+  fake_dm fake;
+  const std::string img = dir.path + "/disk.img";
+  const std::vector<std::uint8_t> disk = partitioned_image(img, 60);
+  loop_device L(img, true);  // loop resolution off: the loop device is the medium
+  write_file(dir.path + "/top", std::vector<std::uint8_t>(2 * mib, 0));
+  loop_device top(dir.path + "/top");
+  struct stat st {};
+  REQUIRE(::stat((L.dev + "p2").c_str(), &st) == 0);
+  // 2 MiB at 1 MiB of partition 2 (which starts at 5 MiB of the disk): the disk's [6, 8) MiB.
+  fake.add(top.devno(), "on-part", {{0, 4096, "linear", devno_text(st.st_rdev) + " 2048"}});
+  job p;
+  p.op = operation::probe;
+  p.source = top.dev;
+  job_result pr = run(p);
+  REQUIRE(pr.ok());
+  REQUIRE(pr.probed->pieces.size() == 1);
+  CHECK(pr.probed->pieces[0].medium == L.dev);
+  CHECK(pr.probed->pieces[0].medium_offset_bytes == 6 * mib);
+  CHECK(pr.probed->pieces[0].via ==
+        "/dev/mapper/on-part (dm linear) > " + L.dev + "p2 (partition 2)");
+  const std::string out = dir.path + "/out";
+  job_result r = run(copy_job(top.dev, out, {}));
+  INFO(r.error.to_string());
+  REQUIRE(r.ok());
+  CHECK(read_buffered(out, 0, 2 * mib) ==
+        std::vector<std::uint8_t>(disk.begin() + static_cast<std::ptrdiff_t>(6 * mib),
+                                  disk.begin() + static_cast<std::ptrdiff_t>(8 * mib)));
+}
+
+TEST_CASE("dm: a table changed while the copy runs stops it, and the report says so with the bytes done") {
+  temp_dir dir;
+  fake_dm fake;
+  const auto a_bytes = random_bytes(32 * mib, 70);
+  write_file(dir.path + "/top", std::vector<std::uint8_t>(32 * mib, 0));
+  write_file(dir.path + "/a", a_bytes);
+  loop_device top(dir.path + "/top"), A(dir.path + "/a");
+  fake.add(top.devno(), "moving", {{0, 65536, "linear", devno_text(A.devno()) + " 0"}});
+  // Reads 1 (resolution) and 2 (execute's check) see the table as planned; every later one (the
+  // watcher's, then the final check) sees it changed.
+  fake_dm::change_after = 3;
+  const std::string out = dir.path + "/out";
+  job j = copy_job(top.dev, out, {});
+  j.options.buffer_bytes = 64 * 1024;  // 512 commands: the watcher has time to see the change
+  j.options.buffers_in_flight = 1;
+  job_result r = run(j);
+  CHECK(r.error.code() == errc::busy);
+  CHECK(r.error.message().find("moving") != std::string::npos);
+  CHECK(r.error.message().find("during the copy") != std::string::npos);
+  REQUIRE(r.copied);
+  CHECK(r.copied->bytes_copied < 32 * mib);  // stopped part way (the buffered copier polls per buffer)
+  MESSAGE(r.error.to_string());
+  if (r.copied->bytes_copied > 0) {  // what the report claims is there (one buffer in flight: a prefix)
+    const auto got = read_buffered(out, 0, r.copied->bytes_copied);
+    CHECK(std::equal(got.begin(), got.end(), a_bytes.begin()));
+  }
+}
+
 TEST_CASE("dm linear: overlap decided on the media, across two dm devices and a raw door") {
   temp_dir dir;
   fake_dm fake;

@@ -5,7 +5,8 @@
 # nothing written); an opaque target, dm-delay (auto: a fallback whose reason names "dm delay";
 # offload: exit 3); a block-size mismatch below two 4 KiB tables (512 B and 4 KiB namespaces mixed:
 # the mismatched pairs fall back, the matched one offloads; offload: exit 3). Every destination read
-# back buffered and O_DIRECT, every namespace unchanged outside it.
+# back buffered and O_DIRECT, every namespace unchanged outside it. A suspended table is refused
+# with nothing written; a table reloaded while a copy runs stops it, reported with the bytes done.
 # vm-nvme: ctrl=0 nsid=1 size=48M lbs=512
 # vm-nvme: ctrl=0 nsid=2 size=48M lbs=512
 # vm-nvme: ctrl=0 nsid=3 size=16M lbs=4096
@@ -13,7 +14,7 @@
 # vm-timeout: 400
 # vm-group: stack_nvme
 exec /usr/bin/python3 - <<'EOF'
-import os, sys
+import os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.environ["SCENARIO"])))
 from stacklib import *
 
@@ -91,6 +92,38 @@ def main():
     ok(any("512" in x and "4096" in x for x in r.get("fallback_reasons", [])),
        f"auto: the reason names both block sizes ({r.get('fallback_reasons')})")
     snap.check_copy(mixed_lbs, other_lbs, [(0, 0, 12 * M)], media, "lbs_src -> lbs_dst")
+
+    note("a suspended table is refused before anything is written")
+    sh("dmsetup", "suspend", "two")
+    snap = Snapshot(*media)
+    rc, r = offcopy("copy", three, two, "0:0:1M")
+    ok(rc == 2 and r["error"]["code"] == "busy" and "suspended" in r["error"]["message"],
+       f"suspended destination: exit 2, busy ({r.get('error')})")
+    snap.check_unchanged(media, "suspended destination")
+    sh("dmsetup", "resume", "two")
+
+    note("a table reloaded while the copy runs: stopped, reported with the bytes done")
+    # A slow source (dm-delay, 50 ms per I/O, read 64 KiB at a time: 64 reads, over 3 s) so the
+    # reload lands mid-copy; the copy writes the namespaces directly, behind `two`. The reload
+    # waits for the first 64 KiB to reach `two`'s first piece (ns2 at 8 MiB), not for a guessed time.
+    slow = dm_create("slow50", f"0 8192 delay {devno(ns1)} {28 * M // 512} 50")
+    first = read_dev(ns1, True, 28 * M, 64 * 1024)
+    ok(read_dev(ns2, True, 8 * M, 64 * 1024) != first, "mid-copy: the destination does not hold the source yet")
+    copy = subprocess.Popen([OFFCOPY, "copy", slow, two, "0:0:4M", "--buffer-size", "64K", "--buffers", "1",
+                             "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 60
+    while read_dev(ns2, True, 8 * M, 64 * 1024) != first and copy.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sh("dmsetup", "reload", "two", input=table((ns2, 10 * M, 6 * M), (ns1, 32 * M, 6 * M)) + "\n")
+    sh("dmsetup", "resume", "two")
+    out, _ = copy.communicate(timeout=120)
+    r = json.loads(out)
+    ok(copy.returncode == 1 and r["error"]["code"] == "busy" and "during the copy" in r["error"]["message"],
+       f"reloaded mid-copy: exit 1, busy, during the copy ({r.get('error', {}).get('message', '')[:160]})")
+    done = r["bytes_copied"]
+    ok(0 < done < 4 * M, f"reloaded mid-copy: stopped part way, {done} bytes reported")
+    ok(read_dev(ns2, True, 8 * M, done) == read_dev(ns1, True, 28 * M, done),
+       "reloaded mid-copy: the bytes reported are on the medium the plan named")
 
     sh("dmsetup", "remove", "mixed")
     sh("losetup", "-d", loop)

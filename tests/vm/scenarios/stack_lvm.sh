@@ -70,6 +70,12 @@ def main():
     note("striped LV -> b and back, across chunk boundaries")
     copy("stripe", "b", [(0, 0, 8 * M)])
     copy("b", "stripe", [(96 * 1024, 32 * 1024, M), (4 * M, 4 * M + 64 * 1024, 2 * M)], "--mode", "offload")
+    note("an LV and its own PV are one medium")
+    a_start = int(sh("dmsetup", "table", "vg-a").stdout.split()[4]) * 512  # "0 LEN linear MAJ:MIN START"
+    rc, r = offcopy("plan", lv["a"], ns1, f"0:{a_start + M}:2M", "--no-overlap")
+    ok(rc == 2 and r["error"]["code"] == "overlap", f"LV a onto its own bytes of the PV: --no-overlap refuses ({r.get('error')})")
+    rc, r = offcopy("plan", lv["a"], ns1, f"0:{a_start + M}:2M")
+    ok(rc == 0 and r["ordered"], "without --no-overlap: an ordered plan (memmove on the namespace)")
     lvm("vgchange", "-an", "vg")
 
 
