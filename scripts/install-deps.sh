@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libnvme-dev libjson-c-dev libsgutils2-dev liburing-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libdevmapper-dev  # device-mapper tables (src/core/dm.cpp); libdevmapper1.02.1 is loaded at run time
   doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest python3-jsonschema
   nvme-cli sg3-utils ddpt fio util-linux e2fsprogs xfsprogs
+  dmsetup lvm2 fdisk gdisk  # stacked devices: dm tables, LVM, MBR/GPT partitions (host and guest tests)
   gnuplot-nox  # bench/plot.sh only (docs/img figures), not needed by the tests
   qemu-utils busybox-static cpio kmod
 )

@@ -36,6 +36,21 @@ struct offload_mechanism {
   std::vector<std::pair<std::string, std::string>> details;
 };
 
+/// One piece of a resolved device: `length_bytes` from `offset_bytes` of the device are the bytes
+/// from `medium_offset_bytes` of `medium`, the device a backend addresses (an NVMe namespace, a SCSI
+/// logical unit, a file, or a block device nothing resolves further). Thread safety: a plain value.
+struct resolved_piece {
+  std::uint64_t offset_bytes = 0;
+  std::uint64_t length_bytes = 0;
+  std::string medium;  ///< the medium's device node or file
+  std::uint64_t medium_offset_bytes = 0;
+  /// The layers crossed, top down ("dm linear /dev/mapper/vg-lv > partition 1 of /dev/nvme0n1");
+  /// empty: the device is its own medium.
+  std::string via;
+  /// Not resolved further, and why ("dm crypt"): a fallback copies these bytes through the device.
+  std::string opaque;
+};
+
 /// What a device is and can do. Thread safety: a plain value.
 struct OFFCOPY_API capabilities {
   std::string path;
@@ -57,6 +72,12 @@ struct OFFCOPY_API capabilities {
   /// What each backend's discovery found, in registry order. Empty in device::caps() (open does not
   /// discover); complete in device::probe().
   std::vector<offload_mechanism> offload;
+  /// The resolution (device::probe() only): the device's pieces in order, at most 1024 listed of
+  /// `pieces_total`; one piece on the device itself when it is its own medium.
+  std::vector<resolved_piece> pieces;
+  std::uint64_t pieces_total = 0;
+  /// device::probe() of a stacked device: each medium under it, discovered (its `offload`).
+  std::vector<capabilities> media;
 
   /// The mechanism of backend `name`, or nullptr.
   [[nodiscard]] const offload_mechanism* find(std::string_view name) const noexcept;

@@ -7,6 +7,7 @@
 
 #include "offcopy/device.hpp"
 #include "offcopy/limits.hpp"
+#include "offcopy/request.hpp"
 #include "offcopy/timings.hpp"
 
 namespace offcopy {
@@ -41,6 +42,8 @@ struct plan_batch {
   /// its length). A copier that cannot run it in that order itself gets it cut, as it runs, into
   /// pieces no longer than the shift distance (the engine does it: the plan stays small).
   copy_order order = copy_order::any;
+  /// The part (plan::parts) whose backend runs it; its segments are in that part's block_bytes.
+  std::uint32_t part = 0;
 };
 
 /// Why a backend was or was not chosen. Thread safety: a plain value.
@@ -50,11 +53,30 @@ struct backend_choice {
   std::string reason;
 };
 
+/// One pair of media a request's bytes travel between (resolution: a partition's disk, the
+/// namespaces under an LVM volume, a loop device's file), and the backend that copies them.
+/// Segments of a part's batches are blocks of its media. Thread safety: a plain value.
+struct plan_part {
+  std::string backend;
+  std::uint32_t block_bytes = 1;
+  copy_limits limits;
+  std::string source_medium;  ///< the device or file the backend reads
+  std::string destination_medium;
+  std::uint64_t bytes = 0;
+  std::vector<backend_choice> considered;
+  std::string fallback_reason;
+  /// The request's bytes it carries, in the endpoints' own offsets, neighbours merged (empty
+  /// when the plan has one part: all of them).
+  std::vector<extent> ranges;
+};
+
 /// A request turned into backend commands, before anything is written. Thread safety: a plain value.
 struct OFFCOPY_API plan {
-  std::string backend;            ///< registered name of the backend that runs the batches
-  std::uint32_t block_bytes = 1;  ///< unit of the segments
-  copy_limits limits;             ///< the limits the batches respect
+  /// Registered name of the backend that runs the batches; with several parts, the one that
+  /// carries the most bytes (`parts` has each).
+  std::string backend;
+  std::uint32_t block_bytes = 1;  ///< unit of the segments (of that part's; each part has its own)
+  copy_limits limits;             ///< the limits the batches respect (that part's)
   std::vector<plan_segment> segments;
   std::vector<plan_batch> batches;
   std::vector<backend_choice> considered;  ///< backends tried in order, with reasons
@@ -62,9 +84,13 @@ struct OFFCOPY_API plan {
   bool same_medium = false;                ///< source and destination share bytes
   bool ordered = false;                    ///< source/destination overlap: barriers in use
   timings time;                            ///< probe_seconds and plan_seconds of make_plan()
+  /// One per pair of media (at least one for a plan from make_plan()); batches name theirs.
+  std::vector<plan_part> parts;
 
   [[nodiscard]] std::uint64_t total_bytes() const noexcept;
   [[nodiscard]] std::uint64_t batch_blocks(const plan_batch& b) const noexcept;
+  /// The unit of a batch's segments: its part's block_bytes (block_bytes without parts).
+  [[nodiscard]] std::uint32_t batch_block_bytes(const plan_batch& b) const noexcept;
   /// Human-readable, one line per command (truncated past `max_commands`, 0 = all); terminal-safe.
   [[nodiscard]] std::string to_text(std::size_t max_commands = 0) const;
   /// JSON object: backend, block_bytes, limits, commands [[src, dst, blocks]...]; valid UTF-8.

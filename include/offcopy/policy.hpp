@@ -66,8 +66,9 @@ struct policy {
   /// exception stops the copy as errc::internal) and must not start another copy on the same
   /// destination.
   std::function<void(const progress&)> on_progress;
-  /// Polled before each command is submitted; set to true (from any thread, or a signal handler)
-  /// to stop: the report's result is errc::cancelled, with the bytes done so far.
+  /// Polled before each command is submitted (and by the buffered fallback before each buffer of
+  /// a command); set to true (from any thread, or a signal handler) to stop: the report's result
+  /// is errc::cancelled, with the bytes done so far.
   const std::atomic<bool>* cancel = nullptr;
 };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "src/core/backend.hpp"
 #include "src/core/device_state.hpp"
+#include "src/core/resolve.hpp"
 #include "src/core/sys.hpp"
 
 namespace offcopy {
@@ -62,10 +64,12 @@ status describe_block(int fd, dev_t rdev, capabilities& caps) {
     std::string parent_sys = resolved_path(sys_dir + "/..");
     std::string parent_dev = read_first_line(parent_sys + "/dev");
     caps.parent_path = "/dev/" + basename_of(parent_sys);
-    caps.identity = "blk:" + parent_dev;
+    unsigned pmaj = 0, pmin = 0;
+    caps.identity = std::sscanf(parent_dev.c_str(), "%u:%u", &pmaj, &pmin) == 2 ? block_medium_identity(pmaj, pmin)
+                                                                                : "blk:" + parent_dev;
     caps.identity_offset_bytes = caps.partition_start_bytes;
   } else {
-    caps.identity = fmt::format("blk:{}:{}", major(rdev), minor(rdev));
+    caps.identity = block_medium_identity(major(rdev), minor(rdev));
   }
   return {};
 }
@@ -99,7 +103,9 @@ bool describe_char_by_twin(dev_t rdev, device_kind kind, capabilities& caps) {
       pbs.empty() ? caps.logical_block_bytes : static_cast<std::uint32_t>(std::strtoul(pbs.c_str(), nullptr, 10));
   caps.direct_io_align_bytes = caps.logical_block_bytes;
   caps.read_only = read_first_line(blk + "/ro") == "1";
-  caps.identity = "blk:" + majmin;
+  unsigned tmaj = 0, tmin = 0;
+  caps.identity = std::sscanf(majmin.c_str(), "%u:%u", &tmaj, &tmin) == 2 ? block_medium_identity(tmaj, tmin)
+                                                                         : "blk:" + majmin;
   struct stat st {};
   const std::string dev_path = "/dev/" + disk;
   if (sys().stat(dev_path.c_str(), &st) == 0 && S_ISBLK(st.st_mode) &&
@@ -156,6 +162,7 @@ result<std::shared_ptr<device>> open_device(const std::string& path, open_intent
   }
   state->fd = fd;
   state->writable = intent != open_intent::read;
+  state->rdwr = rdwr;
 
   if (caps.kind == device_kind::regular_file) {
     caps.size_bytes = static_cast<std::uint64_t>(st.st_size);
@@ -232,9 +239,27 @@ const std::string& device::path() const noexcept { return state_->opened.path; }
 int device::fd() const noexcept { return state_->fd; }
 
 capabilities device::probe() const {
+  auto res = detail::resolution_of(*state_);
+  if (res.ok() && res.value()->stacked()) {
+    // A stacked device: backends address its media, never the device itself (resolve.hpp).
+    capabilities c;
+    {
+      std::lock_guard lock(state_->mu);
+      c = state_->caps;
+    }
+    detail::describe_resolution(*res.value(), *state_, c, 1024);
+    return c;
+  }
   (void)detail::discover_all(*state_);
   std::lock_guard lock(state_->mu);
-  return state_->caps;
+  capabilities c = state_->caps;
+  c.pieces_total = 1;
+  resolved_piece own;
+  own.length_bytes = c.size_bytes;
+  own.medium = c.path;
+  if (!res.ok()) own.opaque = "resolution failed: " + res.error().message();
+  c.pieces.push_back(std::move(own));
+  return c;
 }
 
 result<std::shared_ptr<device>> device::open(const std::string& path, const open_options& options) noexcept {

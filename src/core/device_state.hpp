@@ -33,10 +33,16 @@ struct discovery_key {
   [[nodiscard]] auto operator<=>(const discovery_key&) const = default;
 };
 
+struct resolution;  // src/core/resolve.hpp
+
 struct device_state {
   int fd = -1;
   /// The caller may write it: opened O_RDWR for a copy, or checked writable for a plan.
   bool writable = false;
+  /// Opened O_RDWR (a copy's destination): its media are opened for writing too.
+  bool rdwr = false;
+  /// The resolution stage's result (resolve.hpp: resolution_of), made on first need. Guarded by `mu`.
+  std::shared_ptr<const resolution> resolved;
   /// The working capabilities: open()'s classification, then what discovery adds (backends push
   /// their offload_mechanism here; for char devices they may also fill sizes). Guarded by `mu`
   /// once the device is shared.

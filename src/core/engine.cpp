@@ -5,14 +5,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
+#include "src/core/resolve.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
 #include "src/core/planner.hpp"
@@ -101,9 +106,11 @@ void flush_before(device_state& src, device_state& dst) {
   // Dirty pages of either side must be on the medium before the device copies behind the cache.
   // A char device (/dev/ngXnY, /dev/sgN) has no page cache of its own: the cache that matters
   // is that of its block device, so write that one back. One node (one page cache) once.
-  const bool same_node = src.key.kind == dst.key.kind && src.key.dev == dst.key.dev && src.key.ino == dst.key.ino;
-  for (device_state* d : {&src, &dst}) {
-    if (d == &dst && same_node) break;
+  const bool same_node = &src == &dst || (src.key.kind == dst.key.kind && src.key.dev == dst.key.dev &&
+                                           src.key.ino == dst.key.ino);
+  for (int side = 0; side < 2; ++side) {
+    if (side == 1 && same_node) break;
+    device_state* d = side == 0 ? &src : &dst;
     if (d->caps.kind == device_kind::regular_file || d->caps.kind == device_kind::block_device) {
       write_back(d->fd);
     } else if (!d->caps.block_path.empty()) {
@@ -144,12 +151,20 @@ bool fallback_after(std::string_view name) noexcept {
   return false;
 }
 
+/// What the runs of one execute() share: the progress totals.
+struct run_context {
+  std::uint64_t total_bytes = 0;
+  std::uint64_t commands_done = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+};
+
+/// Runs one plan on one pair of devices (a part's media doors: execute() gives it one run of one
+/// part at a time).
 class runner {
  public:
-  runner(const request& req, const plan& p, const policy& pol, report& rep)
-      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), start_(std::chrono::steady_clock::now()) {
+  runner(const request& req, const plan& p, const policy& pol, report& rep, run_context& ctx)
+      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), ctx_(ctx) {
     for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
-    total_ = p.total_bytes();
     delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
              static_cast<std::int64_t>(req.source->caps().identity_offset_bytes);
   }
@@ -388,13 +403,13 @@ class runner {
     std::uint64_t bytes = blocks * plan_.block_bytes;
     use.bytes += bytes;
     rep_.bytes_copied += bytes;
-    ++commands_done_;
+    ++ctx_.commands_done;
     if (pol_.on_progress) {
       progress pr;
       pr.bytes_done = rep_.bytes_copied;
-      pr.bytes_total = total_;
-      pr.commands_done = commands_done_;
-      pr.elapsed_seconds = seconds_since(start_);
+      pr.bytes_total = ctx_.total_bytes;
+      pr.commands_done = ctx_.commands_done;
+      pr.elapsed_seconds = seconds_since(ctx_.start);
       // The callback is the caller's code: whatever it throws stops the copy, never unwinds the engine.
       try {
         if (callback_error_.ok()) pol_.on_progress(pr);
@@ -412,12 +427,179 @@ class runner {
   report& rep_;
   std::vector<plan_segment> segs_;
   std::deque<work> queue_;
-  std::chrono::steady_clock::time_point start_;
-  std::uint64_t total_ = 0;
-  std::uint64_t commands_done_ = 0;
+  run_context& ctx_;
   double flush_seconds_ = 0;
   status callback_error_;
   std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium (partitions)
+};
+
+}  // namespace
+
+namespace {
+
+/// A stretch of the plan's batches run by one part's session: an ordered plan may go back and
+/// forth between parts (memmove order across pieces); an unordered one runs each part once.
+struct plan_run {
+  std::uint32_t part = 0;
+  std::size_t first_batch = 0;
+  std::size_t batch_count = 0;
+};
+
+std::vector<plan_run> runs_of(const plan& p) {
+  std::vector<plan_run> runs;
+  for (std::size_t i = 0; i < p.batches.size(); ++i) {
+    const std::uint32_t part = p.batches[i].part;
+    if (runs.empty() || runs.back().part != part) runs.push_back({part, i, 0});
+    ++runs.back().batch_count;
+  }
+  return runs;
+}
+
+/// The batches of one run as a plan of their own, in its part's unit.
+plan sub_plan(const plan& p, const plan_run& r) {
+  const plan_part& part = p.parts.at(r.part);
+  plan sp;
+  sp.backend = part.backend;
+  sp.block_bytes = part.block_bytes;
+  sp.limits = part.limits;
+  sp.ordered = p.ordered;
+  sp.same_medium = p.same_medium;
+  for (std::size_t i = r.first_batch; i < r.first_batch + r.batch_count; ++i) {
+    plan_batch b = p.batches[i];
+    const auto first = static_cast<std::uint32_t>(sp.segments.size());
+    sp.segments.insert(sp.segments.end(), p.segments.begin() + b.first_segment,
+                       p.segments.begin() + b.first_segment + b.segment_count);
+    b.first_segment = first;
+    b.part = 0;
+    sp.batches.push_back(b);
+  }
+  return sp;
+}
+
+/// One side of a request, resolved: the resolution the plan was made on and the device itself.
+struct resolved_side {
+  std::shared_ptr<device> self;
+  std::shared_ptr<const resolution> res;
+
+  /// The medium whose door is `path`, as a device, or nullptr.
+  [[nodiscard]] std::shared_ptr<device> door(const std::string& path) const {
+    for (const stack_medium& m : res->media)
+      if (m.path == path && (m.door || m.node == 0)) return m.door ? m.door : self;
+    return nullptr;
+  }
+};
+
+/// The page caches above the media: every device of both stacks that maps onto lower devices
+/// (the endpoints themselves, partitions, dm devices, loop devices), except a run's own doors.
+/// Their cached pages are of the same bytes the backends read and write on the media: dirty ones
+/// are written back before a run, and all are dropped after it (data written on a medium below a
+/// partition or dm device is then what a buffered read of that device returns).
+class upper_doors {
+ public:
+  void add(const resolved_side& side) {
+    const resolution& r = *side.res;
+    for (std::size_t i = 0; i < r.nodes.size(); ++i) {
+      const stack_node& n = r.nodes[i];
+      if (n.targets.empty() || n.devno == 0) continue;  // a medium, or a file
+      if (std::find_if(doors_.begin(), doors_.end(), [&](const auto& d) { return d.devno == n.devno; }) != doors_.end())
+        continue;
+      doors_.push_back({n.path, n.devno, i == 0 ? state_of(*side.self).fd : -1});
+    }
+  }
+  [[nodiscard]] bool empty() const noexcept { return doors_.empty(); }
+
+  /// Before a run: dirty pages of every upper door reach the media.
+  void write_back_all(const device_state& a, const device_state& b) const {
+    for_each(a, b, [](int fd) { write_back(fd); });
+  }
+  /// After a run: the destination door's dirty pages reach its medium (a later reader of a loop
+  /// device with direct I/O reads the file behind the page cache), then every upper door drops
+  /// its cached pages.
+  void drop_all(const device_state& a, device_state& dst) const {
+    if (dst.caps.kind == device_kind::regular_file || dst.caps.kind == device_kind::block_device) write_back(dst.fd);
+    for_each(a, dst, [](int fd) { (void)sys().ioctl(fd, BLKFLSBUF, nullptr); });
+  }
+
+ private:
+  struct door {
+    std::string path;
+    dev_t devno = 0;
+    int fd = -1;  ///< the request's own device: its descriptor
+  };
+  template <class F>
+  void for_each(const device_state& a, const device_state& b, F&& f) const {
+    for (const door& d : doors_) {
+      // A run's own door (a dm device holding opaque targets) is the runner's to flush.
+      if ((a.caps.kind == device_kind::block_device && a.key.dev == d.devno) ||
+          (b.caps.kind == device_kind::block_device && b.key.dev == d.devno))
+        continue;
+      if (d.fd >= 0) {
+        f(d.fd);
+        continue;
+      }
+      const int fd = sys().open(d.path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+      if (fd < 0) continue;
+      f(fd);
+      sys().close(fd);
+    }
+  }
+  std::vector<door> doors_;
+};
+
+/// Watches the device-mapper tables under a copy while it runs (every 50 ms, on a thread of its
+/// own, only when there are any): a change sets the cancel flag the engine polls, so no command
+/// is sent after it is seen; the caller's own cancel flag is passed on the same way.
+class stack_watch {
+ public:
+  stack_watch(std::vector<std::shared_ptr<const resolution>> stacks, const std::atomic<bool>* user_cancel)
+      : stacks_(std::move(stacks)), user_(user_cancel) {
+    bool dm_nodes = false;
+    for (const auto& r : stacks_)
+      for (const stack_node& n : r->nodes) dm_nodes = dm_nodes || n.what == stack_node::kind::dm;
+    if (dm_nodes) thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+  }
+  ~stack_watch() {
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      cv_.notify_all();
+    }
+  }
+  stack_watch(const stack_watch&) = delete;
+  stack_watch& operator=(const stack_watch&) = delete;
+
+  /// The flag the engine polls (the caller's own when nothing is watched).
+  [[nodiscard]] const std::atomic<bool>* cancel_flag() const noexcept { return thread_.joinable() ? &stop_ : user_; }
+  /// What changed, once seen (ok otherwise). Checks once more now.
+  [[nodiscard]] status changed() {
+    std::lock_guard lock(mu_);
+    if (changed_.ok()) changed_ = check();
+    return changed_;
+  }
+
+ private:
+  status check() const {
+    for (const auto& r : stacks_)
+      if (auto s = check_unchanged(*r); !s.ok()) return s;
+    return {};
+  }
+  void loop(std::stop_token st) {
+    std::unique_lock lock(mu_);
+    while (!st.stop_requested()) {
+      if (user_ != nullptr && user_->load()) stop_ = true;
+      if (changed_.ok()) {
+        changed_ = check();
+        if (!changed_.ok()) stop_ = true;
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return st.stop_requested(); });
+    }
+  }
+  std::vector<std::shared_ptr<const resolution>> stacks_;
+  const std::atomic<bool>* user_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  status changed_;
+  std::jthread thread_;  ///< last: joined before the members it uses go
 };
 
 }  // namespace
@@ -427,17 +609,108 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   auto t0 = std::chrono::steady_clock::now();
   rep.time = p.time;
   rep.bytes_requested = p.total_bytes();
-  if (!p.fallback_reason.empty()) rep.fallback_reasons.push_back(p.fallback_reason);
+  if (p.parts.size() > 1) {
+    for (const plan_part& part : p.parts)
+      if (!part.fallback_reason.empty() &&
+          std::find(rep.fallback_reasons.begin(), rep.fallback_reasons.end(), part.fallback_reason) ==
+              rep.fallback_reasons.end())
+        rep.fallback_reasons.push_back(part.fallback_reason);
+  } else if (!p.fallback_reason.empty()) {
+    rep.fallback_reasons.push_back(p.fallback_reason);
+  }
   if (!req.source || !req.destination) {
     rep.result = status(errc::invalid_argument, "request needs a source and a destination");
     return rep;
   }
-  runner r(req, p, pol, rep);
-  r.run();
+  run_context ctx;
+  ctx.total_bytes = rep.bytes_requested;
+  double flush_seconds = 0;
+  if (p.parts.empty()) {
+    // A plan made by hand, without resolution: the request's devices are the doors.
+    runner r(req, p, pol, rep, ctx);
+    r.run();
+    flush_seconds = r.flush_seconds();
+  } else {
+    // The devices must still be what the plan was made on: nothing is written otherwise.
+    resolved_side sides[2];
+    for (int k = 0; k < 2; ++k) {
+      sides[k].self = k == 0 ? req.source : req.destination;
+      device_state& st = state_of(*sides[k].self);
+      std::shared_ptr<const resolution> res;
+      {
+        std::lock_guard lock(st.mu);
+        res = st.resolved;
+      }
+      if (!res) {
+        auto again = resolution_of(st);
+        if (!again.ok()) {
+          rep.result = std::move(again).error();
+          return rep;
+        }
+        res = again.value();
+      }
+      if (auto s = check_unchanged(*res); !s.ok()) {
+        rep.result = status(errc::busy, s.message() + ": nothing written; plan again");
+        return rep;
+      }
+      sides[k].res = std::move(res);
+    }
+    upper_doors uppers;
+    if (sides[0].res->stacked() || sides[1].res->stacked()) {
+      uppers.add(sides[0]);
+      uppers.add(sides[1]);
+    }
+    stack_watch watch({sides[0].res, sides[1].res}, pol.cancel);
+    policy run_pol = pol;
+    run_pol.cancel = watch.cancel_flag();
+    const std::vector<plan_run> runs = runs_of(p);
+    for (const plan_run& r : runs) {
+      const plan_part& part = p.parts.at(r.part);
+      // A source may be read through the destination's door to the same medium (plan_resolve.cpp).
+      std::shared_ptr<device> src_dev = sides[1].door(part.source_medium);
+      if (!src_dev) src_dev = sides[0].door(part.source_medium);
+      request doors{src_dev, sides[1].door(part.destination_medium), {}};
+      if (!doors.source || !doors.destination) {
+        rep.result = status(errc::internal, fmt::format("plan names media the devices do not resolve to ({} -> {})",
+                                                        part.source_medium, part.destination_medium));
+        break;
+      }
+      device_state& src_door = state_of(*doors.source);
+      device_state& dst_door = state_of(*doors.destination);
+      if (const backend_row* row = find_row(part.backend)) {  // replayed from the plan's discovery
+        (void)ensure_discovered(src_door, *row);
+        (void)ensure_discovered(dst_door, *row);
+      }
+      const auto tf = std::chrono::steady_clock::now();
+      if (!uppers.empty()) uppers.write_back_all(src_door, dst_door);
+      flush_seconds += seconds_since(tf);
+      if (runs.size() == 1) {
+        runner run(doors, p, run_pol, rep, ctx);
+        run.run();
+        flush_seconds += run.flush_seconds();
+      } else {
+        const plan sp = sub_plan(p, r);
+        runner run(doors, sp, run_pol, rep, ctx);
+        run.run();
+        flush_seconds += run.flush_seconds();
+      }
+      const auto ti = std::chrono::steady_clock::now();
+      if (!uppers.empty()) uppers.drop_all(src_door, dst_door);
+      flush_seconds += seconds_since(ti);
+      if (!rep.result.ok()) break;
+    }
+    // A table changed or a device was suspended while the copy ran: what was written went where
+    // the plan said, which may no longer be where the device maps it. Say so, with the bytes done.
+    if (status ch = watch.changed(); !ch.ok()) {
+      if (rep.result.ok() || rep.result.code() == errc::cancelled)
+        rep.result = status(errc::busy, fmt::format("{} during the copy: {} bytes written as planned, the rest not",
+                                                    ch.message(), rep.bytes_copied));
+    }
+  }
   double run_seconds = seconds_since(t0);
   rep.elapsed_seconds = run_seconds;
-  rep.time.flush_seconds = r.flush_seconds();
-  rep.time.copy_seconds = std::max(0.0, run_seconds - r.flush_seconds());
+  rep.time.flush_seconds = flush_seconds;
+  rep.time.copy_seconds = std::max(0.0, run_seconds - flush_seconds);
   if (rep.result.ok() && pol.verify) {
     if (p.ordered) {
       // Cannot compare after an overlapping same-device move: the source no longer holds the

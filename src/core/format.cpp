@@ -81,8 +81,44 @@ nlohmann::json capabilities_to_json(const capabilities& c) {
                    {"limits", limits_to_json(m.limits)},
                    {"details", d}});
   }
+  if (!c.pieces.empty()) {
+    auto& pieces = j["pieces"] = nlohmann::json::array();
+    for (const auto& p : c.pieces) {
+      nlohmann::json o{{"offset_bytes", p.offset_bytes},
+                       {"length_bytes", p.length_bytes},
+                       {"medium", p.medium},
+                       {"medium_offset_bytes", p.medium_offset_bytes},
+                       {"via", p.via}};
+      if (!p.opaque.empty()) o["opaque"] = p.opaque;
+      pieces.push_back(std::move(o));
+    }
+    j["pieces_total"] = c.pieces_total;
+    auto& media = j["media"] = nlohmann::json::array();
+    for (const auto& m : c.media) media.push_back(capabilities_to_json(m));
+  }
   return j;
 }
+
+namespace {
+
+std::string indented(const std::string& text, const std::string& by) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t nl = text.find('\n', i);
+    const std::size_t end = nl == std::string::npos ? text.size() : nl + 1;
+    out += by + text.substr(i, end - i);
+    i = end;
+  }
+  return out;
+}
+
+bool is_own_medium(const capabilities& c) {
+  return c.pieces.size() == 1 && c.pieces_total == 1 && c.pieces[0].via.empty() && c.pieces[0].opaque.empty() &&
+         c.media.empty();
+}
+
+}  // namespace
 
 std::string capabilities_to_text(const capabilities& c) {
   std::string out = fmt::format("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind),
@@ -100,6 +136,16 @@ std::string capabilities_to_text(const capabilities& c) {
                          m.limits.contiguous_destination ? ", contiguous destination" : "");
     for (const auto& [k, v] : m.details) out += fmt::format("    {}: {}\n", k, v);
   }
+  if (!c.pieces.empty() && !is_own_medium(c)) {
+    out += fmt::format("  resolution: {} piece{} on {} medi{}\n", c.pieces_total, c.pieces_total == 1 ? "" : "s",
+                       c.media.size(), c.media.size() == 1 ? "um" : "a");
+    for (const auto& p : c.pieces)
+      out += fmt::format("    [{}, {}) -> {} at {}{}{}\n", p.offset_bytes, p.offset_bytes + p.length_bytes, p.medium,
+                         p.medium_offset_bytes, p.via.empty() ? "" : ", via " + p.via,
+                         p.opaque.empty() ? "" : ", opaque: " + p.opaque + " (copied by a fallback)");
+    if (c.pieces.size() < c.pieces_total) out += fmt::format("    ... {} more\n", c.pieces_total - c.pieces.size());
+    for (const auto& m : c.media) out += "  medium " + indented(capabilities_to_text(m), "  ").substr(2);
+  }
   return terminal_safe(out);
 }
 
@@ -115,6 +161,25 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
   if (!p.fallback_reason.empty()) j["fallback_reason"] = p.fallback_reason;
   auto& cons = j["considered"] = nlohmann::json::array();
   for (const auto& c : p.considered) cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
+  auto& parts = j["parts"] = nlohmann::json::array();
+  for (const plan_part& part : p.parts) {
+    nlohmann::json o{{"backend", part.backend},
+                     {"block_bytes", part.block_bytes},
+                     {"limits", limits_to_json(part.limits)},
+                     {"source_medium", part.source_medium},
+                     {"destination_medium", part.destination_medium},
+                     {"bytes", part.bytes}};
+    auto& pc = o["considered"] = nlohmann::json::array();
+    for (const auto& c : part.considered)
+      pc.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
+    if (!part.fallback_reason.empty()) o["fallback_reason"] = part.fallback_reason;
+    auto& ranges = o["ranges"] = nlohmann::json::array();
+    const std::size_t nr = max_commands == 0 ? part.ranges.size() : std::min(max_commands, part.ranges.size());
+    for (std::size_t i = 0; i < nr; ++i)
+      ranges.push_back({part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes});
+    o["ranges_total"] = part.ranges.size();
+    parts.push_back(std::move(o));
+  }
   auto& cmds = j["commands"] = nlohmann::json::array();
   std::size_t n = max_commands == 0 ? p.batches.size() : std::min(max_commands, p.batches.size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -126,6 +191,7 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
     }
     nlohmann::json cmd{{"barrier", b.barrier}, {"segments", std::move(segs)}};
     if (b.order != copy_order::any) cmd["order"] = to_string(b.order);
+    if (!p.parts.empty()) cmd["part"] = b.part;
     cmds.push_back(std::move(cmd));
   }
   return j;
@@ -168,13 +234,31 @@ std::uint64_t plan::batch_blocks(const plan_batch& b) const noexcept {
   return n;
 }
 
+std::uint32_t plan::batch_block_bytes(const plan_batch& b) const noexcept {
+  return b.part < parts.size() ? parts[b.part].block_bytes : block_bytes;
+}
+
 std::uint64_t plan::total_bytes() const noexcept {
   std::uint64_t n = 0;
-  for (const auto& s : segments) n += s.blocks;
-  return n * block_bytes;
+  if (parts.size() <= 1) {
+    for (const auto& s : segments) n += s.blocks;
+    return n * block_bytes;
+  }
+  for (const plan_batch& b : batches) n += batch_blocks(b) * batch_block_bytes(b);
+  return n;
 }
 
 std::string plan::to_text(std::size_t max_commands) const {
+  if (parts.size() > 1) {
+    std::string names;
+    for (const plan_part& part : parts)
+      if (names.find(part.backend) == std::string::npos) names += (names.empty() ? "" : " + ") + part.backend;
+    std::string out = fmt::format("{} parts ({}), {} command{}, {} segment{}, {} ({} bytes){}\n", parts.size(), names,
+                                  batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
+                                  segments.size() == 1 ? "" : "s", detail::human_bytes(static_cast<double>(total_bytes())),
+                                  total_bytes(), ordered ? ", ordered (overlapping)" : "");
+    return detail::terminal_safe(out + detail::plan_body_text(*this, max_commands));
+  }
   std::string out = fmt::format("backend {}, {} command{}, {} segment{}, {} ({} bytes) in {}-byte blocks{}\n",
                                 backend, batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
                                 segments.size() == 1 ? "" : "s", detail::human_bytes(static_cast<double>(total_bytes())),
@@ -184,14 +268,48 @@ std::string plan::to_text(std::size_t max_commands) const {
                      limits.max_segment_blocks ? std::to_string(limits.max_segment_blocks) : "-",
                      limits.max_command_blocks ? std::to_string(limits.max_command_blocks) : "-",
                      limits.contiguous_destination ? ", contiguous destination per command" : "");
-  for (const auto& c : considered)
-    out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
-  if (!fallback_reason.empty()) out += fmt::format("fallback: {}\n", fallback_reason);
+  return detail::terminal_safe(out + detail::plan_body_text(*this, max_commands));
+}
+
+}  // namespace v0
+
+namespace detail {
+
+std::string plan_body_text(const plan& p, std::size_t max_commands) {
+  const auto& parts = p.parts;
+  const auto& considered = p.considered;
+  const auto& fallback_reason = p.fallback_reason;
+  const auto& batches = p.batches;
+  const auto& segments = p.segments;
+  std::string out;
+  if (parts.size() > 1) {
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+      const plan_part& part = parts[k];
+      out += fmt::format("part {}: {}, {} -> {}, {} ({} bytes) in {}-byte blocks, {} range{}\n", k + 1, part.backend,
+                         part.source_medium, part.destination_medium, detail::human_bytes(static_cast<double>(part.bytes)),
+                         part.bytes, part.block_bytes, part.ranges.size(), part.ranges.size() == 1 ? "" : "s");
+      const std::size_t nr = max_commands == 0 ? part.ranges.size() : std::min(max_commands, part.ranges.size());
+      for (std::size_t i = 0; i < nr; ++i)
+        out += fmt::format("    src {} -> dst {} x {} bytes\n", part.ranges[i].src_offset_bytes,
+                           part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes);
+      if (nr < part.ranges.size()) out += fmt::format("    ... {} more ranges\n", part.ranges.size() - nr);
+      for (const auto& c : part.considered)
+        out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
+      if (!part.fallback_reason.empty()) out += fmt::format("  fallback: {}\n", part.fallback_reason);
+    }
+  } else {
+    if (parts.size() == 1 && (parts[0].source_medium != "" || parts[0].destination_medium != ""))
+      out += fmt::format("media: {} -> {}\n", parts[0].source_medium, parts[0].destination_medium);
+    for (const auto& c : considered)
+      out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
+    if (!fallback_reason.empty()) out += fmt::format("fallback: {}\n", fallback_reason);
+  }
   std::size_t n = max_commands == 0 ? batches.size() : std::min(max_commands, batches.size());
   for (std::size_t i = 0; i < n; ++i) {
     const plan_batch& b = batches[i];
-    out += fmt::format("command {}: {} segment{}, {} blocks{}{}\n", i + 1, b.segment_count, b.segment_count == 1 ? "" : "s",
-                       batch_blocks(b), b.barrier ? " (after all before it)" : "",
+    out += fmt::format("command {}{}: {} segment{}, {} blocks{}{}\n", i + 1,
+                       parts.size() > 1 ? fmt::format(" (part {})", b.part + 1) : std::string(), b.segment_count,
+                       b.segment_count == 1 ? "" : "s", p.batch_blocks(b), b.barrier ? " (after all before it)" : "",
                        b.order == copy_order::descending  ? ", memmove order from the end"
                        : b.order == copy_order::ascending ? ", memmove order from the start"
                                                           : "");
@@ -201,8 +319,12 @@ std::string plan::to_text(std::size_t max_commands) const {
     }
   }
   if (n < batches.size()) out += fmt::format("... {} more commands\n", batches.size() - n);
-  return detail::terminal_safe(out);
+  return out;
 }
+
+}  // namespace detail
+
+namespace v0 {
 
 std::string plan::to_json(std::size_t max_commands) const {
   return detail::dump_json(detail::plan_to_json(*this, max_commands));

@@ -24,6 +24,8 @@ namespace offcopy::detail {
 [[nodiscard]] nlohmann::json capabilities_to_json(const capabilities& c);
 [[nodiscard]] std::string capabilities_to_text(const capabilities& c);
 [[nodiscard]] nlohmann::json plan_to_json(const plan& p, std::size_t max_commands);
+/// plan::to_text() after its header lines: parts, choices, commands (not yet terminal-safe).
+[[nodiscard]] std::string plan_body_text(const plan& p, std::size_t max_commands);
 [[nodiscard]] nlohmann::json report_to_json(const report& r);
 
 }  // namespace offcopy::detail

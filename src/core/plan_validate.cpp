@@ -69,10 +69,6 @@ status validate_request(const request& req, const policy& pol, validated_request
     return s;
   }
 
-  v.hazard = has_overlap_hazard(v.extents, v.src, v.dst);
-  if (v.hazard && !pol.allow_overlap)
-    return status(errc::overlap, "source and destination ranges overlap on the same device (overlap not allowed)");
-
   if (pol.mode == copy_mode::offload) {
     bool blocky = sc.kind != device_kind::regular_file && dc.kind != device_kind::regular_file;
     if (blocky && sc.logical_block_bytes != dc.logical_block_bytes)

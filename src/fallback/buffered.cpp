@@ -256,6 +256,7 @@ class buffered_session final : public copy_session {
 
   status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
     sync_ = pol.sync;
+    cancel_ = pol.cancel;
     dst_is_file_ = dst.caps.kind == device_kind::regular_file;
     medium_delta_ = static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
                     static_cast<std::int64_t>(src.caps.identity_offset_bytes);
@@ -595,6 +596,10 @@ class buffered_session final : public copy_session {
   void start_idle_slots() {
     while (!pending_.empty()) {
       command_state* cmd = pending_.front();
+      // Cancelled (by the caller, or by the engine when a table below changed): no new chunk is
+      // cut; the chunks in flight finish and the command reports the prefix they completed.
+      if (cmd->error.ok() && cancel_ != nullptr && cancel_->load())
+        cmd->error = status(errc::cancelled, "cancelled by the caller");
       if (free_slots_.empty() && !cmd->error.ok()) {
         // Nothing more will be cut from a failed command: let it complete.
       } else if (free_slots_.empty()) {
@@ -840,6 +845,7 @@ class buffered_session final : public copy_session {
   side src_;
   side dst_;
   bool sync_ = true;
+  const std::atomic<bool>* cancel_ = nullptr;  ///< policy::cancel, read before each new chunk
   bool dst_is_file_ = false;
   data_map holes_{-1, false};
   std::uint32_t buffer_bytes_ = 0;

@@ -74,9 +74,9 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
                                 s.dst_block, next_dst));
     if (s.blocks == 0) return status(errc::internal, "NVMe Copy segment of 0 blocks");
     next_dst += s.blocks;
-    sources.push_back({source_nsid, p.src_offset_blocks + s.src_block, s.blocks});
+    sources.push_back({source_nsid, s.src_block, s.blocks});
   }
-  return build_gather(p, p.dst_offset_blocks + cmd.segments[0].dst_block, sources, dw, ranges, range_blocks);
+  return build_gather(p, cmd.segments[0].dst_block, sources, dw, ranges, range_blocks);
 }
 
 status passthrough_errno_status(int err, const char* transport_name) {

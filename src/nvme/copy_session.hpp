@@ -20,8 +20,6 @@ struct session_params {
   std::uint32_t nsid = 1;               ///< destination namespace (the command's NSID)
   std::uint32_t source_nsid = 0;        ///< formats 2h/3h only: source namespace
   std::uint8_t descriptor_format = 0;   ///< 0h..3h
-  std::uint64_t src_offset_blocks = 0;  ///< partition start of the source, in namespace blocks
-  std::uint64_t dst_offset_blocks = 0;  ///< partition start of the destination
   /// Protection information: regenerate the destination's PI (PRINFOR.PRACT = PRINFOW.PRACT = 1,
   /// no PRCHK bits) with reference tags starting at SDLBA; the source's PI is not checked.
   bool pi_regenerate = false;
@@ -61,8 +59,9 @@ struct gather_source {
                                   copy_dwords& dw, std::vector<std::uint8_t>& ranges,
                                   std::vector<std::uint32_t>& range_blocks);
 
-/// Builds the Copy command (dwords + range list) for one plan command: its segments, from
-/// p.source_nsid (formats 2h/3h) or the destination namespace, with both partitions' offsets.
+/// Builds the Copy command (dwords + range list) for one plan command: its segments (namespace
+/// LBAs: the resolution stage gives the backend namespaces, never partitions), from p.source_nsid
+/// (formats 2h/3h) or the destination namespace.
 /// Errors: as build_gather; internal for segments whose destinations are not back to back.
 [[nodiscard]] status build_copy(const session_params& p, const detail::command& cmd, copy_dwords& dw,
                                 std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks);

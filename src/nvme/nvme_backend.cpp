@@ -115,12 +115,6 @@ class nvme_copy_backend final : public detail::backend {
     data->identified = true;
     m = to_mechanism(data->info);
     const namespace_location& loc = data->location;
-    if (data->info.copy_usable && loc.partition_start_bytes % data->info.lba_bytes != 0) {
-      m.available = false;
-      m.reason = "partition start is not a multiple of the namespace block size";
-      data->info.copy_usable = false;
-      data->info.reason = m.reason;
-    }
     if (offers_cross_namespace(data->info)) {
       auto cdfe = read_cdfe([&](const admin_command& a) { return link->admin(a); });
       if (cdfe.ok()) {
@@ -135,8 +129,6 @@ class nvme_copy_backend final : public detail::backend {
     m.details.emplace_back("controller_node", loc.controller);
     if (loc.controller.rfind("nvme-subsys", 0) == 0)
       m.details.emplace_back("subsystem_controllers", std::to_string(loc.subsystem_controllers));
-    if (loc.partition_start_bytes != 0)
-      m.details.emplace_back("partition_start_lba", std::to_string(loc.partition_start_bytes / data->info.lba_bytes));
     if (auto t = test_limits_override())
       m.details.emplace_back("test_limits_override",
                              fmt::format("OFFCOPY_TEST_NVME_LIMITS: MSSRL {} MCL {} MSRC {}", t->max_segment_blocks,
@@ -199,8 +191,6 @@ class nvme_copy_backend final : public detail::backend {
                       fmt::format("cannot enable Copy descriptor format {}h: {}", p.descriptor_format, e.message()));
       p.reenable_formats = enable;
     }
-    p.src_offset_blocks = s->location.partition_start_bytes / s->info.lba_bytes;
-    p.dst_offset_blocks = d->location.partition_start_bytes / d->info.lba_bytes;
     p.pi_regenerate = d->info.pi_type != 0;
     p.reference_tag_bits = reference_tag_bits(d->info.pi_format);
     p.flush_on_finish = pol.sync;

@@ -1,7 +1,7 @@
 // The seams between the NVMe backend and a device. A `transport` carries I/O passthrough commands
 // (one in, one completion out): Linux ioctl and io_uring implement it. A `namespace_link` is one
 // namespace device as the backend sees it: where it sits, its NSID, admin commands (Identify,
-// Get/Set Features) and the transports it can open. The Linux link works on /dev/nvmeXnY[pZ] and
+// Get/Set Features) and the transports it can open. The Linux link works on /dev/nvmeXnY and
 // /dev/ngXnY; tests/models/nvme_model installs a link factory so the whole backend (probe, pair
 // check, transport choice, session) runs on the in-process controller model.
 #pragma once
@@ -78,7 +78,6 @@ struct namespace_location {
   unsigned subsystem_controllers = 1;
   std::string disk_name;        ///< whole namespace block device name ("nvme0n1")
   std::string char_path;        ///< "/dev/ng0n1" when it exists
-  std::uint64_t partition_start_bytes = 0;
   bool is_char = false;         ///< the device opened is the char device itself
 };
 
@@ -105,11 +104,11 @@ using link_factory = std::function<std::unique_ptr<namespace_link>(const detail:
 void set_link_factory(link_factory factory);
 [[nodiscard]] std::unique_ptr<namespace_link> open_link(const detail::device_state& dev);
 
-/// The Linux link on an open block device, partition or NVMe char device (nullptr when sysfs does
-/// not show an NVMe namespace behind it). The device's fd stays owned by `dev`.
+/// The Linux link on an open namespace block device or NVMe char device (nullptr when sysfs does
+/// not show an NVMe namespace, e.g. for a partition: the resolution stage resolves those). The device's fd stays owned by `dev`.
 [[nodiscard]] std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev);
 
-/// Synchronous NVME_IOCTL_IO64_CMD on `fd` (block device, partition or char device; not owned).
+/// Synchronous NVME_IOCTL_IO64_CMD on `fd` (block device or char device; not owned).
 [[nodiscard]] std::unique_ptr<transport> make_ioctl_transport(int fd);
 
 /// io_uring IORING_OP_URING_CMD / NVME_URING_CMD_IO on a char device /dev/ngXnY (`fd` not owned),

@@ -325,14 +325,12 @@ std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev)
   if (::fstat(dev.fd, &st) != 0) return nullptr;
   namespace_location loc;
   loc.is_char = caps.kind == device_kind::nvme_char;
-  // sysfs node of the namespace (a partition's parent for partitions); its parent directory is the
-  // controller (or the multipath subsystem), the scope within which Copy can read.
+  // sysfs node of the namespace; its parent directory is the controller (or the multipath
+  // subsystem), the scope within which Copy can read. A partition is not a namespace: the
+  // resolution stage (src/core/resolve.hpp) gives the backend its namespace and namespace LBAs.
   std::string sys = real_path(fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(st.st_rdev),
                                           minor(st.st_rdev)));
-  if (!loc.is_char && !read_line(sys + "/partition").empty()) {
-    sys = dir_name(sys);
-    loc.partition_start_bytes = caps.partition_start_bytes;
-  }
+  if (!loc.is_char && !read_line(sys + "/partition").empty()) return nullptr;
   const std::string node = base_name(sys);
   const std::string parent = dir_name(sys);
   loc.controller = base_name(parent);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "src/core/resolve.hpp"
 #include "src/scsi/lu.hpp"
 
 namespace offcopy::detail::scsi {
@@ -51,17 +52,24 @@ std::string first_entry(const std::string& dir) {
   return out;
 }
 
-/// Fills the sysfs facts of an open device: its SCSI address, sd and sg names, partition-ness.
+/// True for a partition: the resolution stage gives backends the whole logical unit instead
+/// (src/core/resolve.hpp), whose LBAs are the ones XCOPY and token copy address.
+bool is_partition(const device_state& dev) {
+  struct stat st {};
+  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0 || !S_ISBLK(st.st_mode)) return false;
+  return ::access(("/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)) +
+                   "/partition")
+                      .c_str(),
+                  F_OK) == 0;
+}
+
+/// Fills the sysfs facts of an open device: its SCSI address, sd and sg names.
 void fill_sysfs(const device_state& dev, lu_info& lu) {
   struct stat st {};
   if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return;
   const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
   if (S_ISBLK(st.st_mode)) {
     std::string sys = "/sys/dev/block/" + std::to_string(maj) + ":" + std::to_string(min);
-    if (::access((sys + "/partition").c_str(), F_OK) == 0) {
-      lu.partition = true;
-      sys = real_path(sys + "/..");
-    }
     lu.sd_path = "/dev/" + base_name(real_path(sys));
     lu.scsi_address = base_name(real_path(sys + "/device"));
     std::string sg = first_entry(sys + "/device/scsi_generic");
@@ -170,6 +178,7 @@ std::shared_ptr<lu_info> lu_of(const device_state& dev) {
 
 std::shared_ptr<lu_info> probe_lu(device_state& dev) {
   if (auto lu = lu_of(dev)) return lu;
+  if (is_partition(dev)) return nullptr;
   auto t = open_transport(dev);
   if (!t) return nullptr;
   auto found = discover(*t);
@@ -189,7 +198,8 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
     if (!lu->sd_path.empty()) {
       dev.caps.block_path = lu->sd_path;
       std::string majmin = read_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
-      if (!majmin.empty()) dev.caps.identity = "blk:" + majmin;
+      unsigned ma = 0, mi = 0;
+      if (std::sscanf(majmin.c_str(), "%u:%u", &ma, &mi) == 2) dev.caps.identity = block_medium_identity(ma, mi);
     }
   }
   dev.set("scsi-xcopy", lu);

@@ -25,7 +25,6 @@ struct lu_info final : backend_data {
   std::string sd_path;                     ///< /dev/sdX (empty when unknown)
   std::string sg_path;                     ///< /dev/sgN (empty when unknown)
   std::string scsi_address;                ///< "H:C:T:L" from sysfs (empty when unknown)
-  bool partition = false;                  ///< opened through a partition: LBAs would need translating
 
   [[nodiscard]] std::string naa_hex() const;
   /// "H:C:T" — LUs behind the same target port (empty when unknown).

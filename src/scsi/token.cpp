@@ -381,10 +381,6 @@ class token_backend final : public backend {
       ps.reason = "not a SCSI logical unit";
       return ps;
     }
-    if (s->partition || d->partition) {
-      ps.reason = "partition: token copy addresses the whole logical unit";
-      return ps;
-    }
     const bool force = force_token();
     auto sc = token_capability_of(*s, force);
     auto dc = token_capability_of(*d, force);

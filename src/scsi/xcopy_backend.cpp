@@ -312,10 +312,6 @@ class xcopy_backend final : public backend {
 
 pair_decision decide_pair(const lu_info& src, const lu_info& dst) {
   pair_decision r;
-  if (src.partition || dst.partition) {
-    r.reason = "partition: XCOPY addresses the whole logical unit";
-    return r;
-  }
   auto sc = xcopy_capability_of(src);
   auto dc = xcopy_capability_of(dst);
   if (!dc.available && !sc.available) {

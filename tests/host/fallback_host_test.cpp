@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "offcopy/offcopy.hpp"
+#include "src/core/resolve.hpp"
 #include "src/core/sys.hpp"
 
 using namespace offcopy;
@@ -58,6 +59,14 @@ struct temp_dir {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }
+};
+
+/// Keeps loop devices block devices of their own for its lifetime: these tests prove the
+/// block-device paths of the fallback copiers (O_DIRECT, BLKZEROOUT), and loop devices are this
+/// host's only block devices (by default a loop device resolves to its backing file).
+struct loop_devices_whole {
+  loop_devices_whole() { detail::set_loop_resolution(false); }
+  ~loop_devices_whole() { detail::set_loop_resolution(true); }
 };
 
 /// A loop device over `file`, detached at scope exit (only the one we attached).
@@ -127,6 +136,7 @@ TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole comm
   const std::uint64_t size = 48 * mib;
   const std::vector<std::uint8_t> data = random_bytes(size, 5);
   { std::ofstream(img, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(size)); }
+  loop_devices_whole whole;
   loop_device loop(img);
   for (std::uint64_t shift : {1ULL, 511ULL, 4095ULL}) {
     for (bool up : {true, false}) {
@@ -181,6 +191,7 @@ ssize_t counting_pwrite(int fd, const void* buf, size_t count, off_t offset) {
 TEST_CASE("host: a sparse file to a loop device zeroes the holes with BLKZEROOUT, writes only the data") {
   temp_dir dir;
   const std::string img = dir.path + "/disk.img", sparse = dir.path + "/sparse";
+  loop_devices_whole whole;
   loop_device loop((shell("truncate -s 16M " + img), img));
   write_at(loop.dev, 0, random_bytes(16 * mib, 6), true);  // old data where the holes land
   // Source: 12 MiB, data at [0, 64K), [5M, 5M + 8K), [9M + 4K, 10M); holes elsewhere, one at the end.

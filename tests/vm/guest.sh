@@ -122,7 +122,11 @@ if [[ ${#lio_lines[@]} -gt 0 ]]; then
     tpg=$cfg/loopback/naa.5001405000000001/tpgt_1
     mkdir -p "$tpg" || setup_failed "cannot create the tcm_loop target"
     echo naa.5001405000000002 >"$tpg/nexus" || setup_failed "cannot create the nexus"
+    # paths=2: the same backstore also behind a second tcm_loop target (its own SCSI host), so the
+    # guest sees two disks for one logical unit: two paths, as dm-multipath expects them.
+    tpg2=$cfg/loopback/naa.5001405000000003/tpgt_1
     i=0
+    i2=0
     for line in "${lio_lines[@]}"; do
         name=$(kv "$line" name)
         backstore=$(kv "$line" backstore)
@@ -155,34 +159,54 @@ if [[ ${#lio_lines[@]} -gt 0 ]]; then
         mkdir -p "$tpg/lun/lun_$i"
         ln -s "$bs" "$tpg/lun/lun_$i/$name" || setup_failed "LIO $name: link lun_$i"
         i=$((i + 1))
+        if [[ $(kv "$line" paths || true) == 2 ]]; then
+            if [[ ! -d $tpg2 ]]; then
+                mkdir -p "$tpg2" || setup_failed "cannot create the second tcm_loop target"
+                echo naa.5001405000000004 >"$tpg2/nexus" || setup_failed "cannot create the second nexus"
+            fi
+            mkdir -p "$tpg2/lun/lun_$i2"
+            ln -s "$bs" "$tpg2/lun/lun_$i2/$name" || setup_failed "LIO $name: link path 2 lun_$i2"
+            i2=$((i2 + 1))
+        fi
     done
 
-    # Find each LUN's disk by its unit serial (VPD 0x80), never by order.
+    # Find each LUN's disk by its unit serial (VPD 0x80), never by order; a LUN with two paths has
+    # two disks with that serial, path 1 on the first target's SCSI host (the lower host number).
     for line in "${lio_lines[@]}"; do
         name=$(kv "$line" name)
         serial=$(kv "$line" serial)
         var=$(kv "$line" var)
-        sd=
+        want=1
+        [[ $(kv "$line" paths || true) == 2 ]] && want=2
+        sds=()
         for _ in $(seq 1 200); do
+            sds=()
             for d in /sys/block/sd*; do
                 [[ -e $d/device/vpd_pg80 ]] || continue
                 if tr -d '\000' <"$d/device/vpd_pg80" 2>/dev/null | grep -q "$serial"; then
-                    sd=$(basename "$d")
-                    break
+                    [[ -b /dev/$(basename "$d") ]] || continue
+                    host=$(basename "$(readlink -f "$d/device")")
+                    sds+=("${host%%:*} $(basename "$d")")
                 fi
             done
-            [[ -n $sd && -b /dev/$sd ]] && break
-            sd=
+            [[ ${#sds[@]} -ge $want ]] && break
             sleep 0.1
         done
-        [[ -n $sd ]] || setup_failed "LIO $name (serial $serial): no sd device"
-        sg=$(ls "/sys/block/$sd/device/scsi_generic/" 2>/dev/null | head -n1)
-        [[ -n $sg && -c /dev/$sg ]] || setup_failed "LIO $name: no sg device for $sd"
-        # Clear the power-on / parameters-changed unit attentions.
-        for _ in 1 2 3 4; do sg_turs "/dev/$sg" >/dev/null 2>&1 && break; done
-        lio_sd[$var]=/dev/$sd
-        export "${var}_SD=/dev/$sd" "${var}_SG=/dev/$sg"
-        lio_env+=("${var}_SD=/dev/$sd" "${var}_SG=/dev/$sg")
+        [[ ${#sds[@]} -ge $want ]] || setup_failed "LIO $name (serial $serial): ${#sds[@]} of $want sd devices"
+        # shellcheck disable=SC2207 # disk names hold no blanks (and the chroot has no /dev/fd)
+        sds=($(printf '%s\n' "${sds[@]}" | sort -n | cut -d' ' -f2))
+        for p in $(seq 1 "$want"); do
+            sd=${sds[$((p - 1))]}
+            sg=$(ls "/sys/block/$sd/device/scsi_generic/" 2>/dev/null | head -n1)
+            [[ -n $sg && -c /dev/$sg ]] || setup_failed "LIO $name: no sg device for $sd"
+            # Clear the power-on / parameters-changed unit attentions.
+            for _ in 1 2 3 4; do sg_turs "/dev/$sg" >/dev/null 2>&1 && break; done
+            suffix=
+            ((p > 1)) && suffix=$p
+            lio_sd[$var$suffix]=/dev/$sd
+            export "${var}_SD$suffix=/dev/$sd" "${var}_SG$suffix=/dev/$sg"
+            lio_env+=("${var}_SD$suffix=/dev/$sd" "${var}_SG$suffix=/dev/$sg")
+        done
     done
 fi
 
@@ -200,6 +224,15 @@ export VM_SHARE=$share
 reset_devices() {
     local t0 src mnt rest var dev d line name out
     t0=$(uptime_s)
+    # Device-mapper devices a scenario left (LVM volumes, dmsetup tables, multipath maps) hold the
+    # namespaces and LUNs below them: remove them first (their file systems are unmounted below).
+    if [[ -e /dev/mapper/control ]] && [[ -n $(dmsetup ls 2>/dev/null | grep -v '^No devices') ]]; then
+        while read -r src mnt rest; do
+            [[ $src == /dev/mapper/* || $src == /dev/dm-* ]] && { umount "$mnt" 2>/dev/null || umount -l "$mnt"; }
+        done <<<"$(tac /proc/mounts)"
+        DM_DISABLE_UDEV=1 dmsetup remove_all -f >/dev/null 2>&1 || true
+        [[ -z $(dmsetup ls 2>/dev/null | grep -v '^No devices') ]] || { note "reset: dm devices left: $(dmsetup ls)"; return 1; }
+    fi
     while read -r src mnt rest; do
         case $src in
             /dev/nvme* | /dev/sd* | /dev/loop* | /dev/mapper/*)

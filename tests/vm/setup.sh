@@ -33,7 +33,8 @@ skip() { log "SKIP: $*"; exit 77; }
 # so they are host packages too.
 # qemu-system-x86 itself comes from bookworm-backports (QEMU 10: cross-namespace Copy), below.
 packages=(qemu-utils busybox-static cpio kmod nvme-cli sg3-utils ddpt fio
-          e2fsprogs util-linux python3 bash coreutils)
+          e2fsprogs util-linux python3 bash coreutils
+          dmsetup lvm2 fdisk gdisk)  # stacked devices: dm tables, LVM, MBR (sfdisk) and GPT (sgdisk)
 
 # One dpkg-query for all (a loop costs seconds on a loaded machine).
 declare -A installed
@@ -126,7 +127,8 @@ version=$(cat "$cache/kernel-version")
 modules=(virtio_pci virtio_blk 9p 9pnet_virtio configfs
          nvme nvme_core nvme_tcp nvme_fabrics nvmet nvmet_tcp
          sd_mod sg target_core_mod target_core_file target_core_iblock tcm_loop
-         ext4 crc32c_generic crc32c_intel loop)
+         ext4 crc32c_generic crc32c_intel loop
+         dm_mod dm_multipath dm_round_robin dm_delay)  # dm: linear/striped built into dm_mod; delay = an opaque target
 
 busybox=$(command -v busybox || true)
 [[ -x /bin/busybox ]] && busybox=/bin/busybox

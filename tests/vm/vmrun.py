@@ -7,7 +7,7 @@
 A scenario's header declares the topology with directive lines:
 
     # vm-nvme: ctrl=0 nsid=1 size=64M lbs=512 mssrl=128 mcl=128 msrc=127 [ms=8 mset=0 pi=1]
-    # vm-lio: name=lun0 backstore=fileio size=64M [lbs=4096]
+    # vm-lio: name=lun0 backstore=fileio size=64M [lbs=4096] [paths=2]
     # vm-lio: name=lun1 backstore=iblock dev=nvme0n1
     # vm-timeout: 120
     # vm-require: OFFCOPY_BIN      (skip without booting unless this env var names an existing path)
@@ -52,7 +52,7 @@ END_MARK = "=== vm: scenario end"
 # unchanged (mssrl, mcl, msrc, ms, mset, pi, pil, ...).
 NVME_RUNNER_KEYS = {"ctrl", "nsid", "size", "lbs", "read_error_lba", "write_error_lba"}
 NVME_NS_KEYS = {"mssrl", "mcl", "msrc", "ms", "mset", "pi", "pil", "pif", "zoned", "eui64", "uuid"}
-LIO_KEYS = {"name", "backstore", "size", "lbs", "dev"}
+LIO_KEYS = {"name", "backstore", "size", "lbs", "dev", "paths"}
 
 
 class DirectiveError(Exception):
@@ -131,6 +131,8 @@ def parse_directives(path):
                         raise DirectiveError(f"{where}: iblock needs dev=nvmeCnN (a vm-nvme namespace)")
                 else:
                     raise DirectiveError(f"{where}: backstore must be fileio or iblock")
+                if d.get("paths", "1") not in ("1", "2"):
+                    raise DirectiveError(f"{where}: paths must be 1 or 2")
                 if any(x["name"] == d["name"] for x in lio):
                     raise DirectiveError(f"{where}: duplicate LUN name {d['name']}")
                 lio.append(d)
@@ -346,6 +348,8 @@ def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme
             line += f" dev={d['dev'].upper()}"
         if "lbs" in d:
             line += f" lbs={int(d['lbs'])}"
+        if d.get("paths", "1") == "2":
+            line += " paths=2"
         topo.append(line)
     with open(os.path.join(share, "topology"), "w") as f:
         f.write("\n".join(topo) + "\n")

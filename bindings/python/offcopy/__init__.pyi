@@ -47,18 +47,47 @@ class _ProbeRequired(_JobFields):
     identity: str
     offload: list[OffloadMechanism]
 
+class _PieceRequired(TypedDict):
+    offset_bytes: int
+    length_bytes: int
+    medium: str  # the device or file a backend addresses
+    medium_offset_bytes: int
+    via: str  # the layers crossed, top down; "" when the device is its own medium
+
+class Piece(_PieceRequired, total=False):
+    opaque: str  # a dm target nothing resolves ("dm crypt"): copied by a fallback
+
 class ProbeResult(_ProbeRequired, total=False):
     parent_path: str
     partition_start_bytes: int
+    pieces: list[Piece]  # the resolution (at most 1024 listed)
+    pieces_total: int
+    media: list[dict[str, Any]]  # a stacked device's media, each a probe object without the job fields
 
 class BackendChoice(TypedDict):
     backend: Backend
     chosen: bool
     reason: str
 
-class PlanCommand(TypedDict):
+class PlanCommand(TypedDict, total=False):
     barrier: bool
-    segments: list[list[int]]  # [src_block, dst_block, blocks] in units of block_bytes
+    part: int  # index into parts
+    order: Literal["ascending", "descending"]
+    segments: list[list[int]]  # [src_block, dst_block, blocks] in units of its part's block_bytes
+
+class _PlanPartRequired(TypedDict):
+    backend: Backend
+    block_bytes: int
+    limits: Limits
+    source_medium: str
+    destination_medium: str
+    bytes: int
+    considered: list[BackendChoice]
+    ranges: list[list[int]]  # [src_offset, dst_offset, length] in the endpoints' offsets
+    ranges_total: int
+
+class PlanPart(_PlanPartRequired, total=False):
+    fallback_reason: str
 
 class _PlanRequired(_JobFields):
     backend: Backend
@@ -69,6 +98,7 @@ class _PlanRequired(_JobFields):
     ordered: bool
     limits: Limits
     considered: list[BackendChoice]
+    parts: list[PlanPart]  # one per pair of media
     commands: list[PlanCommand]
 
 class PlanResult(_PlanRequired, total=False):

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <random>
 
@@ -76,6 +77,8 @@ struct script {
   bool fail_on_write = true;
   std::uint64_t fail_offset = ~0ULL;
   bool refuse_direct = false; ///< EINVAL for every O_DIRECT transfer
+  std::atomic<bool>* cancel = nullptr;  ///< set when a write reaches cancel_offset
+  std::uint64_t cancel_offset = ~0ULL;
   unsigned calls = 0;
   unsigned faults = 0;
 } g_script;
@@ -85,6 +88,7 @@ bool is_direct(int fd) { return (::fcntl(fd, F_GETFL) & O_DIRECT) != 0; }
 /// Decides the fate of one transfer: returns -errno, or the bytes to do (≤ length).
 long long decide(bool is_write, int fd, std::uint64_t offset, std::uint32_t length) {
   ++g_script.calls;
+  if (g_script.cancel != nullptr && is_write && offset + length > g_script.cancel_offset) g_script.cancel->store(true);
   if (g_script.refuse_direct && is_direct(fd)) {
     ++g_script.faults;
     return -EINVAL;
@@ -284,6 +288,44 @@ TEST_CASE("buffered: EIO fails the command and blocks_done is the written prefix
       CHECK(std::equal(got.begin() + 1024 * bb, got.begin() + static_cast<std::ptrdiff_t>(1024 * bb + claimed),
                        f.src_data.begin()));
     }
+  }
+}
+
+TEST_CASE("buffered: cancel set while a command runs stops it before its next buffer, blocks_done the prefix") {
+  for (const auto& drv : drivers) {
+    CAPTURE(drv.name);
+    g_script = script{};
+    std::atomic<bool> cancel{false};
+    g_script.cancel = &cancel;
+    g_script.cancel_offset = 256 * 1024;  // the write of the chunk at 256 KiB sets the flag
+    fixture f(57);
+    auto src = open_dev(f.src_path, false);
+    auto dst = open_dev(f.dst_path, true);
+    // One command of 2 MiB (32 chunks of 64 KiB), source 0 to destination 0.
+    const std::uint64_t bb = 512;
+    std::vector<plan_segment> segs{{0, 0, 4096}};
+    policy pol = small_buffers();
+    pol.cancel = &cancel;
+    detail::scoped_sys_override seam(scripted_table());
+    auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), pol,
+                                                 tuning_of(drv.uring, buffered_tuning::direct_io::never));
+    REQUIRE(session.ok());
+    auto done = run_commands(*session.value(), segs, bb, 1);
+    REQUIRE(done.size() == 1);
+    CHECK(done[0].result.code() == errc::cancelled);
+    const std::uint64_t claimed = done[0].blocks_done * bb;
+    // The chunk that set the flag and those already in flight finish; no further chunk is cut:
+    // one buffer stops right after it, eight at most 8 chunks beyond the flag's own.
+    if (!drv.uring) CHECK(claimed == 320 * 1024);
+    CHECK(claimed >= 320 * 1024);
+    CHECK(claimed <= (320 + 8 * 64) * 1024);
+    session.value().reset();
+    auto got = read_file(f.dst_path);
+    CHECK(std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(claimed), f.src_data.begin()));
+    // Beyond what was cut, the destination is untouched.
+    const std::size_t cut_end = (320 + 8 * 64) * 1024;
+    CHECK(std::equal(got.begin() + static_cast<std::ptrdiff_t>(cut_end), got.end(),
+                     f.dst_data.begin() + static_cast<std::ptrdiff_t>(cut_end)));
   }
 }
 

@@ -61,14 +61,14 @@ TEST_CASE("gather: scattered sources land back to back in one Copy") {
   CHECK(m.read_blocks(1008, 4) == pattern(4 * 512, 2));
 }
 
-TEST_CASE("partition offsets are added to both sides; PI regenerates with ILBRT = SDLBA") {
+TEST_CASE("segments are namespace LBAs, sent as they are; PI regenerates with ILBRT = SDLBA") {
+  // Partitions are resolved to their namespace before the backend sees them (src/core/resolve.hpp):
+  // a plan's blocks are namespace-absolute.
   nvme_model m(nvme_model_config{});
   session_params p;
-  p.src_offset_blocks = 2048;
-  p.dst_offset_blocks = 4096;
   p.pi_regenerate = true;
   copy_session s(m.make_transport(1), p);
-  const std::vector<plan_segment> segs{{10, 20, 5}};
+  const std::vector<plan_segment> segs{{2058, 4116, 5}};
   REQUIRE(s.submit(make_cmd(1, segs)).ok());
   auto out = reap_all(s, 1);
   REQUIRE(out.size() == 1);
