@@ -4,11 +4,15 @@
 #include <scsi/sg_lib.h>
 #include <scsi/sg_pt.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <mutex>
 
 #include "src/core/device_state.hpp"
+#include "src/core/signal_guard.hpp"
 #include "src/scsi/wire.hpp"
 
 namespace offcopy::detail::scsi {
@@ -78,6 +82,30 @@ class sg_pt_transport final : public transport {
  private:
   int fd_;
   std::string name_;
+};
+
+/// Every transport the backends get: signals wait while a command runs (src/core/signal_guard.hpp),
+/// so no command is orphaned on the device or sent twice. Closes `owned_fd` when given.
+class signal_safe_transport final : public transport {
+ public:
+  signal_safe_transport(std::unique_ptr<transport> inner, int owned_fd) : inner_(std::move(inner)), fd_(owned_fd) {}
+  ~signal_safe_transport() override {
+    inner_.reset();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  signal_safe_transport(const signal_safe_transport&) = delete;
+  signal_safe_transport& operator=(const signal_safe_transport&) = delete;
+
+  scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
+                     unsigned timeout_seconds) override {
+    signals_blocked quiet;
+    return inner_->execute(cdb, dir, data, timeout_seconds);
+  }
+  std::string name() const override { return inner_->name(); }
+
+ private:
+  std::unique_ptr<transport> inner_;
+  int fd_;
 };
 
 std::mutex factory_mutex;
@@ -155,13 +183,28 @@ void set_transport_factory(transport_factory factory) {
 }
 
 std::unique_ptr<transport> open_transport(const device_state& dev) {
+  transport_factory factory;
   {
     std::lock_guard lock(factory_mutex);
-    if (factory_slot()) return factory_slot()(dev);
+    factory = factory_slot();
   }
-  if (dev.fd < 0) return nullptr;
-  if (dev.caps.kind != device_kind::block_device && dev.caps.kind != device_kind::scsi_generic) return nullptr;
-  return make_sg_pt_transport(dev.fd, dev.caps.path);
+  std::unique_ptr<transport> t;
+  int owned = -1;
+  if (factory) {
+    t = factory(dev);
+    if (!t) return nullptr;
+  } else {
+    if (dev.fd < 0) return nullptr;
+    if (dev.caps.kind != device_kind::block_device && dev.caps.kind != device_kind::scsi_generic) return nullptr;
+    // /dev/sgN with a disk behind it (known once discovery ran): the commands go through the disk.
+    // SG_IO on a block device waits uninterruptibly (blk_execute_rq); on the sg node even a stop
+    // signal, which no thread can block, orphans the command and restarts the call -- sending
+    // the command again.
+    if (dev.caps.kind == device_kind::scsi_generic && !dev.caps.block_path.empty())
+      owned = ::open(dev.caps.block_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    t = make_sg_pt_transport(owned >= 0 ? owned : dev.fd, dev.caps.path);
+  }
+  return std::make_unique<signal_safe_transport>(std::move(t), owned);
 }
 
 }  // namespace offcopy::detail::scsi
