@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdio>
 #include <fstream>
+#include <vector>
 
 #include "src/scsi/lu.hpp"
 
@@ -26,10 +27,26 @@ std::string read_line(const std::string& path) {
   return s;
 }
 
-std::string real_path(const std::string& p) {
+/// Where /sys/dev/{block,char}/M:m points (relative, e.g.
+/// "../../devices/.../host2/target2:0:0/2:0:0:0/block/sda/sda1"): one readlink, no realpath.
+std::string sysfs_link(const std::string& p) {
   char buf[PATH_MAX];
-  if (::realpath(p.c_str(), buf) == nullptr) return {};
-  return buf;
+  const ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+/// The path components of a sysfs link target.
+std::vector<std::string> components(const std::string& p) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    const std::size_t slash = p.find('/', start);
+    const std::size_t end = slash == std::string::npos ? p.size() : slash;
+    if (end > start) out.push_back(p.substr(start, end - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return out;
 }
 
 std::string base_name(const std::string& p) {
@@ -52,24 +69,35 @@ std::string first_entry(const std::string& dir) {
 }
 
 /// Fills the sysfs facts of an open device: its SCSI address, sd and sg names, partition-ness.
+/// The device's /sys/dev link says all but the other node's name in one readlink: a disk's ends
+/// in ".../H:C:T:L/block/sda" (a partition's in ".../block/sda/sda1"), an sg node's in
+/// ".../H:C:T:L/scsi_generic/sg3".
 void fill_sysfs(const device_state& dev, lu_info& lu) {
   struct stat st {};
   if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return;
   const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
-  if (S_ISBLK(st.st_mode)) {
-    std::string sys = "/sys/dev/block/" + std::to_string(maj) + ":" + std::to_string(min);
-    if (::access((sys + "/partition").c_str(), F_OK) == 0) {
-      lu.partition = true;
-      sys = real_path(sys + "/..");
+  const bool block = S_ISBLK(st.st_mode);
+  if (!block && !S_ISCHR(st.st_mode)) return;
+  const std::string sys = std::string(block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(maj) + ":" +
+                          std::to_string(min);
+  const std::vector<std::string> parts = components(sysfs_link(sys));
+  const std::string kind_dir = block ? "block" : "scsi_generic";
+  std::size_t at = parts.size();
+  for (std::size_t i = parts.size(); i-- > 0;) {
+    if (parts[i] == kind_dir) {
+      at = i;
+      break;
     }
-    lu.sd_path = "/dev/" + base_name(real_path(sys));
-    lu.scsi_address = base_name(real_path(sys + "/device"));
-    std::string sg = first_entry(sys + "/device/scsi_generic");
+  }
+  if (at == parts.size() || at + 1 >= parts.size()) return;
+  if (at > 0) lu.scsi_address = parts[at - 1];
+  if (block) {
+    lu.partition = at + 2 < parts.size();  // block/sda/sda1
+    lu.sd_path = "/dev/" + parts[at + 1];
+    std::string sg = first_entry(sys + (lu.partition ? "/../device/scsi_generic" : "/device/scsi_generic"));
     if (!sg.empty()) lu.sg_path = "/dev/" + sg;
-  } else if (S_ISCHR(st.st_mode)) {
-    std::string sys = "/sys/dev/char/" + std::to_string(maj) + ":" + std::to_string(min);
-    lu.sg_path = "/dev/" + base_name(real_path(sys));
-    lu.scsi_address = base_name(real_path(sys + "/device"));
+  } else {
+    lu.sg_path = "/dev/" + parts[at + 1];
     std::string sd = first_entry(sys + "/device/block");
     if (!sd.empty()) lu.sd_path = "/dev/" + sd;
   }

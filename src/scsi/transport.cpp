@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "src/core/device_state.hpp"
 #include "src/core/signal_guard.hpp"
@@ -22,11 +23,16 @@ namespace {
 class sg_pt_transport final : public transport {
  public:
   sg_pt_transport(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  ~sg_pt_transport() override {
+    for (sg_pt_base* pt : idle_) destruct_scsi_pt_obj(pt);
+  }
+  sg_pt_transport(const sg_pt_transport&) = delete;
+  sg_pt_transport& operator=(const sg_pt_transport&) = delete;
 
   scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
                      unsigned timeout_seconds) override {
     scsi_reply reply;
-    struct sg_pt_base* pt = construct_scsi_pt_obj_with_fd(fd_, 0);
+    struct sg_pt_base* pt = take();
     if (pt == nullptr) {
       reply.os_errno = ENOMEM;
       return reply;
@@ -73,18 +79,42 @@ class sg_pt_transport final : public transport {
       const int resid = get_scsi_pt_resid(pt);
       if (dir == data_direction::from_device && resid > 0) reply.data_resid_bytes = static_cast<std::uint32_t>(resid);
     }
-    destruct_scsi_pt_obj(pt);
+    give_back(pt);
     return reply;
   }
 
   std::string name() const override { return name_; }
 
  private:
+  /// A pass-through object for one command. Constructing one examines the file descriptor
+  /// (an fstat per command in libsgutils2 1.46); a cleared one is reused instead, one per thread
+  /// that has a command outstanding at once.
+  sg_pt_base* take() {
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        sg_pt_base* pt = idle_.back();
+        idle_.pop_back();
+        return pt;
+      }
+    }
+    return construct_scsi_pt_obj_with_fd(fd_, 0);
+  }
+  void give_back(sg_pt_base* pt) {
+    clear_scsi_pt_obj(pt);  // keeps the file descriptor
+    std::lock_guard lock(mu_);
+    idle_.push_back(pt);
+  }
+
   int fd_;
   std::string name_;
+  std::mutex mu_;
+  std::vector<sg_pt_base*> idle_;
 };
 
-/// Every transport the backends get: signals wait while a command runs (src/core/signal_guard.hpp),
+constexpr std::uint8_t third_party_copy_out = 0x83;
+
+/// Every transport the backends get: signals wait while a copy command runs (src/core/signal_guard.hpp),
 /// so no command is orphaned on the device or sent twice. Closes `owned_fd` when given.
 class signal_safe_transport final : public transport {
  public:
@@ -98,6 +128,10 @@ class signal_safe_transport final : public transport {
 
   scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
                      unsigned timeout_seconds) override {
+    // THIRD-PARTY COPY OUT (83h: EXTENDED COPY, POPULATE TOKEN, WRITE USING TOKEN) is what a
+    // device goes on running, and what must not be sent twice. Discovery's commands only read
+    // (sending one again is harmless) and pay no signal-mask system calls.
+    if (cdb.empty() || cdb[0] != third_party_copy_out) return inner_->execute(cdb, dir, data, timeout_seconds);
     signals_blocked quiet;
     return inner_->execute(cdb, dir, data, timeout_seconds);
   }

@@ -59,8 +59,8 @@ class transport {
 /// the sg_pt transport for block devices and sg nodes (an sg node with a disk behind it sends
 /// through the disk, whose SG_IO wait no signal interrupts), nullptr for anything else.
 /// open_transport() wraps whatever it gets so that the calling thread's asynchronous signals are
-/// blocked while a command runs (src/core/signal_guard.hpp): a signal never orphans a command on
-/// the device nor makes the kernel send it again.
+/// blocked while a THIRD-PARTY COPY OUT command (83h) runs (src/core/signal_guard.hpp): a signal
+/// never orphans a copy on the device nor makes the kernel send it again.
 using transport_factory = std::function<std::unique_ptr<transport>(const device_state&)>;
 void set_transport_factory(transport_factory factory);
 [[nodiscard]] std::unique_ptr<transport> open_transport(const device_state& dev);

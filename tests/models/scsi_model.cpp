@@ -127,7 +127,7 @@ class model_transport final : public transport {
       ++m_->running;
       m_->audit().max_concurrent = std::max(m_->audit().max_concurrent, m_->running);
     }
-    if (m_->on_execute) m_->on_execute();
+    if (m_->on_execute) m_->on_execute(cdb);
     // Other threads may run commands meanwhile (worker threads): the data buffer is read and
     // written under the model's lock only.
     std::lock_guard lock(m_->mutex);

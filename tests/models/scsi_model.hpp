@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -93,7 +94,7 @@ class scsi_model {
   void time_out_copy_command(unsigned n) { timeout_at_ = copy_commands_ + n; }
   /// Called inside every command, on the thread that sent it, before the model answers it
   /// (tests look at signal masks there).
-  std::function<void()> on_execute;
+  std::function<void(std::span<const std::uint8_t> cdb)> on_execute;
   /// The teardown check: transports destroyed while one of their commands was still running
   /// (a session freeing what a command uses), and the most commands ever running at once.
   struct transport_audit {
