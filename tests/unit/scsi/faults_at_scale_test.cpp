@@ -244,8 +244,9 @@ TEST_CASE("faults at scale: EXTENDED COPY and token copy on the copy-manager mod
     if (!rep.result.ok()) {
       ++failed;
       const errc c = rep.result.code();
+      // size_limit_exceeded: a single block the device still refuses (the fault's 26/08 on it).
       CHECK((c == errc::io_error || c == errc::device_error || c == errc::internal || c == errc::cancelled ||
-             c == errc::not_supported || c == errc::out_of_range));
+             c == errc::not_supported || c == errc::out_of_range || c == errc::size_limit_exceeded));
     }
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (took > slowest) {
