@@ -10,6 +10,7 @@ packages=(
   doctest-dev libbenchmark-dev pybind11-dev python3-dev python3-pytest python3-jsonschema
   nvme-cli sg3-utils ddpt fio util-linux e2fsprogs xfsprogs
   gnuplot-nox  # bench/plot.sh only (docs/img figures), not needed by the tests
+  clang libclang-rt-dev  # scripts/fuzz.sh: clang 14's -fsanitize=fuzzer (libFuzzer lives in libclang-rt)
   qemu-utils busybox-static cpio kmod
 )
 missing=()
