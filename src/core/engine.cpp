@@ -196,7 +196,9 @@ class runner {
       if (offload) timed_flush([&] { flush_before(src, dst); });
       if (!drive(*session, kind, offload)) {
         // Even a failed offload may have written blocks (bytes_copied says which): the destination's
-        // cached pages over them are stale all the same (DESIGN §1 coherence).
+        // cached pages over them are stale all the same (DESIGN §1 coherence). The session goes
+        // first: it waits for anything still in flight, which may write too.
+        session.reset();
         if (offload) timed_flush([&] { invalidate_after(dst, segs_, plan_.block_bytes); });
         return;
       }
@@ -234,106 +236,156 @@ class runner {
 
   /// Runs the queue on one session. False when the copy must stop (rep_.result set).
   /// Returns true with work left in queue_ when the backend said "not supported" in auto mode.
+  ///
+  /// Lifetimes (issue 8.5): it returns only once every command it submitted was reaped -- after
+  /// an error, a cancel or a throwing callback too -- and counts every completion it reaps. The
+  /// one exception is a session whose reaps keep failing without delivering anything
+  /// (max_idle_reaps in a row): the outcome of what it still holds is unknown, nothing more is
+  /// claimed, and the session's destructor waits for those commands (or keeps their buffers).
   bool drive(copy_session& session, const std::string& kind, bool offload) {
-    unsigned depth = std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)));
+    drive_state st{std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)))};
+    auto& use = rep_.of(kind);
+    try {
+      while (true) {
+        submit_ready(session, st, use);
+        if (st.inflight.empty()) break;
+        st.done.clear();
+        status reaped = session.reap(1, st.done);
+        const bool progress = !st.done.empty();
+        for (completion& c : st.done) handle_completion(c, st, use, offload, kind);
+        if (!reaped.ok()) note_error(st, std::move(reaped));
+        st.idle_reaps = progress ? 0 : st.idle_reaps + 1;
+        if (st.idle_reaps >= max_idle_reaps) {
+          if (st.first_error.ok())
+            st.first_error =
+                status(errc::internal, fmt::format("{}: {} command(s) never completed", kind, st.inflight.size()));
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      // Memory exhausted (or a bug) in the middle: stop here. What is in flight is waited for by
+      // the session's destructor; what was counted stays counted.
+      note_error(st, status(errc::internal, fmt::format("{}: {}", kind, e.what())));
+    } catch (...) {
+      note_error(st, status(errc::internal, fmt::format("{}: unknown exception", kind)));
+    }
+    if (!st.first_error.ok()) {
+      // "Not supported" with data moved by commands still in flight when it came: no longer
+      // "offload impossible, nothing written".
+      if (st.first_error.code() == errc::not_supported && rep_.bytes_copied > 0)
+        st.first_error.recode(errc::device_error);
+      rep_.result = std::move(st.first_error);
+      return false;
+    }
+    return true;
+  }
+
+  /// A session's reaps that may deliver nothing in a row before the engine stops waiting.
+  static constexpr unsigned max_idle_reaps = 8;
+
+  struct drive_state {
+    unsigned depth = 1;
     std::vector<completion> done;
     std::vector<std::pair<std::uint64_t, work>> inflight;  // tag -> work
     std::uint64_t next_tag = 1;
     status first_error;
     bool fallback = false;
-    auto& use = rep_.of(kind);
+    unsigned idle_reaps = 0;
+  };
 
-    while (true) {
-      bool stop = !first_error.ok() || fallback;
-      // Submit while there is room and no barrier needs the pipe drained.
-      while (!stop && !queue_.empty() && inflight.size() < depth) {
-        if (!callback_error_.ok()) {
-          first_error = callback_error_;
-          stop = true;
-          break;
-        }
-        if (pol_.cancel && pol_.cancel->load()) {
-          first_error = status(errc::cancelled, "cancelled by the caller");
-          stop = true;
-          break;
-        }
-        work w = queue_.front();
-        if (w.barrier && !inflight.empty()) break;
-        const bool cut = w.order != copy_order::any && !session.runs_memmove_order();
+  /// The first error wins, except that a failure reaped after a cancel (an I/O or device error,
+  /// or a bug) replaces the cancel: the caller must learn that a command failed. A command that
+  /// was merely too large or refused is no failure once nothing more will be sent.
+  static void note_error(drive_state& st, status s) {
+    if (st.first_error.ok()) {
+      st.first_error = std::move(s);
+      return;
+    }
+    const errc c = s.code();
+    if (st.first_error.code() == errc::cancelled &&
+        (c == errc::io_error || c == errc::device_error || c == errc::internal)) {
+      s.prefix("after the copy was cancelled");
+      st.first_error = std::move(s);
+    }
+  }
+
+  /// Submits while there is room, no error, no cancel, and no barrier waiting for the pipe to drain.
+  void submit_ready(copy_session& session, drive_state& st, backend_usage& use) {
+    while (st.first_error.ok() && !st.fallback && !queue_.empty() && st.inflight.size() < st.depth) {
+      if (!callback_error_.ok()) {
+        note_error(st, callback_error_);
+        return;
+      }
+      if (pol_.cancel && pol_.cancel->load()) {
+        note_error(st, status(errc::cancelled, "cancelled by the caller"));
+        return;
+      }
+      work w = queue_.front();
+      if (w.barrier && !st.inflight.empty()) return;
+      const bool cut = w.order != copy_order::any && !session.runs_memmove_order();
+      if (cut) {
+        w = cut_memmove_piece();
+      } else {
+        queue_.pop_front();
+      }
+      command cmd{st.next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                  w.order};
+      if (auto s = session.submit(cmd); !s.ok()) {
         if (cut) {
-          w = cut_memmove_piece();
+          uncut_memmove_piece(w);
         } else {
-          queue_.pop_front();
+          queue_.push_front(w);
         }
-        command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
-                    w.order};
-        if (auto s = session.submit(cmd); !s.ok()) {
-          if (cut) {
-            uncut_memmove_piece(w);
-          } else {
-            queue_.push_front(w);
-          }
-          first_error = std::move(s);
-          stop = true;
-          break;
-        }
-        inflight.emplace_back(next_tag++, w);
-        ++use.commands;
+        note_error(st, std::move(s));
+        return;
       }
-      if (inflight.empty()) break;
-      done.clear();
-      if (auto s = session.reap(1, done); !s.ok()) {
-        // Outcome of the in-flight commands is unknown: nothing more can be claimed.
-        rep_.result = std::move(s);
-        return false;
-      }
-      for (completion& c : done) {
-        auto it = std::find_if(inflight.begin(), inflight.end(), [&](const auto& x) { return x.first == c.tag; });
-        if (it == inflight.end()) continue;
-        work w = it->second;
-        inflight.erase(it);
-        std::uint64_t blocks = blocks_of(segs_, w);
-        use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
-        if (c.result.ok()) {
-          account(use, blocks);
-          // A finished memmove piece: its segment is the last one (one piece runs at a time).
-          if (w.piece && w.first + 1 == segs_.size()) segs_.pop_back();
-          continue;
-        }
-        std::uint64_t partial = std::min(c.blocks_done, blocks);
-        account(use, partial);
-        work rest = w.order == copy_order::descending ? drop_suffix(segs_, w, partial) : drop_prefix(segs_, w, partial);
-        errc code = c.result.code();
-        if (code == errc::size_limit_exceeded && offload) {
-          work a, b;
-          if (split(segs_, rest, a, b)) {
-            ++use.retries;
-            queue_.push_front(b);
-            queue_.push_front(a);
-            continue;
-          }
-        }
-        // A fallback refused before moving data (copy_file_range: EXDEV, EOPNOTSUPP, ...): the next
-        // fallback in the registry takes over in every mode.
-        if (code == errc::not_supported &&
-            ((offload && pol_.mode == copy_mode::automatic) || (!offload && fallback_after(kind)))) {
-          rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, c.result.to_string()));
-          queue_.push_front(rest);
-          fallback = true;
-          continue;
-        }
-        if (first_error.ok()) {
-          first_error = std::move(c.result);
-          // "Not supported" after data moved is no longer "offload impossible, nothing written".
-          if (code == errc::not_supported && rep_.bytes_copied > 0) first_error.recode(errc::device_error);
-        }
+      st.inflight.emplace_back(st.next_tag++, w);
+      ++use.commands;
+    }
+  }
+
+  /// Accounts one completion and decides what follows: done, split and re-queued, fallback, or error.
+  void handle_completion(completion& c, drive_state& st, backend_usage& use, bool offload, const std::string& kind) {
+    auto it = std::find_if(st.inflight.begin(), st.inflight.end(), [&](const auto& x) { return x.first == c.tag; });
+    if (it == st.inflight.end()) return;
+    work w = it->second;
+    st.inflight.erase(it);
+    std::uint64_t blocks = blocks_of(segs_, w);
+    use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
+    if (c.result.ok()) {
+      account(use, blocks);
+      // A finished memmove piece: its segment is the last one (one piece runs at a time).
+      if (w.piece && w.first + 1 == segs_.size()) segs_.pop_back();
+      return;
+    }
+    std::uint64_t partial = std::min(c.blocks_done, blocks);
+    account(use, partial);
+    work rest = w.order == copy_order::descending ? drop_suffix(segs_, w, partial) : drop_prefix(segs_, w, partial);
+    errc code = c.result.code();
+    // Everything done after all (NVMe: DW0 past the last range): nothing to re-send or hand on.
+    const bool nothing_left = partial == blocks;
+    if (nothing_left && (code == errc::size_limit_exceeded || code == errc::not_supported)) return;
+    if (code == errc::size_limit_exceeded && offload && st.first_error.ok()) {
+      work a, b;
+      if (split(segs_, rest, a, b)) {
+        ++use.retries;
+        queue_.push_front(b);
+        queue_.push_front(a);
+        return;
       }
     }
-    if (!first_error.ok()) {
-      rep_.result = std::move(first_error);
-      return false;
+    // A fallback refused before moving data (copy_file_range: EXDEV, EOPNOTSUPP, ...): the next
+    // fallback in the registry takes over in every mode.
+    if (code == errc::not_supported && st.first_error.ok() &&
+        ((offload && pol_.mode == copy_mode::automatic) || (!offload && fallback_after(kind)))) {
+      if (!st.fallback) rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, c.result.to_string()));
+      queue_.push_front(rest);
+      st.fallback = true;
+      return;
     }
-    return true;
+    // "Not supported" after data moved is no longer "offload impossible, nothing written".
+    if (code == errc::not_supported && rep_.bytes_copied > 0) c.result.recode(errc::device_error);
+    note_error(st, std::move(c.result));
   }
 
   /// The next piece of the memmove work at the front of the queue, for a session that cannot copy
