@@ -13,6 +13,7 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
+#include "src/core/observer.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
 #include "src/core/planner.hpp"
@@ -146,8 +147,14 @@ bool fallback_after(std::string_view name) noexcept {
 
 class runner {
  public:
-  runner(const request& req, const plan& p, const policy& pol, report& rep)
-      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), start_(std::chrono::steady_clock::now()) {
+  runner(const request& req, const plan& p, const policy& pol, report& rep, completion_observer* observer)
+      : req_(req),
+        plan_(p),
+        pol_(pol),
+        rep_(rep),
+        observer_(observer),
+        segs_(p.segments),
+        start_(std::chrono::steady_clock::now()) {
     for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
     total_ = p.total_bytes();
     delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
@@ -252,7 +259,10 @@ class runner {
         }
         command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
                     w.order};
-        if (auto s = session.submit(cmd); !s.ok()) {
+        status s = observer_ ? observer_->before_submit(cmd.segments, cmd.block_bytes, cmd.order != copy_order::any)
+                             : status();
+        if (s.ok()) s = session.submit(cmd);
+        if (!s.ok()) {
           if (cut) {
             uncut_memmove_piece(w);
           } else {
@@ -279,6 +289,7 @@ class runner {
         inflight.erase(it);
         std::uint64_t blocks = blocks_of(segs_, w);
         use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
+        observe(w, c.result.ok() ? blocks : std::min(c.blocks_done, blocks), first_error);
         if (c.result.ok()) {
           account(use, blocks);
           // A finished memmove piece: its segment is the last one (one piece runs at a time).
@@ -319,6 +330,15 @@ class runner {
       return false;
     }
     return true;
+  }
+
+  /// Tells the observer (the journal) what a completion is known to have done; its error becomes
+  /// the copy's first error.
+  void observe(const work& w, std::uint64_t blocks, status& first_error) {
+    if (observer_ == nullptr || blocks == 0) return;
+    status s = observer_->completed(std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                                    blocks, w.order == copy_order::descending);
+    if (!s.ok() && first_error.ok()) first_error = std::move(s);
   }
 
   /// The next piece of the memmove work at the front of the queue, for a session that cannot copy
@@ -410,6 +430,7 @@ class runner {
   const plan& plan_;
   const policy& pol_;
   report& rep_;
+  completion_observer* observer_ = nullptr;
   std::vector<plan_segment> segs_;
   std::deque<work> queue_;
   std::chrono::steady_clock::time_point start_;
@@ -422,7 +443,7 @@ class runner {
 
 }  // namespace
 
-report execute_unchecked(const request& req, const plan& p, const policy& pol) {
+report execute_unchecked(const request& req, const plan& p, const policy& pol, completion_observer* observer) {
   report rep;
   auto t0 = std::chrono::steady_clock::now();
   rep.time = p.time;
@@ -432,7 +453,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
     rep.result = status(errc::invalid_argument, "request needs a source and a destination");
     return rep;
   }
-  runner r(req, p, pol, rep);
+  runner r(req, p, pol, rep, observer);
   r.run();
   double run_seconds = seconds_since(t0);
   rep.elapsed_seconds = run_seconds;
@@ -448,7 +469,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
       std::int64_t mismatch = -1;
       request vr = req;
       if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
-      if (auto s = verify_extents(vr, mismatch); !s.ok()) {
+      if (auto s = verify_extents(vr, mismatch, pol.cancel); !s.ok()) {
         rep.first_mismatch_offset = mismatch;
         rep.result = std::move(s);
       } else {
@@ -460,18 +481,23 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   return rep;
 }
 
-}  // namespace detail
-
-namespace v0 {
-
-report execute(const request& req, const plan& p, const policy& pol) noexcept {
+report execute_observed(const request& req, const plan& p, const policy& pol,
+                        completion_observer* observer) noexcept {
   try {
-    return detail::execute_unchecked(req, p, pol);
+    return execute_unchecked(req, p, pol, observer);
   } catch (const std::exception& e) {
     report rep;
     rep.result = status(errc::internal, fmt::format("execute: {}", e.what()));
     return rep;
   }
+}
+
+}  // namespace detail
+
+namespace v0 {
+
+report execute(const request& req, const plan& p, const policy& pol) noexcept {
+  return detail::execute_observed(req, p, pol, nullptr);
 }
 
 report copy(const request& req, const policy& pol) noexcept {

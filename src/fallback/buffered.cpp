@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -256,6 +257,7 @@ class buffered_session final : public copy_session {
 
   status open(device_state& src, device_state& dst, const policy& pol, const buffered_tuning& tuning) {
     sync_ = pol.sync;
+    cancel_ = pol.cancel;
     dst_is_file_ = dst.caps.kind == device_kind::regular_file;
     medium_delta_ = static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
                     static_cast<std::int64_t>(src.caps.identity_offset_bytes);
@@ -595,6 +597,11 @@ class buffered_session final : public copy_session {
   void start_idle_slots() {
     while (!pending_.empty()) {
       command_state* cmd = pending_.front();
+      // A stop request ends every command at the next chunk boundary, with its done prefix
+      // (issue 8.4): what was committed ahead is never read. A memmove command runs to its end:
+      // stopped inside, it would leave bytes whose source it already overwrote.
+      if (cancel_ != nullptr && cmd->order == copy_order::any && cmd->error.ok() && cancel_->load())
+        cmd->error = status(errc::cancelled, "cancelled by the caller");
       if (free_slots_.empty() && !cmd->error.ok()) {
         // Nothing more will be cut from a failed command: let it complete.
       } else if (free_slots_.empty()) {
@@ -840,6 +847,7 @@ class buffered_session final : public copy_session {
   side src_;
   side dst_;
   bool sync_ = true;
+  const std::atomic<bool>* cancel_ = nullptr;  ///< policy::cancel, polled before each chunk is cut
   bool dst_is_file_ = false;
   data_map holes_{-1, false};
   std::uint32_t buffer_bytes_ = 0;
