@@ -100,6 +100,7 @@ struct cli_args {
   bool progress = false, no_progress = false;
   std::size_t show_commands = 20;
   std::string journal;
+  CLI::Option* journal_option = nullptr;
   unsigned extents_timeout_seconds = 30;
 };
 
@@ -143,6 +144,8 @@ status fill_job(const cli_args& a, job& j) {
       return status(errc::invalid_argument, "--buffer-size: 1 byte to 1 GiB");
     j.options.buffer_bytes = static_cast<std::uint32_t>(b.value());
   }
+  if (a.journal_option != nullptr && a.journal_option->count() > 0 && a.journal.empty())
+    return status(errc::invalid_argument, "--journal: empty path");
   job_options& o = j.options;
   o.mode = a.mode;
   o.backends = a.backends;
@@ -190,7 +193,8 @@ class progress_bar {
   std::chrono::steady_clock::time_point last_{};
 };
 
-int plan_or_copy(const cli_args& a, operation op) {
+int plan_or_copy(cli_args a, operation op, bool json) {
+  a.json = a.json || json;
   job j;
   j.op = op;
   j.source = a.src;
@@ -228,7 +232,7 @@ void add_copy_options(CLI::App* cmd, cli_args& a) {
   cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
   cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
   cmd->add_flag("--no-overlap", a.no_overlap, "refuse a source overlapping its destination on one device");
-  cmd->add_option("--journal", a.journal,
+  a.journal_option = cmd->add_option("--journal", a.journal,
                   "resumable copy: record completed work in FILE; the same command again copies only what is "
                   "missing (plan: show what it would copy)");
   cmd->add_option("--extents-timeout", a.extents_timeout_seconds,
@@ -302,10 +306,12 @@ int run_cli(int argc, char** argv) {
     j.source = probe_args.src;
     job_result r = run(j);
     if (g_cancel.load() && r.ok()) r = job_result::failed(operation::probe, status(errc::cancelled, "stopped by a signal"));
-    return finish(r, probe_args.json, 0);
+    return finish(r, probe_args.json || json_requested(argc, argv), 0);
   }
-  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan);
-  return plan_or_copy(copy_args, operation::copy);
+  // "--json" anywhere asks for JSON, also where the parser took it as another option's value.
+  const bool json = json_requested(argc, argv);
+  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan, json);
+  return plan_or_copy(copy_args, operation::copy, json);
 }
 
 }  // namespace

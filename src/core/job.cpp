@@ -561,6 +561,10 @@ job_result run(const job& j) noexcept {
     if (std::string what = detail::string_with_nul(j); !what.empty()) {
       // The OS would read the string cut at the NUL: 'victim\0.new' would open 'victim'.
       r.error = status(errc::invalid_argument, fmt::format("{} contains a NUL byte", what));
+    } else if (j.op != operation::probe && !j.destination_device && j.destination.empty()) {
+      r.error = status(errc::invalid_argument, "empty destination path");
+    } else if (!j.source_device && j.source.empty()) {
+      r.error = status(errc::invalid_argument, "empty source path");
     } else {
       switch (j.op) {
         case operation::probe: detail::run_probe(j, r); break;
