@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -110,13 +109,14 @@ def read(path):
         return f.read()
 
 
-def write_random(path, size, seed):
-    rng = random.Random(seed)
+def write_random(path, size, seed=None):
+    """`size` random bytes (os.urandom: fast; `seed` is kept for the call sites' readability)."""
+    del seed
     with open(path, "wb") as f:
         left = size
         while left:
-            n = min(left, 8 << 20)
-            f.write(rng.randbytes(n))
+            n = min(left, 16 << 20)
+            f.write(os.urandom(n))
             left -= n
 
 

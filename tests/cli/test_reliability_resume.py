@@ -65,7 +65,7 @@ def resume(args, total, what):
 def kill9_then_resume_files():
     with tempdir() as d:
         src = os.path.join(d, "src.bin")
-        size = 1024 * MiB
+        size = 768 * MiB
         write_random(src, size, 1)
         want = digest(src)
         for backend, existing in (("buffered", False), ("copy-file-range", True), ("buffered", True)):
@@ -205,7 +205,7 @@ def an_overlapping_move_resumes_correctly_or_is_refused():
     a re-run after a kill between commands resumes."""
     with tempdir() as d:
         path = os.path.join(d, "one.bin")
-        size = 768 * MiB
+        size = 512 * MiB
         shift = 4096
         write_random(path, size, 8)
         data = read(path)
