@@ -9,6 +9,9 @@ the page cache), memcmp instead of hashing where possible, several checks per st
     vmdata.py sum DEV OFF LEN                sha256 of a range
     vmdata.py sum-pattern LEN SEED           sha256 of the pattern
     vmdata.py sum-zero LEN                   sha256 of zeros
+    vmdata.py count-same DEV1 OFF1 DEV2 OFF2 LEN
+                                             bytes in 4 KiB blocks equal in both ranges, and the
+                                             runs of unequal blocks: "SAME_BYTES RUNS FIRST_DIFF"
     vmdata.py check CHECK...                 each CHECK one argument, words separated by spaces:
         "same DEV1 OFF1 DEV2 OFF2 LEN WHAT..."   the two ranges are equal
         "zero DEV OFF LEN WHAT..."               the range is all zeros
@@ -128,6 +131,25 @@ def cmd_sum_zero(length):
     print(h.hexdigest())
 
 
+def cmd_count_same(d1, o1, d2, o2, n):
+    """What a copy killed half-way left: how much of the destination already equals the source."""
+    o1, o2, n = to_bytes(o1), to_bytes(o2), to_bytes(n)
+    same, runs, first_diff, prev_same = 0, 0, -1, True
+    other = Dev(d2).read(o2, n)
+    for pos, a in Dev(d1).read(o1, n):
+        _, b = next(other)
+        for i in range(0, len(a), 4096):
+            eq = a[i:i + 4096] == b[i:i + 4096]
+            if eq:
+                same += min(4096, len(a) - i)
+            elif prev_same:
+                runs += 1
+                if first_diff < 0:
+                    first_diff = pos + i
+            prev_same = eq
+    print(same, runs, first_diff)
+
+
 def check(spec):
     words = spec.split()
     kind = words[0] if words else ""
@@ -175,6 +197,8 @@ def main(argv):
         cmd_sum_pattern(*args)
     elif cmd == "sum-zero" and len(args) == 1:
         cmd_sum_zero(*args)
+    elif cmd == "count-same" and len(args) == 5:
+        cmd_count_same(*args)
     elif cmd == "check" and args:
         for spec in args:
             err = check(spec)
