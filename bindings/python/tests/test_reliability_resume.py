@@ -25,7 +25,25 @@ def sha(path):
     return h.hexdigest()
 
 
+def schema_validator():
+    import json
+
+    import jsonschema  # python3-jsonschema (scripts/install-deps.sh): missing fails, never skips
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    with open(os.path.join(root, "docs", "offload-copy.schema.json")) as f:
+        v = jsonschema.Draft202012Validator(json.load(f))
+
+    def valid(obj):
+        errors = list(v.iter_errors(obj))
+        assert not errors, (obj, [e.message for e in errors][:3])
+        return obj
+
+    return valid
+
+
 def test_stopped_by_an_exception_then_resumed(tmp_path):
+    valid = schema_validator()
     src, dst, journal = tmp_path / "src", tmp_path / "dst", tmp_path / "j"
     with open(src, "wb") as f:
         for _ in range(24):
@@ -41,14 +59,15 @@ def test_stopped_by_an_exception_then_resumed(tmp_path):
 
     with pytest.raises(Stop) as e:
         offcopy.copy(src, dst, backends=["buffered"], mode="fallback", progress=progress, journal=journal)
-    done = e.value.offcopy_report["bytes_copied"]
+    done = valid(e.value.offcopy_report)["bytes_copied"]
     assert journal.exists() and done >= 128 * MiB
     with pytest.raises(offcopy.InvalidRequest) as refused:
         offcopy.copy(src, dst, [(0, 0, size // 2)], journal=journal)
     assert "extents differ" in refused.value.message
-    p = offcopy.plan(src, dst, backends=["buffered"], mode="fallback", journal=journal)
+    valid(refused.value.report)
+    p = valid(offcopy.plan(src, dst, backends=["buffered"], mode="fallback", journal=journal))
     assert p["resumed_bytes"] == done and p["total_bytes"] == size - done
-    report = offcopy.copy(src, dst, backends=["buffered"], mode="fallback", journal=journal, verify=True)
+    report = valid(offcopy.copy(src, dst, backends=["buffered"], mode="fallback", journal=journal, verify=True))
     assert report["resumed_bytes"] == done and report["bytes_copied"] == size - done
     assert report["verified"] is True
     assert sha(src) == sha(dst)
