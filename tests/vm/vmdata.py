@@ -12,6 +12,9 @@ the page cache), memcmp instead of hashing where possible, several checks per st
     vmdata.py count-same DEV1 OFF1 DEV2 OFF2 LEN
                                              bytes in 4 KiB blocks equal in both ranges, and the
                                              runs of unequal blocks: "SAME_BYTES RUNS FIRST_DIFF"
+    vmdata.py kill-on-commit JOURNAL OUT CMD...
+                                             runs CMD, SIGKILL once JOURNAL holds a record after its
+                                             header: "SECONDS_TO_KILL RECORDS"
     vmdata.py check CHECK...                 each CHECK one argument, words separated by spaces:
         "same DEV1 OFF1 DEV2 OFF2 LEN WHAT..."   the two ranges are equal
         "zero DEV OFF LEN WHAT..."               the range is all zeros
@@ -150,6 +153,52 @@ def cmd_count_same(d1, o1, d2, o2, n):
     print(same, runs, first_diff)
 
 
+def journal_records(path):
+    """Records after the header of an offcopy journal (docs/reliability.md: a 16-byte signature,
+    then records of u32 kind, u32 length, payload, u32 CRC32C, little-endian), or -1 when the
+    file is missing or holds no whole header. Counted from the file's bytes, not the library."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return -1
+    if len(data) < 24:
+        return -1
+    at = 16 + 8 + int.from_bytes(data[20:24], "little") + 4
+    if at > len(data):
+        return -1
+    n = 0
+    while at + 8 <= len(data):
+        at += 8 + int.from_bytes(data[at + 4:at + 8], "little") + 4
+        if at > len(data):
+            break  # a record being written
+        n += 1
+    return n
+
+
+def cmd_kill_on_commit(journal, out, *argv):
+    """Runs ARGV with stdout and stderr to OUT and sends it SIGKILL as soon as JOURNAL holds a
+    record after its header (polled every millisecond: a 1 GiB NVMe Copy lasts ~1 s here).
+    Prints "SECONDS_TO_KILL RECORDS"; fails when the command ends first."""
+    import signal
+    import subprocess
+    import time
+    with open(out, "wb") as o:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdout=o, stderr=subprocess.STDOUT)
+        while p.poll() is None:
+            n = journal_records(journal)
+            if n > 0:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                print(f"{time.monotonic() - t0:.3f} {n}")
+                return
+            time.sleep(0.001)
+    with open(out, "rb") as o:
+        sys.stdout.write(o.read().decode(errors="replace"))
+    raise SystemExit(f"vmdata: the command ended (exit {p.returncode}) before {journal} held a record")
+
+
 def check(spec):
     words = spec.split()
     kind = words[0] if words else ""
@@ -199,6 +248,8 @@ def main(argv):
         cmd_sum_zero(*args)
     elif cmd == "count-same" and len(args) == 5:
         cmd_count_same(*args)
+    elif cmd == "kill-on-commit" and len(args) >= 3:
+        cmd_kill_on_commit(*args)
     elif cmd == "check" and args:
         for spec in args:
             err = check(spec)
