@@ -58,7 +58,13 @@ echo "### ${SIZE_MIB} MiB whole-file copy on XFS (reflink=1, on a loop device; $
 echo
 echo "What ran: $backend"
 echo
-table $((SIZE_MIB << 20)) offload-copy cp-always offload-copy+sync cp-always+sync
+echo "No sync by either tool:"
+echo
+table $((SIZE_MIB << 20)) offload-copy cp-always
+echo
+echo "Durable (both end with fdatasync of the destination):"
+echo
+table $((SIZE_MIB << 20)) offload-copy+sync cp-always+sync
 echo
 ratio clone_xfs_vs_cp_reflink_always offload-copy cp-always 0.5
 ratio clone_xfs_durable_vs_cp_reflink_always_sync offload-copy+sync cp-always+sync 0.5

@@ -59,6 +59,8 @@ ratio() {
   local om pm
   om=$(echo "${TIMES[$ours]}" | median)
   pm=$(echo "${TIMES[$peer]}" | median)
+  # A ratio measured again replaces the old line (a script run alone updates run-all's table).
+  [ -f "$RESULTS/ratios.csv" ] && sed -i "/^${name},/d" "$RESULTS/ratios.csv"
   awk -v n="$name" -v o="$om" -v p="$pm" -v t="$target" -v d="$dir" -v f="$RESULTS/ratios.csv" 'BEGIN{
     if (d == "up") { r = p / o; ok = r >= t; cmp = ">=" } else { r = o / p; ok = r <= t; cmp = "<=" }
     v = ok ? "PASS" : "BELOW"
@@ -85,7 +87,8 @@ table() {
     awk -v n="$name" -v on="$ours" -v runs="${TIMES[$name]}" -v t="$med" -v b1="$bst" -v o="$ours_med" \
       -v ob="$ours_best" -v b="$bytes" -v cmd="${CMDS[$name]:-$name}" 'BEGIN{
         r1 = (n == on) ? "—" : sprintf("**%.2f×**", t / o); r2 = (n == on) ? "—" : sprintf("**%.2f×**", b1 / ob);
-        printf "| `%s` | %s| %.3f | %.3f | %.0f | %s | %s |\n", cmd, runs, t, b1, b / 1048576 / t, r1, r2 }'
+        f = (t < 0.1) ? "%.4f" : "%.3f"
+        printf "| `%s` | %s| " f " | " f " | %.0f | %s | %s |\n", cmd, runs, t, b1, b / 1048576 / t, r1, r2 }'
   done
 }
 
