@@ -68,6 +68,12 @@ struct plan_part {
   /// The request's bytes it carries, in the endpoints' own offsets, neighbours merged (empty
   /// when the plan has one part: all of them).
   std::vector<extent> ranges;
+  /// When the request moves as a whole (one piece on each side: a plain device, a file, a
+  /// partition, a one-target dm device): where its bytes sit on the doors, door offset = the
+  /// endpoint's offset + shift (a partition's start). 0 for a part cut from several pieces.
+  std::uint64_t src_shift_bytes = 0;
+  std::uint64_t dst_shift_bytes = 0;
+  bool cut_from_pieces = false;  ///< its bytes were cut where pieces end: no single shift maps them
 };
 
 /// A request turned into backend commands, before anything is written. Thread safety: a plain value.

@@ -18,6 +18,7 @@
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
 #include "src/core/resolve.hpp"
+#include "src/core/observer.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
 #include "src/core/planner.hpp"
@@ -151,6 +152,34 @@ bool fallback_after(std::string_view name) noexcept {
   return false;
 }
 
+/// The observer of a part whose doors hold the request's bytes at a shift (a partition's disk, a
+/// one-target dm device's medium): what it is told is moved back into the endpoints' offsets, in
+/// bytes, so a journal records what a re-run of the same request names.
+class shifted_observer final : public completion_observer {
+ public:
+  shifted_observer(completion_observer& inner, std::uint64_t src_shift, std::uint64_t dst_shift)
+      : inner_(inner), src_shift_(src_shift), dst_shift_(dst_shift) {}
+  status before_submit(std::span<const plan_segment> segments, std::uint32_t block_bytes, bool memmove) override {
+    return inner_.before_submit(to_endpoints(segments, block_bytes), 1, memmove);
+  }
+  status completed(std::span<const plan_segment> segments, std::uint32_t block_bytes, std::uint64_t blocks,
+                   bool from_end) override {
+    return inner_.completed(to_endpoints(segments, block_bytes), 1, blocks * block_bytes, from_end);
+  }
+
+ private:
+  std::span<const plan_segment> to_endpoints(std::span<const plan_segment> segments, std::uint32_t block_bytes) {
+    bytes_.clear();
+    for (const plan_segment& s : segments)
+      bytes_.push_back({s.src_block * block_bytes - src_shift_, s.dst_block * block_bytes - dst_shift_,
+                        s.blocks * block_bytes});
+    return bytes_;
+  }
+  completion_observer& inner_;
+  std::uint64_t src_shift_, dst_shift_;
+  std::vector<plan_segment> bytes_;
+};
+
 /// What the runs of one execute() share: the progress totals.
 struct run_context {
   std::uint64_t total_bytes = 0;
@@ -162,8 +191,9 @@ struct run_context {
 /// part at a time).
 class runner {
  public:
-  runner(const request& req, const plan& p, const policy& pol, report& rep, run_context& ctx)
-      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), ctx_(ctx) {
+  runner(const request& req, const plan& p, const policy& pol, report& rep, run_context& ctx,
+         completion_observer* observer)
+      : req_(req), plan_(p), pol_(pol), rep_(rep), observer_(observer), segs_(p.segments), ctx_(ctx) {
     for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
     delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
              static_cast<std::int64_t>(req.source->caps().identity_offset_bytes);
@@ -330,7 +360,10 @@ class runner {
       }
       command cmd{st.next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
                   w.order};
-      if (auto s = session.submit(cmd); !s.ok()) {
+      status s = observer_ ? observer_->before_submit(cmd.segments, cmd.block_bytes, cmd.order != copy_order::any)
+                           : status();
+      if (s.ok()) s = session.submit(cmd);
+      if (!s.ok()) {
         if (cut) {
           uncut_memmove_piece(w);
         } else {
@@ -352,6 +385,7 @@ class runner {
     st.inflight.erase(it);
     std::uint64_t blocks = blocks_of(segs_, w);
     use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
+    observe(w, c.result.ok() ? blocks : std::min(c.blocks_done, blocks), st);
     if (c.result.ok()) {
       account(use, blocks);
       // A finished memmove piece: its segment is the last one (one piece runs at a time).
@@ -386,6 +420,15 @@ class runner {
     // "Not supported" after data moved is no longer "offload impossible, nothing written".
     if (code == errc::not_supported && rep_.bytes_copied > 0) c.result.recode(errc::device_error);
     note_error(st, std::move(c.result));
+  }
+
+  /// Tells the observer (the journal) what a completion is known to have done; its error becomes
+  /// the copy's first error.
+  void observe(const work& w, std::uint64_t blocks, drive_state& st) {
+    if (observer_ == nullptr || blocks == 0) return;
+    status s = observer_->completed(std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                                    blocks, w.order == copy_order::descending);
+    if (!s.ok() && st.first_error.ok()) st.first_error = std::move(s);
   }
 
   /// The next piece of the memmove work at the front of the queue, for a session that cannot copy
@@ -477,6 +520,7 @@ class runner {
   const plan& plan_;
   const policy& pol_;
   report& rep_;
+  completion_observer* observer_ = nullptr;
   std::vector<plan_segment> segs_;
   std::deque<work> queue_;
   run_context& ctx_;
@@ -656,7 +700,7 @@ class stack_watch {
 
 }  // namespace
 
-report execute_unchecked(const request& req, const plan& p, const policy& pol) {
+report execute_unchecked(const request& req, const plan& p, const policy& pol, completion_observer* observer) {
   report rep;
   auto t0 = std::chrono::steady_clock::now();
   rep.time = p.time;
@@ -679,7 +723,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   double flush_seconds = 0;
   if (p.parts.empty()) {
     // A plan made by hand, without resolution: the request's devices are the doors.
-    runner r(req, p, pol, rep, ctx);
+    runner r(req, p, pol, rep, ctx, observer);
     r.run();
     flush_seconds = r.flush_seconds();
   } else {
@@ -737,12 +781,19 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
       if (!uppers.empty()) uppers.write_back_all(src_door, dst_door);
       flush_seconds += seconds_since(tf);
       if (runs.size() == 1) {
-        runner run(doors, p, run_pol, rep, ctx);
+        // The journal (observer) records the endpoints' offsets; a part cut from several pieces
+        // has no single shift back to them, and job.cpp refuses to journal such a plan.
+        std::optional<shifted_observer> shifted;
+        completion_observer* obs = observer;
+        if (part.cut_from_pieces) obs = nullptr;
+        if (obs != nullptr && (part.src_shift_bytes != 0 || part.dst_shift_bytes != 0))
+          obs = &shifted.emplace(*observer, part.src_shift_bytes, part.dst_shift_bytes);
+        runner run(doors, p, run_pol, rep, ctx, obs);
         run.run();
         flush_seconds += run.flush_seconds();
       } else {
         const plan sp = sub_plan(p, r);
-        runner run(doors, sp, run_pol, rep, ctx);
+        runner run(doors, sp, run_pol, rep, ctx, nullptr);
         run.run();
         flush_seconds += run.flush_seconds();
       }
@@ -773,7 +824,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
       std::int64_t mismatch = -1;
       request vr = req;
       if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
-      if (auto s = verify_extents(vr, mismatch); !s.ok()) {
+      if (auto s = verify_extents(vr, mismatch, pol.cancel); !s.ok()) {
         rep.first_mismatch_offset = mismatch;
         rep.result = std::move(s);
       } else {
@@ -785,18 +836,23 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   return rep;
 }
 
-}  // namespace detail
-
-namespace v0 {
-
-report execute(const request& req, const plan& p, const policy& pol) noexcept {
+report execute_observed(const request& req, const plan& p, const policy& pol,
+                        completion_observer* observer) noexcept {
   try {
-    return detail::execute_unchecked(req, p, pol);
+    return execute_unchecked(req, p, pol, observer);
   } catch (const std::exception& e) {
     report rep;
     rep.result = status(errc::internal, fmt::format("execute: {}", e.what()));
     return rep;
   }
+}
+
+}  // namespace detail
+
+namespace v0 {
+
+report execute(const request& req, const plan& p, const policy& pol) noexcept {
+  return detail::execute_observed(req, p, pol, nullptr);
 }
 
 report copy(const request& req, const policy& pol) noexcept {

@@ -614,8 +614,10 @@ class buffered_session final : public copy_session {
     while (!pending_.empty()) {
       command_state* cmd = pending_.front();
       // Cancelled (by the caller, or by the engine when a table below changed): no new chunk is
-      // cut; the chunks in flight finish and the command reports the prefix they completed.
-      if (cmd->error.ok() && cancel_ != nullptr && cancel_->load())
+      // cut; the chunks in flight finish and the command reports the prefix they completed
+      // (issue 8.4). A memmove command runs to its end: stopped inside, it would leave bytes whose
+      // source it already overwrote.
+      if (cancel_ != nullptr && cmd->order == copy_order::any && cmd->error.ok() && cancel_->load())
         cmd->error = status(errc::cancelled, "cancelled by the caller");
       if (free_slots_.empty() && !cmd->error.ok()) {
         // Nothing more will be cut from a failed command: let it complete.
