@@ -130,10 +130,10 @@ def tempdir():
 
 
 @contextlib.contextmanager
-def loop_device(image, read_only=False):
+def loop_device(image, read_only=False, offset=0):
     if shutil.which("losetup") is None:
         raise Skip("losetup is not installed")
-    args = ["losetup", "-f", "--show"] + (["-r"] if read_only else []) + [image]
+    args = ["losetup", "-f", "--show"] + (["-r"] if read_only else []) + (["-o", str(offset)] if offset else []) + [image]
     p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode != 0:
         raise Skip(f"cannot set up a loop device ({' '.join(args)}): {p.stderr.strip()}")

@@ -303,8 +303,9 @@ def exit_3_only_when_mode_offload_alone_forbids_it():
             # Out of range is 2 in every mode.
             for mode in ("auto", "offload", "fallback"):
                 expect_refused(["copy", la, lb, "0:1020K:8K", "--mode", mode], 2, f"past the end, {mode}")
-            # --backend copy-file-range cannot serve block devices: 2 in auto, never 3.
-            expect_refused(["copy", la, lb, "0:0:4K", "--backend", "copy-file-range"], 2, "cfr on loop devices")
+            # --backend nvme-copy cannot serve loop devices: 2 in auto, never 3. (copy-file-range
+            # can: the resolution stage gives it the backing files.)
+            expect_refused(["copy", la, lb, "0:0:4K", "--backend", "nvme-copy"], 2, "nvme-copy on loop devices")
         check(digest(b) == before, "the loop destination changed")
 
 

@@ -115,6 +115,31 @@ def kill9_then_resume_loop_devices():
 
 
 @case
+def kill9_then_resume_through_shifted_doors():
+    """Loop devices at offsets into their files: the copy runs on the files (the resolution stage's
+    media) at a shift, and the journal must still record the loop devices' own offsets."""
+    with tempdir() as d:
+        a, b = os.path.join(d, "a.img"), os.path.join(d, "b.img")
+        size = 512 * MiB
+        a_off, b_off = 1 * MiB, 96 * MiB  # wider than what a killed copy does past its last record
+        write_random(a, size + a_off, 5)
+        write_random(b, size + b_off, 6)
+        before_b = read(b)
+        with loop_device(a, offset=a_off) as la, loop_device(b, offset=b_off) as lb:
+            journal = os.path.join(d, "shift.journal")
+            n = size - 8 * MiB
+            args = ["copy", la, lb, f"0:{4 * MiB}:{n}", "--journal", journal]
+            if not kill_after_progress(args, journal):
+                raise AssertionError("the copy finished before it could be killed")
+            obj = resume(args, n, "shifted resume")
+            print(f"loop devices at offsets: resumed {obj['resumed_bytes']} bytes, copied {obj['bytes_copied']}")
+        got, src = read(b), read(a)
+        lo = b_off + 4 * MiB
+        check(got[lo:lo + n] == src[a_off:a_off + n], "the copied range differs from the source")
+        check(got[:lo] == before_b[:lo] and got[lo + n:] == before_b[lo + n:], "bytes outside the range changed")
+
+
+@case
 def resume_is_refused_when_the_request_or_a_device_changed():
     with tempdir() as d:
         src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
