@@ -67,7 +67,7 @@ TEST_CASE("extents file: lines, comments, CRLF, a last line without newline") {
   CHECK(r.value()[2].length_bytes == 1);
 }
 
-TEST_CASE("extents file: the first bad line is named; NUL and invalid bytes are errors; quotes are cut") {
+TEST_CASE("extents file: the first bad line is named, NUL and invalid bytes are errors, quotes are cut") {
   auto r = read_text("0:0:4K\n0:0:4Q\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message().find("list:2") != std::string::npos);
@@ -127,7 +127,7 @@ TEST_CASE("extents file: a directory, a regular file over the size limit") {
   CHECK(r.error().message().find("more than an extents file may have") != std::string::npos);
 }
 
-TEST_CASE("extents file: a pipe that sends nothing times out; a stop request ends the wait") {
+TEST_CASE("extents file: a pipe that sends nothing times out, a stop request ends the wait") {
   pipe_pair p;
   p.put("0:0:1\n");
   extents_file_limits quick;

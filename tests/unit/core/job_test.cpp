@@ -176,7 +176,7 @@ TEST_CASE("job: plan never creates, opens for writing or changes the destination
   CHECK(core_test::read_file(f.dst_path) == f.dst_data);
 }
 
-TEST_CASE("job: a refused copy removes the destination it created; one that ran keeps it") {
+TEST_CASE("job: a refused copy removes the destination it created, one that ran keeps it") {
   file_pair f(64 * 1024);
   std::string missing = f.dir.file("new.bin");
   job j = copy_job(f, {{0, 0, 0}});
@@ -260,7 +260,7 @@ TEST_CASE("job: cancellation and a throwing progress callback stop the copy, nev
   CHECK(r.bytes_copied() > 0);
 }
 
-TEST_CASE("job: devices the caller opened are used as they are; probe reports every backend's answer") {
+TEST_CASE("job: devices the caller opened are used as they are, probe reports every backend's answer") {
   file_pair f(64 * 1024);
   job j;
   j.op = operation::copy;

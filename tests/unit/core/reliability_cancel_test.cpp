@@ -109,7 +109,7 @@ TEST_CASE("cancel: copy_file_range stops between its 32 MiB calls") {
   CHECK(std::equal(got.begin() + (64 << 20), got.end(), f.dst_data.begin() + (64 << 20)));
 }
 
-TEST_CASE("cancel: a memmove command is never stopped inside; the stop comes before the next one") {
+TEST_CASE("cancel: a memmove command is never stopped inside, the stop comes before the next one") {
   // Two regions of one file each moved up by 512 bytes: each is one memmove command of the
   // buffered copier. The flag set during the first lets it finish, and the second never starts.
   core_test::scratch_dir dir;
@@ -135,7 +135,7 @@ TEST_CASE("cancel: a memmove command is never stopped inside; the stop comes bef
   CHECK(core_test::read_file(path) == want);
 }
 
-TEST_CASE("cancel: verify stops at its next read; the copy itself is reported done") {
+TEST_CASE("cancel: verify stops at its next read, the copy itself is reported done") {
   core_test::file_pair f(64 << 20, 24);
   static std::atomic<int> reads{0};
   static std::atomic<bool> stop{false};

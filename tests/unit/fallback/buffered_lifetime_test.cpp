@@ -27,7 +27,7 @@ int failing_wait(struct io_uring* ring, unsigned wait_nr) {
 }
 }  // namespace
 
-TEST_CASE("buffered lifetimes: a wait that fails with I/O in flight keeps the buffers; completed commands count") {
+TEST_CASE("buffered lifetimes: a wait that fails with I/O in flight keeps the buffers, completed commands count") {
   test::temp_dir dir;
   std::mt19937_64 rng(8);
   const auto data = test::random_bytes(8 << 20, rng);

@@ -123,7 +123,7 @@ TEST_CASE("lifetimes: a completion for an unknown tag stops the copy, the rest i
   r.check_lifetimes_and_bytes(rep);
 }
 
-TEST_CASE("lifetimes: a reap that fails (io_uring EAGAIN) stops the copy; what was in flight still completes") {
+TEST_CASE("lifetimes: a reap that fails (io_uring EAGAIN) stops the copy, what was in flight still completes") {
   nvme_transport_script s;
   s.seed = 11;
   s.fail_reap = 4;
@@ -135,7 +135,7 @@ TEST_CASE("lifetimes: a reap that fails (io_uring EAGAIN) stops the copy; what w
   r.check_lifetimes_and_bytes(rep);
 }
 
-TEST_CASE("lifetimes: a submit refused (EAGAIN) stops the copy; the commands before it complete and count") {
+TEST_CASE("lifetimes: a submit refused (EAGAIN) stops the copy, the commands before it complete and count") {
   nvme_transport_script s;
   s.seed = 3;
   s.refuse_submit = 12;
@@ -146,7 +146,7 @@ TEST_CASE("lifetimes: a submit refused (EAGAIN) stops the copy; the commands bef
   r.check_lifetimes_and_bytes(rep);
 }
 
-TEST_CASE("lifetimes: a ring whose reaps keep failing ends the copy without a hang; its buffers are kept") {
+TEST_CASE("lifetimes: a ring whose reaps keep failing ends the copy without a hang, its buffers are kept") {
   nvme_transport_script s;
   s.seed = 5;
   s.fail_reap = 3;
@@ -173,7 +173,7 @@ TEST_CASE("lifetimes: a command the driver cancelled after its timeout (EINTR) i
   r.check_lifetimes_and_bytes(rep);
 }
 
-TEST_CASE("lifetimes: a progress callback that throws stops the copy; commands in flight are reaped and counted") {
+TEST_CASE("lifetimes: a progress callback that throws stops the copy, commands in flight are reaped and counted") {
   nvme_transport_script s;
   s.seed = 13;
   rig r(s);
