@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import CASES, Failure, Skip, binary, case, check, digest, loop_device, read  # noqa: E402
+from harness import CASES, Failure, Skip, binary, case, check, digest, loop_device, memmove, read  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -361,12 +361,6 @@ def bad_option_values():
 
 
 # -------------------------------------------------------------------------------------- valid behaviour
-
-
-def memmove(data, src, dst, length):
-    b = bytearray(data)
-    b[dst:dst + length] = data[src:src + length]
-    return bytes(b)
 
 
 @case

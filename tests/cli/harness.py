@@ -74,7 +74,8 @@ def check(cond, what):
 def run(*args, stdin=None, timeout=120, wrap=(), **kw):
     """Runs the binary (behind the command `wrap`, e.g. setpriv, when given); arguments may be str or
     bytes. Returns (rc, stdout bytes, stderr bytes)."""
-    cmd = [w.encode() for w in wrap] + [binary().encode()] + [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    cmd = [w.encode() for w in wrap] + [binary().encode()]
+    cmd += [a if isinstance(a, bytes) else str(a).encode() for a in args]
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, **kw)
     return p.returncode, p.stdout, p.stderr
 
@@ -119,6 +120,13 @@ def write_random(path, size, seed=None):
             n = min(left, 16 << 20)
             f.write(os.urandom(n))
             left -= n
+
+
+def memmove(data, src, dst, n):
+    """`data` after C memmove(dst, src, n) within it: the reference for an overlapping copy."""
+    b = bytearray(data)
+    b[dst:dst + n] = data[src:src + n]
+    return bytes(b)
 
 
 def random_source(d, size, seed=None):

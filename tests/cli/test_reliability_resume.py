@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CASES, case, check, digest, loop_device, one_json, random_source, read, run, tempdir, write_random  # noqa: E402
+from harness import (CASES, case, check, digest, loop_device, memmove, one_json, random_source, read, run,  # noqa: E402
+                     tempdir, write_random)
 
 MiB = 1 << 20
 RECORD_BYTES = 28  # one "done" record: kind, length, lo, hi, CRC
@@ -215,12 +216,6 @@ def a_torn_journal_tail_is_ignored():
             f.write(b"\x02\x00\x00\x00\x10\x00\x00\x00" + b"\x00" * 9)  # a record cut short
         resume(args, size, "torn tail")
         check(digest(dst) == digest(src), "bytes differ")
-
-
-def memmove(data, src, dst, n):
-    b = bytearray(data)
-    b[dst:dst + n] = data[src:src + n]
-    return bytes(b)
 
 
 @case
