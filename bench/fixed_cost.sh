@@ -19,29 +19,9 @@ set -euo pipefail
 
 if [[ -z ${VM_SHARE:-} ]]; then
     # ---------------------------------------------------------------------------------- host part
-    here=$(cd "$(dirname "$0")/.." && pwd)
-    cache=${1:-$here/build/vm-cache}
-    : "${OFFCOPY_BIN:?set OFFCOPY_BIN to the offload-copy binary}"
-    log=$(mktemp /tmp/fixed-cost-bench.XXXXXX.log)
-    OFFCOPY_BIN=$(realpath "$OFFCOPY_BIN") python3 "$here/tests/vm/vmrun.py" --cache "$cache" \
-        --scenario "$here/bench/fixed_cost.sh" --log "$log" --timeout 900
-    table=$(sed -n '/=== bench-md begin ===/,/=== bench-md end ===/p' "$log" | sed '1d;$d' |
-        sed 's/^\[ *[0-9.]*\] //' | tr -d '\r')
-    [[ -n $table ]] || { echo "no table in $log" >&2; exit 1; }
-    python3 - "$here/docs/benchmarks.md" "$table" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-begin, end = "<!-- fixed-cost-bench begin -->", "<!-- fixed-cost-bench end -->"
-section = (f"{begin}\n## Fixed cost per invocation (issue 11)\n\nScript: `bench/fixed_cost.sh` (host and guest "
-           f"part in one file).\n\n{table}\n{end}\n")
-text = open(path).read()
-if begin in text and end in text:
-    text = text[:text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-PY
-    echo "updated $here/docs/benchmarks.md (log: $log)"
+    source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+    bench_to_doc "$ROOT/bench/fixed_cost.sh" "${1:-$ROOT/build/vm-cache}" fixed-cost-bench \
+        "Fixed cost per invocation (issue 11)" '`bench/fixed_cost.sh` (host and guest part in one file)'
     exit 0
 fi
 

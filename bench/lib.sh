@@ -97,3 +97,53 @@ loads() { awk -F, 'NR > 1 { if (min == "" || $5 < min) min = $5; if ($5 > max) m
 
 # host_line: what ran where, for the tables' headings.
 host_line() { echo "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"; }
+
+# ---- guest benchmarks (tests/vm rig), host side ------------------------------------------------
+
+# vm_bench BUILD_DIR SCENARIO LOG_NAME [VMRUN_ARGS...]: runs SCENARIO (a guest script) in the QEMU
+# guest rig with the build in BUILD_DIR (empty: $OFFCOPY_BUILD, else build/): exports OFFCOPY_BUILD
+# and OFFCOPY_BIN, exits 77 without a built offload-copy, sets up the rig's cache
+# ($OFFCOPY_VM_CACHE, default BUILD_DIR/vm-cache) and replaces the shell with tests/vm/vmrun.py,
+# logging to BUILD_DIR/vm-logs/LOG_NAME.log.
+vm_bench() {
+    local build=$1 scenario=$2 log_name=$3; shift 3
+    local cache
+    build=$(cd "${build:-${OFFCOPY_BUILD:-$ROOT/build}}" && pwd)
+    export OFFCOPY_BUILD=$build
+    export OFFCOPY_BIN=${OFFCOPY_BIN:-$build/offload-copy}
+    [[ -x $OFFCOPY_BIN ]] || { echo "no offload-copy at $OFFCOPY_BIN (build first)" >&2; exit 77; }
+    cache=${OFFCOPY_VM_CACHE:-$build/vm-cache}
+    "$ROOT/tests/vm/setup.sh" "$cache"
+    exec /usr/bin/python3 "$ROOT/tests/vm/vmrun.py" --cache "$cache" "$@" \
+        --scenario "$scenario" --log "$build/vm-logs/$log_name.log"
+}
+
+# bench_to_doc SCENARIO CACHE_DIR TAG HEADING SCRIPTS: runs SCENARIO in the guest rig (needs
+# OFFCOPY_BIN; 900 s at most), takes the markdown table it prints between "=== bench-md begin ==="
+# and "=== bench-md end ===" and puts it, as "## HEADING" with "Script: SCRIPTS.", between the
+# markers <!-- TAG begin --> and <!-- TAG end --> of docs/benchmarks.md (appended when missing).
+bench_to_doc() {
+    local scenario=$1 cache=$2 tag=$3 heading=$4 scripts=$5
+    local log table doc=$ROOT/docs/benchmarks.md
+    : "${OFFCOPY_BIN:?set OFFCOPY_BIN to the offload-copy binary}"
+    log=$(mktemp "/tmp/$tag.XXXXXX.log")
+    OFFCOPY_BIN=$(realpath "$OFFCOPY_BIN") python3 "$ROOT/tests/vm/vmrun.py" --cache "$cache" \
+        --scenario "$scenario" --log "$log" --timeout 900
+    table=$(sed -n '/=== bench-md begin ===/,/=== bench-md end ===/p' "$log" | sed '1d;$d' |
+        sed 's/^\[ *[0-9.]*\] //' | tr -d '\r')
+    [[ -n $table ]] || { echo "no table in $log" >&2; exit 1; }
+    [[ -f $doc ]] || printf '# Benchmarks\n' >"$doc"
+    python3 - "$doc" "$table" "$tag" "$heading" "$scripts" <<'PY'
+import sys
+path, table, tag, heading, scripts = sys.argv[1:6]
+begin, end = f"<!-- {tag} begin -->", f"<!-- {tag} end -->"
+section = f"{begin}\n## {heading}\n\nScript: {scripts}.\n\n{table}\n{end}\n"
+text = open(path).read()
+if begin in text and end in text:
+    text = text[:text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text)
+PY
+    echo "updated $doc (log: $log)"
+}

@@ -6,12 +6,5 @@
 # The last line is machine-readable: RESULT ... ratio_dd_over_offcopy=R
 # Emulated devices on TCG: compare ratios from the same run, never absolute times across machines.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=$(cd "${1:-${OFFCOPY_BUILD:-$repo/build}}" && pwd)
-export OFFCOPY_BUILD=$build
-export OFFCOPY_BIN=${OFFCOPY_BIN:-$build/offload-copy}
-[[ -x $OFFCOPY_BIN ]] || { echo "no offload-copy at $OFFCOPY_BIN (build first)" >&2; exit 77; }
-cache=${OFFCOPY_VM_CACHE:-$build/vm-cache}
-"$repo/tests/vm/setup.sh" "$cache"
-exec /usr/bin/python3 "$repo/tests/vm/vmrun.py" --cache "$cache" \
-    --scenario "$repo/tests/vm/bench/fallback_256m.sh" --log "$build/vm-logs/bench_fallback_256m.log"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_bench "${1:-}" "$ROOT/tests/vm/bench/fallback_256m.sh" bench_fallback_256m

@@ -11,100 +11,45 @@ skipped when losetup is unavailable or not permitted.
 Standard library only.
 """
 
-import contextlib
-import hashlib
 import json
 import os
 import random
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 
-BINARY = ""
-CASES = {}
-SKIP = 77
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import CASES, Failure, Skip, binary, case, check, digest, loop_device, memmove, read  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
 
 def run(*args, stdin=None, user=None):
-    cmd = [BINARY, *[str(a) for a in args]]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
-def digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(1 << 20)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
+    """Runs the binary (as `user` through setpriv when given); returns (rc, stdout str, stderr str)."""
+    wrap = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+    rc, out, err = harness.run(*args, stdin=stdin, wrap=wrap)
+    return rc, out.decode(), err.decode()
 
 
 def write_random(path, size, seed):
+    """Seeded random bytes written to `path` and returned (the cases compare against them)."""
     data = random.Random(seed).randbytes(size)
     with open(path, "wb") as f:
         f.write(data)
     return data
 
 
-@contextlib.contextmanager
+def _clear_immutable(d):
+    """chattr -i every file below `d` (the immutable-file case leaves one), so that it can be removed."""
+    for root, _dirs, files in os.walk(d):
+        for name in files:
+            subprocess.run(["chattr", "-i", os.path.join(root, name)], capture_output=True)
+
+
 def tempdir():
-    d = tempfile.mkdtemp(prefix="offcopy-cli-")
-    try:
-        yield d
-    finally:
-        for root, dirs, files in os.walk(d):
-            for name in files:
-                p = os.path.join(root, name)
-                subprocess.run(["chattr", "-i", p], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def loop_device(image, read_only=False):
-    if shutil.which("losetup") is None:
-        raise Skip("losetup is not installed")
-    args = ["losetup", "-f", "--show"] + (["-r"] if read_only else []) + [image]
-    p = subprocess.run(args, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise Skip(f"cannot set up a loop device ({' '.join(args)}): {p.stderr.strip()}")
-    dev = p.stdout.strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], capture_output=True)
+    return harness.tempdir("offcopy-cli-", _clear_immutable)
 
 
 def expect_bad_input(rc, out, err, *needles):
@@ -335,9 +280,9 @@ def read_only_file_unprivileged():
                 raise Skip("running as root and setpriv is missing: file modes cannot be tested")
             user = 65534
             binary_ok = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "test", "-x",
-                                        BINARY], capture_output=True).returncode == 0
+                                        binary()], capture_output=True).returncode == 0
             if not binary_ok:
-                raise Skip(f"{BINARY} is not executable by uid 65534")
+                raise Skip(f"{binary()} is not executable by uid 65534")
         rc, out, err = run("copy", f.src, f.dst, "0:0:4K", user=user)
         expect_bad_input(rc, out, err, "read-only")
         f.untouched()
@@ -416,12 +361,6 @@ def bad_option_values():
 
 
 # -------------------------------------------------------------------------------------- valid behaviour
-
-
-def memmove(data, src, dst, length):
-    b = bytearray(data)
-    b[dst:dst + length] = data[src:src + length]
-    return bytes(b)
 
 
 @case
@@ -780,20 +719,20 @@ def untrusted_bytes_in_output():
         weird = os.path.join(d.encode(), b"bad-\xff\xfe-\x1b[31m-name")
         with open(weird, "wb") as fh:
             fh.write(f.src_data[:8192])
-        cmd = [BINARY.encode(), b"copy", weird, f.dst.encode(), b"0:0:4K", b"--json"]
+        cmd = [binary().encode(), b"copy", weird, f.dst.encode(), b"0:0:4K", b"--json"]
         p = subprocess.run(cmd, capture_output=True, timeout=120)
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr!r}")
         obj = json.loads(p.stdout.decode("utf-8"))  # strict: must be valid UTF-8
         check("\ufffd" in obj["source"] and obj["bytes_copied"] == 4096, obj)
         missing = os.path.join(d.encode(), b"gone-\xff-\x1b]0;title\x07")
-        p = subprocess.run([BINARY.encode(), b"probe", missing], capture_output=True, timeout=120)
+        p = subprocess.run([binary().encode(), b"probe", missing], capture_output=True, timeout=120)
         check(p.returncode == 2, f"exit {p.returncode}")
         check(b"\x1b" not in p.stderr and b"\x07" not in p.stderr, f"raw control bytes on stderr: {p.stderr!r}")
         p.stderr.decode("utf-8")  # valid UTF-8
-        p = subprocess.run([BINARY.encode(), b"probe", missing, b"--json"], capture_output=True, timeout=120)
+        p = subprocess.run([binary().encode(), b"probe", missing, b"--json"], capture_output=True, timeout=120)
         obj = json.loads(p.stdout.decode("utf-8"))
         check(obj["error"]["code"] == "not-found" and "\ufffd" in obj["error"]["message"], obj)
-        p = subprocess.run([BINARY.encode(), b"plan", weird, f.dst.encode()], capture_output=True, timeout=120)
+        p = subprocess.run([binary().encode(), b"plan", weird, f.dst.encode()], capture_output=True, timeout=120)
         check(p.returncode == 0 and b"\x1b" not in p.stdout, f"plan text: {p.stdout!r}")
 
 
@@ -811,33 +750,5 @@ def help_for_every_verb():
     check(rc == 2, f"no verb: exit {rc}")
 
 
-# ------------------------------------------------------------------------------------------------ main
-
-
-def main():
-    global BINARY
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    BINARY = os.path.abspath(sys.argv[1])
-    if sys.argv[2] == "--list":
-        print("\n".join(CASES))
-        return 0
-    fn = CASES.get(sys.argv[2])
-    if fn is None:
-        print(f"unknown case {sys.argv[2]}; --list shows them", file=sys.stderr)
-        return 2
-    try:
-        fn()
-    except Skip as e:
-        print(f"SKIP {sys.argv[2]}: {e}")
-        return SKIP
-    except Failure as e:
-        print(f"FAIL {sys.argv[2]}: {e}")
-        return 1
-    print(f"PASS {sys.argv[2]}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(CASES.main(__doc__))

@@ -71,9 +71,11 @@ def check(cond, what):
         raise Failure(what)
 
 
-def run(*args, stdin=None, timeout=120, **kw):
-    """Runs the binary; arguments may be str or bytes. Returns (rc, stdout bytes, stderr bytes)."""
-    cmd = [binary().encode()] + [a if isinstance(a, bytes) else str(a).encode() for a in args]
+def run(*args, stdin=None, timeout=120, wrap=(), **kw):
+    """Runs the binary (behind the command `wrap`, e.g. setpriv, when given); arguments may be str or
+    bytes. Returns (rc, stdout bytes, stderr bytes)."""
+    cmd = [w.encode() for w in wrap] + [binary().encode()]
+    cmd += [a if isinstance(a, bytes) else str(a).encode() for a in args]
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, **kw)
     return p.returncode, p.stdout, p.stderr
 
@@ -120,12 +122,29 @@ def write_random(path, size, seed=None):
             left -= n
 
 
+def memmove(data, src, dst, n):
+    """`data` after C memmove(dst, src, n) within it: the reference for an overlapping copy."""
+    b = bytearray(data)
+    b[dst:dst + n] = data[src:src + n]
+    return bytes(b)
+
+
+def random_source(d, size, seed=None):
+    """Paths d/src.bin, written with `size` random bytes, and d/dst.bin (not created)."""
+    src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
+    write_random(src, size, seed)
+    return src, dst
+
+
 @contextlib.contextmanager
-def tempdir():
-    d = tempfile.mkdtemp(prefix="offcopy-rel-")
+def tempdir(prefix="offcopy-rel-", before_removal=None):
+    """A temporary directory removed at exit, after `before_removal(path)` when given."""
+    d = tempfile.mkdtemp(prefix=prefix)
     try:
         yield d
     finally:
+        if before_removal is not None:
+            before_removal(d)
         shutil.rmtree(d, ignore_errors=True)
 
 

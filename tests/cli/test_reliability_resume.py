@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CASES, case, check, digest, loop_device, one_json, read, run, tempdir, write_random  # noqa: E402
+from harness import (CASES, case, check, digest, loop_device, memmove, one_json, random_source, read, run,  # noqa: E402
+                     tempdir, write_random)
 
 MiB = 1 << 20
 RECORD_BYTES = 28  # one "done" record: kind, length, lo, hi, CRC
@@ -59,6 +60,17 @@ def resume(args, total, what):
           f"{what}: resumed {obj['resumed_bytes']} + copied {obj['bytes_copied']} != {total}")
     check(obj["bytes_copied"] < total, f"{what}: copied everything again")
     return obj
+
+
+def killed_buffered_copy(d, size, seed):
+    """A journalled buffered copy of `size` random bytes to a new file, SIGKILLed once its journal
+    holds a done record. Returns (src, dst, journal, args of the copy)."""
+    src, dst = random_source(d, size, seed)
+    journal = os.path.join(d, "j")
+    args = ["copy", src, dst, "--mode", "fallback", "--backend", "buffered", "--journal", journal]
+    if not kill_after_progress(args, journal):
+        raise AssertionError("finished before the kill")
+    return src, dst, journal, args
 
 
 @case
@@ -142,13 +154,8 @@ def kill9_then_resume_through_shifted_doors():
 @case
 def resume_is_refused_when_the_request_or_a_device_changed():
     with tempdir() as d:
-        src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
         size = 1024 * MiB
-        write_random(src, size, 5)
-        journal = os.path.join(d, "j")
-        args = ["copy", src, dst, "--mode", "fallback", "--backend", "buffered", "--journal", journal]
-        if not kill_after_progress(args, journal):
-            raise AssertionError("finished before the kill")
+        src, dst, journal, args = killed_buffered_copy(d, size, 5)
         saved = read(journal)
         dst_sum = digest(dst)
 
@@ -203,23 +210,12 @@ def resume_is_refused_when_the_request_or_a_device_changed():
 def a_torn_journal_tail_is_ignored():
     """A crash mid-append leaves a partial record: it is ignored, the rest is used."""
     with tempdir() as d:
-        src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
         size = 1024 * MiB
-        write_random(src, size, 7)
-        journal = os.path.join(d, "j")
-        args = ["copy", src, dst, "--mode", "fallback", "--backend", "buffered", "--journal", journal]
-        if not kill_after_progress(args, journal):
-            raise AssertionError("finished before the kill")
+        src, dst, journal, args = killed_buffered_copy(d, size, 7)
         with open(journal, "ab") as f:
             f.write(b"\x02\x00\x00\x00\x10\x00\x00\x00" + b"\x00" * 9)  # a record cut short
         resume(args, size, "torn tail")
         check(digest(dst) == digest(src), "bytes differ")
-
-
-def memmove(data, src, dst, n):
-    b = bytearray(data)
-    b[dst:dst + n] = data[src:src + n]
-    return bytes(b)
 
 
 @case

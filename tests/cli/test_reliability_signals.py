@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CASES, case, check, loop_device, one_json, read, tempdir, write_random  # noqa: E402
+from harness import CASES, case, check, loop_device, one_json, random_source, read, tempdir, write_random  # noqa: E402
 
 MiB = 1 << 20
 STOP_LIMIT_S = 0.5  # issue 8.4: "within ~0.1-0.5 s"; measured ~0.001-0.01 s on an idle host
@@ -45,13 +45,19 @@ def blocks_equal(a, b, block=4096):
     return sum(block for i in range(0, min(len(a), len(b)), block) if a[i:i + block] == b[i:i + block])
 
 
-def stop_and_check(p, sig, src_data, dst_path, what, dst_before=None):
-    """Sends `sig`, checks the stop time, the cancelled report and that bytes_copied really are there."""
+def signal_and_report(p, sig, what, timeout=60):
+    """Sends `sig` and waits for the end. Returns the one JSON report, stderr, and the seconds from
+    the signal to the end."""
     t0 = time.monotonic()
     p.send_signal(sig)
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=timeout)
     dt = time.monotonic() - t0
-    obj = one_json(out, what)
+    return one_json(out, what), err, dt
+
+
+def stop_and_check(p, sig, src_data, dst_path, what, dst_before=None):
+    """Sends `sig`, checks the stop time, the cancelled report and that bytes_copied really are there."""
+    obj, err, dt = signal_and_report(p, sig, what)
     check(p.returncode == 1 and obj["outcome"] == "cancelled" and obj["exit_status"] == 1,
           f"{what}: exit {p.returncode}, {obj.get('outcome')}: {err!r}")
     check(obj["error"]["code"] == "cancelled", f"{what}: {obj['error']}")
@@ -90,18 +96,13 @@ def sigint_stops_each_fallback_promptly():
 @case
 def sigint_stops_verify_promptly():
     with tempdir() as d:
-        src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
         size = 1024 * MiB
-        write_random(src, size, 3)
+        src, dst = random_source(d, size, 3)
         p = popen("copy", src, dst, "--verify", "--json", "--no-sync")
         # The copy is done once the destination has its full size; verify then reads 2 GiB back.
         wait_for_bytes(dst, size)
         time.sleep(0.2)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-        dt = time.monotonic() - t0
-        obj = one_json(out, "verify")
+        obj, err, dt = signal_and_report(p, signal.SIGINT, "verify")
         if obj["outcome"] == "done":
             raise AssertionError("verify finished before the signal: make the file larger")
         check(p.returncode == 1 and obj["outcome"] == "cancelled" and "verification" in obj["error"]["message"],
@@ -137,8 +138,7 @@ def second_sigint_ends_the_process_at_once():
     """The first SIGINT asks the copy to stop; the handler is one-shot, so a second one kills the
     process even while it is blocked (here: writing its progress bar to a full pipe)."""
     with tempdir() as d:
-        src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
-        write_random(src, 64 * MiB, 5)
+        src, dst = random_source(d, 64 * MiB, 5)
         r, w = os.pipe()
         fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ: the smallest pipe
         try:
@@ -271,17 +271,12 @@ def a_signal_at_any_moment_leaves_no_empty_destination():
 @case
 def sigint_while_reading_an_extents_fifo():
     with tempdir() as d:
-        src, dst = os.path.join(d, "src.bin"), os.path.join(d, "dst.bin")
-        write_random(src, MiB, 9)
+        src, dst = random_source(d, MiB, 9)
         fifo = os.path.join(d, "fifo")
         os.mkfifo(fifo)
         p = popen("copy", src, dst, "--extents-file", fifo, "--extents-timeout", "0", "--json")
         time.sleep(0.5)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-        dt = time.monotonic() - t0
-        obj = one_json(out, "fifo")
+        obj, err, dt = signal_and_report(p, signal.SIGINT, "fifo", timeout=30)
         check(p.returncode == 1 and obj["outcome"] == "cancelled", f"exit {p.returncode}: {obj}")
         check(dt < STOP_LIMIT_S, f"stopped {dt:.3f} s after the signal")
         check(not os.path.exists(dst), "the destination was created")

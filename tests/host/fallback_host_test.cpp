@@ -23,43 +23,18 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "offcopy/offcopy.hpp"
 #include "src/core/resolve.hpp"
 #include "src/core/sys.hpp"
+#include "tests/host/host_util.hpp"
 
 using namespace offcopy;
+using namespace offcopy::host_util;
 
 namespace {
-
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-bool shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "offcopy-host-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 /// Keeps loop devices block devices of their own for its lifetime: these tests prove the
 /// block-device paths of the fallback copiers (O_DIRECT, BLKZEROOUT), and loop devices are this
@@ -68,25 +43,6 @@ struct loop_devices_whole {
   loop_devices_whole() { detail::set_loop_resolution(false); }
   ~loop_devices_whole() { detail::set_loop_resolution(true); }
 };
-
-/// A loop device over `file`, detached at scope exit (only the one we attached).
-struct loop_device {
-  std::string dev;
-  explicit loop_device(const std::string& file) {
-    dev = capture("losetup -f --show " + file + " 2>/dev/null");
-    REQUIRE_MESSAGE(dev.rfind("/dev/loop", 0) == 0, "losetup failed: " << dev);
-  }
-  ~loop_device() {
-    if (!dev.empty()) shell("losetup -d " + dev);
-  }
-};
-
-std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = static_cast<std::uint8_t>(rng());
-  return v;
-}
 
 void write_at(const std::string& path, std::uint64_t offset, const std::vector<std::uint8_t>& data, bool direct) {
   int fd = ::open(path.c_str(), O_WRONLY | (direct ? O_DIRECT : 0));
@@ -100,39 +56,11 @@ void write_at(const std::string& path, std::uint64_t offset, const std::vector<s
   ::close(fd);
 }
 
-/// The device's bytes as the medium has them (O_DIRECT: no page cache in between).
-std::vector<std::uint8_t> read_direct(const std::string& path, std::size_t n) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
-  REQUIRE(fd >= 0);
-  void* buf = nullptr;
-  REQUIRE(::posix_memalign(&buf, 4096, n) == 0);
-  REQUIRE(::pread(fd, buf, n, 0) == static_cast<ssize_t>(n));
-  std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buf), static_cast<std::uint8_t*>(buf) + n);
-  std::free(buf);
-  ::close(fd);
-  return out;
-}
-
-std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::shared_ptr<device> open_dev(const std::string& path, bool writable) {
-  open_options o;
-  o.writable = writable;
-  auto d = device::open(path, o);
-  REQUIRE_MESSAGE(d.ok(), (d.ok() ? std::string() : d.error().to_string()));
-  return d.value();
-}
-
-constexpr std::uint64_t mib = 1 << 20;
-
 }  // namespace
 
 TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole commands") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   const std::uint64_t size = 48 * mib;
   const std::vector<std::uint8_t> data = random_bytes(size, 5);
   { std::ofstream(img, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(size)); }
@@ -145,8 +73,8 @@ TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole comm
       write_at(loop.dev, 0, data, true);
       const std::uint64_t len = size - 4096 - shift;
       const std::uint64_t src = up ? 100 : 100 + shift, dst = up ? 100 + shift : 100;
-      auto s = open_dev(loop.dev, false);
-      auto d = open_dev(loop.dev, true);
+      auto s = open_device(loop.dev, false);
+      auto d = open_device(loop.dev, true);
       request req{s, d, {{src, dst, len}}};
       auto p = make_plan(req, {});
       REQUIRE(p.ok());
@@ -158,7 +86,7 @@ TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole comm
       CHECK(rep.of("buffered").commands == p.value().batches.size());  // no pieces of the shift
       std::vector<std::uint8_t> want = data;
       std::memmove(want.data() + dst, want.data() + src, len);
-      CHECK(read_direct(loop.dev, size) == want);
+      CHECK(read_direct(loop.dev, 0, size) == want);
     }
   }
 }
@@ -189,8 +117,8 @@ ssize_t counting_pwrite(int fd, const void* buf, size_t count, off_t offset) {
 }  // namespace
 
 TEST_CASE("host: a sparse file to a loop device zeroes the holes with BLKZEROOUT, writes only the data") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img", sparse = dir.path + "/sparse";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img", sparse = dir.path() + "/sparse";
   loop_devices_whole whole;
   loop_device loop((shell("truncate -s 16M " + img), img));
   write_at(loop.dev, 0, random_bytes(16 * mib, 6), true);  // old data where the holes land
@@ -215,13 +143,13 @@ TEST_CASE("host: a sparse file to a loop device zeroes the holes with BLKZEROOUT
   t.uring_result = counting_uring_result;
   t.pwrite = counting_pwrite;
   detail::scoped_sys_override seam(t);
-  report rep = copy(request{open_dev(sparse, false), open_dev(loop.dev, true), {}}, {});
+  report rep = copy(request{open_device(sparse, false), open_device(loop.dev, true), {}}, {});
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
   CHECK(rep.of("buffered").bytes == 12 * mib);
   CHECK(g_zero.calls >= 3);
   CHECK(g_zero.bytes == 12 * mib - data_bytes);
   CHECK(g_zero.written == data_bytes);
-  std::vector<std::uint8_t> got = read_direct(loop.dev, 12 * mib);
+  std::vector<std::uint8_t> got = read_direct(loop.dev, 0, 12 * mib);
   CHECK(got == src);
 }
 
@@ -246,8 +174,8 @@ std::vector<std::uint32_t> extent_flags(const std::string& path) {
 
 /// XFS with reflink on a loop device, mounted for the scope (unmounted and detached after).
 struct xfs_mount {
-  temp_dir dir;
-  std::string img = dir.path + "/xfs.img", mnt = dir.path + "/mnt";
+  scratch_dir dir;
+  std::string img = dir.path() + "/xfs.img", mnt = dir.path() + "/mnt";
   std::unique_ptr<loop_device> loop;
   bool mounted = false;
   xfs_mount() {
@@ -272,7 +200,7 @@ TEST_CASE("host: XFS with reflink clones a whole-file copy and says so") {
   { std::ofstream(a, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size())); }
   REQUIRE(shell("sync"));
   { std::ofstream(b, std::ios::binary); }
-  report rep = copy(request{open_dev(a, false), open_dev(b, true), {}}, {});
+  report rep = copy(request{open_device(a, false), open_device(b, true), {}}, {});
   REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
   const backend_usage& u = rep.of("copy-file-range");
   CHECK(u.bytes == data.size());
@@ -287,7 +215,7 @@ TEST_CASE("host: XFS with reflink clones a whole-file copy and says so") {
   // An extent off the block size: the aligned middle is cloned, the head and tail copied.
   { std::ofstream(c, std::ios::binary); }
   const extent e{1, 4097, 8 * mib};
-  report part = copy(request{open_dev(a, false), open_dev(c, true), {e}}, {});
+  report part = copy(request{open_device(a, false), open_device(c, true), {e}}, {});
   REQUIRE_MESSAGE(part.result.ok(), part.result.to_string());
   CHECK(part.of("copy-file-range").cloned_bytes > 0);
   CHECK(part.of("copy-file-range").cloned_bytes < e.length_bytes);
@@ -297,38 +225,10 @@ TEST_CASE("host: XFS with reflink clones a whole-file copy and says so") {
 }
 
 int main(int argc, char** argv) {
-  std::vector<char*> args;
-  std::string require;
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--require=", 0) == 0) {
-      require = a.substr(10);
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  auto skip = [](const std::string& why) {
-    std::printf("skipped: %s\n", why.c_str());
-    return 77;
-  };
-  if (require.find("loop") != std::string::npos) {
-    if (::geteuid() != 0) return skip("loop devices need root");
-    if (!shell("command -v losetup")) return skip("losetup is not installed");
-    std::string t = (std::filesystem::temp_directory_path() / "offcopy-host-probe-XXXXXX").string();
-    const int fd = ::mkstemp(t.data());
-    if (fd < 0) return skip("cannot create a backing file");
-    ::close(fd);
-    if (!shell("truncate -s 1M " + t)) return skip("cannot create a backing file");
-    std::string dev = capture("losetup -f --show " + t + " 2>/dev/null");
-    const bool attached = dev.rfind("/dev/loop", 0) == 0;
-    if (attached) shell("losetup -d " + dev);
-    ::unlink(t.c_str());
-    if (!attached) return skip("cannot attach a loop device (losetup -f --show)");
-  }
-  if (require.find("xfs") != std::string::npos) {
-    if (!shell("command -v mkfs.xfs")) return skip("mkfs.xfs is not installed (apt-get install xfsprogs)");
-    if (!shell("grep -qw xfs /proc/filesystems || modprobe xfs")) return skip("the kernel has no XFS");
-  }
-  doctest::Context ctx(static_cast<int>(args.size()), args.data());
-  return ctx.run();
+  return host_main(argc, argv, [](const std::string& require) -> std::string {
+    if (require.find("xfs") == std::string::npos) return "";
+    if (!shell("command -v mkfs.xfs")) return "mkfs.xfs is not installed (apt-get install xfsprogs)";
+    if (!shell("grep -qw xfs /proc/filesystems || modprobe xfs")) return "the kernel has no XFS";
+    return "";
+  });
 }

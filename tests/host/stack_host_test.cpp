@@ -25,58 +25,18 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "offcopy/offcopy.hpp"
 #include "src/core/dm.hpp"
 #include "src/core/resolve.hpp"
+#include "tests/host/host_util.hpp"
 
 using namespace offcopy;
+using namespace offcopy::host_util;
 
 namespace {
-
-constexpr std::uint64_t mib = 1 << 20;
-
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-bool shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "offcopy-stack-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = static_cast<std::uint8_t>(rng());
-  return v;
-}
-
-void write_file(const std::string& path, const std::vector<std::uint8_t>& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  REQUIRE(f.good());
-}
 
 /// Through the page cache (what a program reading the device sees).
 std::vector<std::uint8_t> read_buffered(const std::string& path, std::uint64_t off, std::size_t n) {
@@ -88,46 +48,12 @@ std::vector<std::uint8_t> read_buffered(const std::string& path, std::uint64_t o
   return out;
 }
 
-/// As the medium has it (O_DIRECT: no page cache in between).
-std::vector<std::uint8_t> read_direct(const std::string& path, std::uint64_t off, std::size_t n) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  void* buf = nullptr;
-  REQUIRE(::posix_memalign(&buf, 4096, n) == 0);
-  REQUIRE(::pread(fd, buf, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
-  std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buf), static_cast<std::uint8_t*>(buf) + n);
-  std::free(buf);
-  ::close(fd);
-  return out;
-}
-
-/// A loop device over `file` (with its partitions added when the file has a table), detached at
-/// scope exit -- only the one we attached.
-struct loop_device {
-  std::string dev;
-  explicit loop_device(const std::string& file, bool partitions = false) {
-    dev = capture("losetup -f --show " + std::string(partitions ? "-P " : "") + file + " 2>/dev/null");
-    REQUIRE_MESSAGE(dev.rfind("/dev/loop", 0) == 0, "losetup failed: " << dev);
-    // This host's kernel may parse no table itself: add the partitions through BLKPG.
-    if (partitions && !std::filesystem::exists(dev + "p1")) shell("partx -a " + dev);
-  }
-  ~loop_device() {
-    if (!dev.empty()) shell("losetup -d " + dev);
-  }
-  [[nodiscard]] dev_t devno() const {
-    struct stat st {};
-    REQUIRE(::stat(dev.c_str(), &st) == 0);
-    return st.st_rdev;
-  }
-};
-
 /// A 16 MiB image with an MBR: partition 1 at 1 MiB (4 MiB), partition 2 at 5 MiB (4 MiB), random data.
 std::vector<std::uint8_t> partitioned_image(const std::string& img, std::uint64_t seed) {
   std::vector<std::uint8_t> data = random_bytes(16 * mib, seed);
   write_file(img, data);
   REQUIRE(shell("printf 'label: dos\\nstart=2048, size=8192\\nstart=10240, size=8192\\n' | sfdisk -q " + img));
-  std::ifstream f(img, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  return read_file(img);
 }
 
 job copy_job(const std::string& src, const std::string& dst, std::vector<extent> extents) {
@@ -205,8 +131,8 @@ std::string devno_text(dev_t d) { return std::to_string(major(d)) + ":" + std::t
 // ---- one medium, two doors (issue 8 item 2) -------------------------------------------------------
 
 TEST_CASE("one medium two doors: a partition and its whole disk (the issue's own example)") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   std::vector<std::uint8_t> medium = partitioned_image(img, 1);
   loop_device L(img, true);
   const std::string p1 = L.dev + "p1";
@@ -240,8 +166,8 @@ TEST_CASE("one medium two doors: a partition and its whole disk (the issue's own
 }
 
 TEST_CASE("one medium two doors: two partitions, and the disk's page cache after a copy between them") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   std::vector<std::uint8_t> medium = partitioned_image(img, 2);
   loop_device L(img, true);
   // Warm the disk's page cache over partition 2, then copy into it through the partitions.
@@ -260,8 +186,8 @@ TEST_CASE("one medium two doors: two partitions, and the disk's page cache after
 }
 
 TEST_CASE("one medium two doors: a loop device and its backing file") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   std::vector<std::uint8_t> medium = random_bytes(8 * mib, 3);
   write_file(img, medium);
   loop_device L(img);
@@ -288,12 +214,12 @@ TEST_CASE("one medium two doors: a loop device and its backing file") {
 }
 
 TEST_CASE("one medium two doors: two device nodes of one loop device") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   std::vector<std::uint8_t> medium = random_bytes(4 * mib, 4);
   write_file(img, medium);
   loop_device L(img);
-  const std::string alias = dir.path + "/alias";
+  const std::string alias = dir.path() + "/alias";
   REQUIRE(::mknod(alias.c_str(), S_IFBLK | 0600, L.devno()) == 0);
   const std::vector<extent> extents{{0, 1000, 100000}};
   job j = copy_job(L.dev, alias, extents);
@@ -308,8 +234,8 @@ TEST_CASE("one medium two doors: two device nodes of one loop device") {
 }
 
 TEST_CASE("one medium two doors: two names of one file (a hard link)") {
-  temp_dir dir;
-  const std::string a = dir.path + "/a", b = dir.path + "/b";
+  scratch_dir dir;
+  const std::string a = dir.path() + "/a", b = dir.path() + "/b";
   std::vector<std::uint8_t> medium = random_bytes(2 * mib, 5);
   write_file(a, medium);
   REQUIRE(::link(a.c_str(), b.c_str()) == 0);
@@ -326,8 +252,8 @@ TEST_CASE("one medium two doors: two names of one file (a hard link)") {
 }
 
 TEST_CASE("probe shows the resolution: a loop partition's pieces on the backing file") {
-  temp_dir dir;
-  const std::string img = dir.path + "/disk.img";
+  scratch_dir dir;
+  const std::string img = dir.path() + "/disk.img";
   (void)partitioned_image(img, 6);
   loop_device L(img, true);
   job j;
@@ -355,13 +281,13 @@ TEST_CASE("probe shows the resolution: a loop partition's pieces on the backing 
 // ---- device-mapper tables (fake table source over loop devices) ---------------------------------
 
 TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   const std::vector<std::uint8_t> a_bytes = random_bytes(8 * mib, 10), b_bytes = random_bytes(8 * mib, 11);
-  write_file(dir.path + "/top", std::vector<std::uint8_t>(4 * mib, 0));
-  write_file(dir.path + "/a", a_bytes);
-  write_file(dir.path + "/b", b_bytes);
-  loop_device top(dir.path + "/top"), A(dir.path + "/a"), B(dir.path + "/b");
+  write_file(dir.path() + "/top", std::vector<std::uint8_t>(4 * mib, 0));
+  write_file(dir.path() + "/a", a_bytes);
+  write_file(dir.path() + "/b", b_bytes);
+  loop_device top(dir.path() + "/top"), A(dir.path() + "/a"), B(dir.path() + "/b");
   // vg-lv: 4 MiB = 1 MiB at 2 MiB of A, then 3 MiB at 1 MiB of B.
   fake.add(
       top.devno(), "vg-lv",
@@ -370,7 +296,7 @@ TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece"
   lv.insert(lv.end(), b_bytes.begin() + mib, b_bytes.begin() + 4 * mib);
 
   SUBCASE("read: the LV to a file is the pieces in table order") {
-    const std::string out = dir.path + "/out";
+    const std::string out = dir.path() + "/out";
     job_result r = run(copy_job(top.dev, out, {}));
     INFO(r.error.to_string());
     REQUIRE(r.ok());
@@ -384,7 +310,7 @@ TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece"
     CHECK(read_buffered(out, 0, 4 * mib) == lv);
   }
   SUBCASE("write: a file into the LV lands on both media, nothing outside the pieces moves") {
-    const std::string in = dir.path + "/in";
+    const std::string in = dir.path() + "/in";
     const auto src = random_bytes(4 * mib, 12);
     write_file(in, src);
     job j = copy_job(in, top.dev, {{512 * 1024, 512 * 1024, 2 * mib}});  // across the piece boundary
@@ -399,18 +325,18 @@ TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece"
     CHECK(read_direct(B.dev, 0, 8 * mib) == b_want);
   }
   SUBCASE("mode offload: a pair no offload backend takes is exit 3, nothing written") {
-    job j = copy_job(top.dev, dir.path + "/out2", {});
+    job j = copy_job(top.dev, dir.path() + "/out2", {});
     j.options.mode = "offload";
     job_result r = run(j);
     CHECK(r.error.code() == errc::not_supported);
     CHECK(r.exit_status() == 3);
-    CHECK_FALSE(std::filesystem::exists(dir.path + "/out2"));
+    CHECK_FALSE(std::filesystem::exists(dir.path() + "/out2"));
   }
   SUBCASE("a table changed between the plan and the copy: refused, nothing written") {
     auto src = device::open(top.dev);
     REQUIRE(src.ok());
-    write_file(dir.path + "/out3", std::vector<std::uint8_t>(mib, 0));
-    auto dst_dev = device::open(dir.path + "/out3", open_options{true, false});
+    write_file(dir.path() + "/out3", std::vector<std::uint8_t>(mib, 0));
+    auto dst_dev = device::open(dir.path() + "/out3", open_options{true, false});
     REQUIRE(dst_dev.ok());
     request req{src.value(), dst_dev.value(), {{0, 0, mib}}};
     auto p = make_plan(req);
@@ -420,18 +346,18 @@ TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece"
     CHECK(rep.result.code() == errc::busy);
     CHECK(rep.result.message().find("vg-lv") != std::string::npos);
     CHECK(rep.bytes_copied == 0);
-    CHECK(read_buffered(dir.path + "/out3", 0, mib) == std::vector<std::uint8_t>(mib, 0));
+    CHECK(read_buffered(dir.path() + "/out3", 0, mib) == std::vector<std::uint8_t>(mib, 0));
   }
 }
 
 TEST_CASE("dm linear on a partition: dm -> partition -> disk, recursively") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
-  const std::string img = dir.path + "/disk.img";
+  const std::string img = dir.path() + "/disk.img";
   const std::vector<std::uint8_t> disk = partitioned_image(img, 60);
   loop_device L(img, true);  // loop resolution off: the loop device is the medium
-  write_file(dir.path + "/top", std::vector<std::uint8_t>(2 * mib, 0));
-  loop_device top(dir.path + "/top");
+  write_file(dir.path() + "/top", std::vector<std::uint8_t>(2 * mib, 0));
+  loop_device top(dir.path() + "/top");
   struct stat st {};
   REQUIRE(::stat((L.dev + "p2").c_str(), &st) == 0);
   // 2 MiB at 1 MiB of partition 2 (which starts at 5 MiB of the disk): the disk's [6, 8) MiB.
@@ -446,7 +372,7 @@ TEST_CASE("dm linear on a partition: dm -> partition -> disk, recursively") {
   CHECK(pr.probed->pieces[0].medium_offset_bytes == 6 * mib);
   CHECK(pr.probed->pieces[0].via ==
         "/dev/mapper/on-part (dm linear) > " + L.dev + "p2 (partition 2)");
-  const std::string out = dir.path + "/out";
+  const std::string out = dir.path() + "/out";
   job_result r = run(copy_job(top.dev, out, {}));
   INFO(r.error.to_string());
   REQUIRE(r.ok());
@@ -456,17 +382,17 @@ TEST_CASE("dm linear on a partition: dm -> partition -> disk, recursively") {
 }
 
 TEST_CASE("dm: a table changed while the copy runs stops it, and the report says so with the bytes done") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   const auto a_bytes = random_bytes(32 * mib, 70);
-  write_file(dir.path + "/top", std::vector<std::uint8_t>(32 * mib, 0));
-  write_file(dir.path + "/a", a_bytes);
-  loop_device top(dir.path + "/top"), A(dir.path + "/a");
+  write_file(dir.path() + "/top", std::vector<std::uint8_t>(32 * mib, 0));
+  write_file(dir.path() + "/a", a_bytes);
+  loop_device top(dir.path() + "/top"), A(dir.path() + "/a");
   fake.add(top.devno(), "moving", {{0, 65536, "linear", devno_text(A.devno()) + " 0"}});
   // Reads 1 (resolution) and 2 (execute's check) see the table as planned; every later one (the
   // watcher's, then the final check) sees it changed.
   fake_dm::change_after = 3;
-  const std::string out = dir.path + "/out";
+  const std::string out = dir.path() + "/out";
   job j = copy_job(top.dev, out, {});
   j.options.buffer_bytes = 64 * 1024;  // 512 commands: the watcher has time to see the change
   j.options.buffers_in_flight = 1;
@@ -484,13 +410,13 @@ TEST_CASE("dm: a table changed while the copy runs stops it, and the report says
 }
 
 TEST_CASE("dm linear: overlap decided on the media, across two dm devices and a raw door") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   std::vector<std::uint8_t> m = random_bytes(8 * mib, 20);
-  write_file(dir.path + "/m", m);
-  write_file(dir.path + "/x", std::vector<std::uint8_t>(2 * mib, 0));
-  write_file(dir.path + "/y", std::vector<std::uint8_t>(2 * mib, 0));
-  loop_device M(dir.path + "/m"), X(dir.path + "/x"), Y(dir.path + "/y");
+  write_file(dir.path() + "/m", m);
+  write_file(dir.path() + "/x", std::vector<std::uint8_t>(2 * mib, 0));
+  write_file(dir.path() + "/y", std::vector<std::uint8_t>(2 * mib, 0));
+  loop_device M(dir.path() + "/m"), X(dir.path() + "/x"), Y(dir.path() + "/y");
   // lv-x: 2 MiB at 1 MiB of M; lv-y: 2 MiB at 2 MiB of M (they share M's [2, 3) MiB).
   fake.add(X.devno(), "lv-x", {{0, 4096, "linear", devno_text(M.devno()) + " 2048"}});
   fake.add(Y.devno(), "lv-y", {{0, 4096, "linear", devno_text(M.devno()) + " 4096"}});
@@ -526,12 +452,12 @@ TEST_CASE("dm linear: overlap decided on the media, across two dm devices and a 
 }
 
 TEST_CASE("dm linear: pieces that exchange bytes on one medium have no memmove order: refused") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   std::vector<std::uint8_t> m = random_bytes(4 * mib, 30);
-  write_file(dir.path + "/m", m);
-  write_file(dir.path + "/s", std::vector<std::uint8_t>(2 * mib, 0));
-  loop_device M(dir.path + "/m"), S(dir.path + "/s");
+  write_file(dir.path() + "/m", m);
+  write_file(dir.path() + "/s", std::vector<std::uint8_t>(2 * mib, 0));
+  loop_device M(dir.path() + "/m"), S(dir.path() + "/s");
   // The LV is M's first 2 MiB with its halves swapped; copying it onto M[0, 2M) exchanges them.
   fake.add(
       S.devno(), "swapped",
@@ -545,13 +471,13 @@ TEST_CASE("dm linear: pieces that exchange bytes on one medium have no memmove o
 }
 
 TEST_CASE("dm striped: chunk by chunk onto two media") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   const std::vector<std::uint8_t> a_bytes = random_bytes(2 * mib, 40), b_bytes = random_bytes(2 * mib, 41);
-  write_file(dir.path + "/top", std::vector<std::uint8_t>(2 * mib, 0));
-  write_file(dir.path + "/a", a_bytes);
-  write_file(dir.path + "/b", b_bytes);
-  loop_device top(dir.path + "/top"), A(dir.path + "/a"), B(dir.path + "/b");
+  write_file(dir.path() + "/top", std::vector<std::uint8_t>(2 * mib, 0));
+  write_file(dir.path() + "/a", a_bytes);
+  write_file(dir.path() + "/b", b_bytes);
+  loop_device top(dir.path() + "/top"), A(dir.path() + "/a"), B(dir.path() + "/b");
   // 2 stripes of 64 KiB chunks (128 sectors), each stripe starting at 512 KiB of its medium.
   fake.add(top.devno(), "striped",
            {{0, 4096, "striped", "2 128 " + devno_text(A.devno()) + " 1024 " + devno_text(B.devno()) + " 1024"}});
@@ -562,7 +488,7 @@ TEST_CASE("dm striped: chunk by chunk onto two media") {
     want.insert(want.end(), from.begin() + static_cast<std::ptrdiff_t>(at),
                 from.begin() + static_cast<std::ptrdiff_t>(at + 65536));
   }
-  const std::string out = dir.path + "/out";
+  const std::string out = dir.path() + "/out";
   job_result r = run(copy_job(top.dev, out, {}));
   INFO(r.error.to_string());
   REQUIRE(r.ok());
@@ -582,15 +508,15 @@ TEST_CASE("dm striped: chunk by chunk onto two media") {
 }
 
 TEST_CASE("dm: an opaque target falls back through the dm device, and says which target") {
-  temp_dir dir;
+  scratch_dir dir;
   fake_dm fake;
   const auto top_bytes = random_bytes(2 * mib, 50);
-  write_file(dir.path + "/top", top_bytes);
-  write_file(dir.path + "/under", std::vector<std::uint8_t>(4 * mib, 7));
-  loop_device top(dir.path + "/top"), U(dir.path + "/under");
+  write_file(dir.path() + "/top", top_bytes);
+  write_file(dir.path() + "/under", std::vector<std::uint8_t>(4 * mib, 7));
+  loop_device top(dir.path() + "/top"), U(dir.path() + "/under");
   fake.add(top.devno(), "secret", {{0, 4096, "crypt", "aes-xts-plain64 :64:logon:k 0 " + devno_text(U.devno()) + " 0"}},
            {U.devno()});
-  const std::string out = dir.path + "/out";
+  const std::string out = dir.path() + "/out";
   job_result r = run(copy_job(top.dev, out, {}));
   INFO(r.error.to_string());
   REQUIRE(r.ok());
@@ -599,7 +525,7 @@ TEST_CASE("dm: an opaque target falls back through the dm device, and says which
   CHECK(r.copied->fallback_reasons[0].find("dm crypt") != std::string::npos);
   CHECK(read_buffered(out, 0, 2 * mib) == top_bytes);  // read through the "dm device" itself
 
-  job o = copy_job(top.dev, dir.path + "/out2", {});
+  job o = copy_job(top.dev, dir.path() + "/out2", {});
   o.options.mode = "offload";
   job_result ro = run(o);
   CHECK(ro.exit_status() == 3);
@@ -615,38 +541,10 @@ TEST_CASE("dm: an opaque target falls back through the dm device, and says which
 }
 
 int main(int argc, char** argv) {
-  std::vector<char*> args;
-  std::string require;
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--require=", 0) == 0) {
-      require = a.substr(10);
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  auto skip = [](const std::string& why) {
-    std::printf("skipped: %s\n", why.c_str());
-    return 77;
-  };
-  if (require.find("loop") != std::string::npos) {
-    if (::geteuid() != 0) return skip("loop devices need root");
-    if (!shell("command -v losetup")) return skip("losetup is not installed");
-    std::string t = (std::filesystem::temp_directory_path() / "offcopy-host-probe-XXXXXX").string();
-    const int fd = ::mkstemp(t.data());
-    if (fd < 0) return skip("cannot create a backing file");
-    ::close(fd);
-    if (!shell("truncate -s 1M " + t)) return skip("cannot create a backing file");
-    std::string dev = capture("losetup -f --show " + t + " 2>/dev/null");
-    const bool attached = dev.rfind("/dev/loop", 0) == 0;
-    if (attached) shell("losetup -d " + dev);
-    ::unlink(t.c_str());
-    if (!attached) return skip("cannot attach a loop device (losetup -f --show)");
-  }
-  if (require.find("partx") != std::string::npos) {
+  return host_main(argc, argv, [](const std::string& require) -> std::string {
+    if (require.find("partx") == std::string::npos) return "";
     if (!shell("command -v sfdisk") || !shell("command -v partx"))
-      return skip("sfdisk and partx are not installed (apt-get install fdisk util-linux)");
-  }
-  doctest::Context ctx(static_cast<int>(args.size()), args.data());
-  return ctx.run();
+      return "sfdisk and partx are not installed (apt-get install fdisk util-linux)";
+    return "";
+  });
 }

@@ -210,3 +210,32 @@ print("_copied=%s _total=%s _err=%s _backends=%s _reason=%s" % (
 
 # now: seconds since the epoch with nanoseconds, for timing.
 now() { date +%s.%N; }
+
+# seconds_between T0 T1: T1 - T0 (from `now`), three decimals.
+seconds_between() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
+# median_of N...: the median of the numbers (the upper one of an even count).
+median_of() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# time_dd_against_offcopy SRC DST MODE REPS: REPS rounds of `dd bs=1M iflag=direct oflag=direct`
+# then `offload-copy copy SRC DST --mode MODE`, alternating, dd first (the last writer is
+# offload-copy: the caller checks its bytes). Prints each round's times; sets DD_MEDIAN and
+# OC_MEDIAN (seconds) and RATIO_DD_OVER_OC = dd / offload-copy (> 1: offload-copy is faster).
+time_dd_against_offcopy() {
+    local src=$1 dst=$2 mode=$3 reps=$4 i t0 t1
+    local -a dd_times=() oc_times=()
+    for i in $(seq 1 "$reps"); do
+        t0=$(now)
+        dd if="$src" of="$dst" bs=1M iflag=direct oflag=direct status=none
+        t1=$(now)
+        dd_times+=("$(seconds_between "$t0" "$t1")")
+        t0=$(now)
+        "$OFFCOPY_BIN" copy "$src" "$dst" --mode "$mode" >/dev/null || fail "offload-copy exited $?"
+        t1=$(now)
+        oc_times+=("$(seconds_between "$t0" "$t1")")
+        echo "rep $i: dd ${dd_times[-1]} s, offload-copy ${oc_times[-1]} s"
+    done
+    DD_MEDIAN=$(median_of "${dd_times[@]}")
+    OC_MEDIAN=$(median_of "${oc_times[@]}")
+    RATIO_DD_OVER_OC=$("$PY" -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" \
+        "$DD_MEDIAN" "$OC_MEDIAN")
+}

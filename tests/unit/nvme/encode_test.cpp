@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cctype>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -20,33 +19,17 @@
 #include "src/nvme/copy_encode.hpp"
 #include "src/nvme/copy_session.hpp"
 #include "tests/models/nvme_model.hpp"
+#include "tests/unit/hex.hpp"
 
 using namespace offcopy::nvme;
 using bytes = std::vector<std::uint8_t>;
+using offcopy::test_hex::hex;
 
 namespace {
 std::uint64_t le(const std::vector<std::uint8_t>& b, std::size_t off, std::size_t n) {
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[off + i]} << (8 * i);
   return v;
-}
-/// "19 00 0a" -> {0x19, 0x00, 0x0a}.
-bytes hex(std::string_view text) {
-  bytes out;
-  int hi = -1;
-  for (char c : text) {
-    if (std::isspace(static_cast<unsigned char>(c))) continue;
-    const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
-    REQUIRE((v >= 0 && v < 16));
-    if (hi < 0) {
-      hi = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(hi << 4 | v));
-      hi = -1;
-    }
-  }
-  REQUIRE(hi < 0);
-  return out;
 }
 bytes encode_one(std::uint8_t format, const source_range& r) {
   bytes b;

@@ -13,6 +13,7 @@
 #include "src/core/backend.hpp"
 #include "src/nvme/nvme_status.hpp"
 #include "tests/models/nvme_model.hpp"
+#include "tests/unit/nvme/nvme_model_rig.hpp"
 
 using namespace offcopy;
 using offcopy::testing::nvme_fault;
@@ -22,48 +23,10 @@ using offcopy::testing::nvme_model_config;
 
 namespace {
 
-/// A 4 MiB namespace image in a temp file, patterned, with the model backend installed.
-struct fixture {
-  std::string path;
-  int fd = -1;
-  nvme_model model;
-  nvme_model_backend backend;
-  detail::backend* previous = nullptr;
-  std::shared_ptr<device> dev;
-
-  explicit fixture(nvme_model_config cfg, unsigned depth = 4)
-      : path(make_file()), fd(::open(path.c_str(), O_RDWR | O_CLOEXEC)), model(with_blocks(cfg), fd),
-        backend(model, depth) {
-    std::vector<std::uint8_t> data(1 << 20);
-    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 31 + (i >> 9) * 7 + 1);
-    model.write_blocks(0, data);  // first MiB patterned, the rest zero
-    previous = detail::replace_backend("nvme-copy", &backend);
-    open_options o;
-    o.writable = true;
-    auto r = device::open(path, o);
-    REQUIRE(r.ok());
-    dev = r.value();
-  }
-  ~fixture() {
-    detail::replace_backend("nvme-copy", previous);
-    if (fd >= 0) ::close(fd);
-    ::unlink(path.c_str());
-  }
-  fixture(const fixture&) = delete;
-  fixture& operator=(const fixture&) = delete;
-
-  static nvme_model_config with_blocks(nvme_model_config c) {
-    c.blocks = (4 << 20) / c.lba_bytes;
-    return c;
-  }
-  static std::string make_file() {
-    char name[] = "/tmp/offcopy-nvme-model-XXXXXX";
-    int f = ::mkstemp(name);
-    REQUIRE(f >= 0);
-    REQUIRE(::ftruncate(f, 4 << 20) == 0);
-    ::close(f);
-    return name;
-  }
+/// The rig with its first MiB patterned by fill().
+struct fixture : testing::nvme_model_rig {
+  explicit fixture(nvme_model_config cfg, unsigned depth = 4) : nvme_model_rig(cfg, depth, &fill) {}
+  static std::uint8_t fill(std::size_t i) { return static_cast<std::uint8_t>(i * 31 + (i >> 9) * 7 + 1); }
   request req(std::vector<extent> ex) const { return request{dev, dev, std::move(ex)}; }
   bool same(std::uint64_t src_byte, std::uint64_t dst_byte, std::uint64_t len) const {
     return model.read_blocks(src_byte / 512, len / 512) == model.read_blocks(dst_byte / 512, len / 512);

@@ -21,10 +21,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <numeric>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -45,15 +43,6 @@ using offcopy::testing::nvme_transport_script;
 namespace {
 
 constexpr std::uint64_t medium_bytes = 2 << 20;
-
-std::vector<std::uint8_t> random_bytes(std::mt19937_64& g, std::size_t n) {
-  std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; i += 8) {
-    const std::uint64_t x = g();
-    std::memcpy(v.data() + i, &x, std::min<std::size_t>(8, n - i));
-  }
-  return v;
-}
 
 struct scratch_file {
   std::string path;
@@ -114,35 +103,6 @@ std::vector<extent> random_extents(std::mt19937_64& g, std::uint32_t lba) {
   return ex;
 }
 
-struct outcome_checker {
-  std::uint32_t lba;
-  const std::vector<std::uint8_t>& before;
-  const std::vector<std::uint8_t>& after;
-
-  /// Blocks of the destination ranges holding the source's bytes; every other byte of them still
-  /// holds its old value, and nothing outside them changed.
-  std::uint64_t copied_blocks(const std::vector<extent>& ex) const {
-    std::vector<bool> in_range(before.size() / lba, false);
-    std::uint64_t copied = 0;
-    for (const extent& e : ex) {
-      for (std::uint64_t b = 0; b < e.length_bytes / lba; ++b) {
-        const std::uint64_t s = e.src_offset_bytes + b * lba, d = e.dst_offset_bytes + b * lba;
-        in_range[d / lba] = true;
-        const bool now_source = std::equal(after.begin() + d, after.begin() + d + lba, before.begin() + s);
-        const bool still_old = std::equal(after.begin() + d, after.begin() + d + lba, before.begin() + d);
-        CHECK_MESSAGE((now_source || still_old), "destination block " << d / lba << " holds neither");
-        if (now_source) ++copied;
-      }
-    }
-    for (std::size_t b = 0; b < in_range.size(); ++b) {
-      if (in_range[b]) continue;
-      const bool same = std::equal(after.begin() + b * lba, after.begin() + (b + 1) * lba, before.begin() + b * lba);
-      CHECK_MESSAGE(same, "block " << b << " outside the destination ranges changed");
-    }
-    return copied;
-  }
-};
-
 }  // namespace
 
 TEST_CASE("faults at scale: NVMe Copy on the controller model with random faults") {
@@ -151,12 +111,9 @@ TEST_CASE("faults at scale: NVMe Copy on the controller model with random faults
   watchdog dog(std::chrono::seconds(120));
   scratch_file file;
   unsigned failed = 0, cancelled = 0, overlapping = 0;
-  double slowest = 0;
-  std::uint64_t slowest_seed = 0;
   for (unsigned it = 0; it < n; ++it) {
     const std::uint64_t seed = seed0 + it;
     dog.start(seed);
-    const auto t0 = std::chrono::steady_clock::now();
     CAPTURE(seed);
     std::mt19937_64 g(seed);
 
@@ -194,17 +151,7 @@ TEST_CASE("faults at scale: NVMe Copy on the controller model with random faults
     policy pol;
     pol.mode = chance(g, 50) ? copy_mode::offload : copy_mode::automatic;
     pol.commands_in_flight = static_cast<unsigned>(pick(g, 1, 16));
-    std::atomic<bool> cancel{false};
-    pol.cancel = &cancel;
-    const int cancel_at = chance(g, 15) ? static_cast<int>(pick(g, 0, 20)) : -1;
-    const int throw_at = chance(g, 10) ? static_cast<int>(pick(g, 1, 20)) : -1;
-    if (cancel_at == 0) cancel = true;
-    int calls = 0;
-    pol.on_progress = [&](const progress&) {
-      ++calls;
-      if (calls == cancel_at) cancel = true;
-      if (calls == throw_at) throw std::runtime_error("progress callback gave up");
-    };
+    progress_faults faults(g, pol, 20);
 
     const bool overlap = chance(g, 20);
     std::vector<extent> ex;
@@ -249,7 +196,7 @@ TEST_CASE("faults at scale: NVMe Copy on the controller model with random faults
                          before.begin() + static_cast<std::ptrdiff_t>(d1)));
       }
     } else {
-      const outcome_checker check{cfg.lba_bytes, before, after};
+      const outcome_checker check{cfg.lba_bytes, before, before, after};
       const std::uint64_t copied = check.copied_blocks(ex) * cfg.lba_bytes;
       CHECK(rep.bytes_copied == copied);
       CHECK(rep.of("nvme-copy").bytes == model.audit().copy_blocks_written * cfg.lba_bytes);
@@ -264,13 +211,9 @@ TEST_CASE("faults at scale: NVMe Copy on the controller model with random faults
              c == errc::not_supported || c == errc::size_limit_exceeded));
       if (c == errc::not_supported) CHECK(rep.bytes_copied == 0);
     }
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (took > slowest) {
-      slowest = took;
-      slowest_seed = seed;
-    }
+    dog.finish();
   }
-  MESSAGE("slowest: " << slowest << " s (seed " << slowest_seed << ")");
+  MESSAGE("slowest: " << dog.slowest_seconds() << " s (seed " << dog.slowest_seed() << ")");
   MESSAGE(n << " requests: " << failed << " failed (" << cancelled << " cancelled), " << overlapping
             << " moved a range over itself");
   if (n >= 100) CHECK(failed > n / 10);  // the faults did happen

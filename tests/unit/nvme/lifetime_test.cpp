@@ -18,6 +18,7 @@
 #include "src/nvme/copy_session.hpp"
 #include "src/nvme/nvme_status.hpp"
 #include "tests/models/nvme_model.hpp"
+#include "tests/unit/nvme/nvme_model_rig.hpp"
 
 using namespace offcopy;
 using offcopy::testing::nvme_fault;
@@ -30,52 +31,20 @@ namespace {
 
 constexpr std::uint64_t lba = 512;
 
-/// A 4 MiB namespace on a temp file: the first MiB patterned, the model backend installed with
-/// 8 commands in flight.
-struct rig {
-  std::string path;
-  int fd = -1;
-  nvme_model model;
-  nvme_model_backend backend;
-  detail::backend* previous = nullptr;
-  std::shared_ptr<device> dev;
-
-  explicit rig(nvme_transport_script script, unsigned depth = 8)
-      : path(make_file()), fd(::open(path.c_str(), O_RDWR | O_CLOEXEC)), model(config(), fd), backend(model, depth) {
-    std::vector<std::uint8_t> data(1 << 20);
-    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 13 + (i >> 9) * 5 + 3);
-    model.write_blocks(0, data);
+/// The rig with its first MiB patterned by fill(), `script` for the model's transports, 8 commands
+/// in flight; one range of 8 blocks per command: 64 commands for 256 KiB.
+struct rig : testing::nvme_model_rig {
+  explicit rig(nvme_transport_script script, unsigned depth = 8) : nvme_model_rig(config(), depth, &fill) {
     model.script(script);
-    previous = detail::replace_backend("nvme-copy", &backend);
-    open_options o;
-    o.writable = true;
-    auto r = device::open(path, o);
-    REQUIRE(r.ok());
-    dev = r.value();
   }
-  ~rig() {
-    detail::replace_backend("nvme-copy", previous);
-    ::close(fd);
-    ::unlink(path.c_str());
-  }
-  rig(const rig&) = delete;
-  rig& operator=(const rig&) = delete;
+  static std::uint8_t fill(std::size_t i) { return static_cast<std::uint8_t>(i * 13 + (i >> 9) * 5 + 3); }
 
   static nvme_model_config config() {
     nvme_model_config c;
-    c.blocks = (4 << 20) / lba;
     c.mssrl = 8;
     c.mcl = 8;
-    c.msrc_0based = 0;  // one range of 8 blocks per command: 64 commands for 256 KiB
+    c.msrc_0based = 0;
     return c;
-  }
-  static std::string make_file() {
-    char name[] = "/tmp/offcopy-lifetime-XXXXXX";
-    int f = ::mkstemp(name);
-    REQUIRE(f >= 0);
-    REQUIRE(::ftruncate(f, 4 << 20) == 0);
-    ::close(f);
-    return name;
   }
 
   /// 256 KiB from offset 0 to 2 MiB: 64 Copy commands.

@@ -21,9 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -42,15 +40,6 @@ namespace {
 
 constexpr std::uint64_t lu_bytes = 2 << 20;
 constexpr std::uint32_t lba = 512;
-
-std::vector<std::uint8_t> random_bytes(std::mt19937_64& g, std::size_t n) {
-  std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; i += 8) {
-    const std::uint64_t x = g();
-    std::memcpy(v.data() + i, &x, std::min<std::size_t>(8, n - i));
-  }
-  return v;
-}
 
 void put(const std::string& path, const std::vector<std::uint8_t>& b) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -159,12 +148,9 @@ TEST_CASE("faults at scale: EXTENDED COPY and token copy on the copy-manager mod
   REQUIRE(::mkdtemp(dir.data()) != nullptr);
   const std::string src_path = dir + "/lun0", dst_path = dir + "/lun1";
   unsigned failed = 0, short_counts = 0, concurrent = 0;
-  double slowest = 0;
-  std::uint64_t slowest_seed = 0;
   for (unsigned it = 0; it < n; ++it) {
     const std::uint64_t seed = seed0 + it;
     dog.start(seed);
-    const auto t0 = std::chrono::steady_clock::now();
     CAPTURE(seed);
     std::mt19937_64 g(seed);
     bool token = false, exact_progress = false;
@@ -195,17 +181,7 @@ TEST_CASE("faults at scale: EXTENDED COPY and token copy on the copy-manager mod
     policy pol;
     pol.mode = chance(g, 50) ? copy_mode::offload : copy_mode::automatic;
     pol.commands_in_flight = static_cast<unsigned>(pick(g, 1, 8));
-    std::atomic<bool> cancel{false};
-    pol.cancel = &cancel;
-    const int cancel_at = chance(g, 15) ? static_cast<int>(pick(g, 0, 12)) : -1;
-    const int throw_at = chance(g, 10) ? static_cast<int>(pick(g, 1, 12)) : -1;
-    if (cancel_at == 0) cancel = true;
-    int calls = 0;
-    pol.on_progress = [&](const progress&) {
-      ++calls;
-      if (calls == cancel_at) cancel = true;
-      if (calls == throw_at) throw std::runtime_error("progress callback gave up");
-    };
+    progress_faults faults(g, pol, 12);
     const auto ex = random_extents(g);
     std::uint64_t total = 0;
     for (const extent& e : ex) total += e.length_bytes;
@@ -217,23 +193,7 @@ TEST_CASE("faults at scale: EXTENDED COPY and token copy on the copy-manager mod
 
     CHECK(model.audit().torn_down_while_executing == 0);
     const auto after = get(dst_path);
-    std::vector<bool> in_range(lu_bytes / lba, false);
-    std::uint64_t copied = 0;
-    for (const extent& e : ex) {
-      for (std::uint64_t b = 0; b < e.length_bytes / lba; ++b) {
-        const std::uint64_t s = e.src_offset_bytes + b * lba, d = e.dst_offset_bytes + b * lba;
-        in_range[d / lba] = true;
-        const bool now_source = std::equal(after.begin() + d, after.begin() + d + lba, src_bytes.begin() + s);
-        const bool still_old = std::equal(after.begin() + d, after.begin() + d + lba, dst_before.begin() + d);
-        CHECK_MESSAGE((now_source || still_old), "destination block " << d / lba << " holds neither");
-        if (now_source) copied += lba;
-      }
-    }
-    for (std::size_t b = 0; b < in_range.size(); ++b) {
-      if (in_range[b]) continue;
-      CHECK_MESSAGE(std::equal(after.begin() + b * lba, after.begin() + (b + 1) * lba, dst_before.begin() + b * lba),
-                    "block " << b << " outside the destination ranges changed");
-    }
+    const std::uint64_t copied = outcome_checker{lba, src_bytes, dst_before, after}.copied_blocks(ex) * lba;
     CHECK(rep.bytes_copied <= copied);
     if (!partial_unreported) {
       CHECK(rep.bytes_copied == copied);
@@ -248,16 +208,12 @@ TEST_CASE("faults at scale: EXTENDED COPY and token copy on the copy-manager mod
       CHECK((c == errc::io_error || c == errc::device_error || c == errc::internal || c == errc::cancelled ||
              c == errc::not_supported || c == errc::out_of_range || c == errc::size_limit_exceeded));
     }
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (took > slowest) {
-      slowest = took;
-      slowest_seed = seed;
-    }
+    dog.finish();
   }
   ::unlink(src_path.c_str());
   ::unlink(dst_path.c_str());
   ::rmdir(dir.c_str());
-  MESSAGE("slowest: " << slowest << " s (seed " << slowest_seed << ")");
+  MESSAGE("slowest: " << dog.slowest_seconds() << " s (seed " << dog.slowest_seed() << ")");
   MESSAGE(n << " requests: " << failed << " failed, " << short_counts
             << " counted short after an unreported partial command, " << concurrent << " on concurrent copy managers");
   if (n >= 100) CHECK(failed > n / 10);

@@ -17,34 +17,17 @@
 //     sg3_utils src/sg_copy_results.c / src/sg_vpd_common.c readers.
 #include <doctest/doctest.h>
 
-#include <cctype>
 #include <string_view>
 #include <vector>
 
 #include "src/scsi/wire.hpp"
+#include "tests/unit/hex.hpp"
 
 using namespace offcopy::detail::scsi;
 using bytes = std::vector<std::uint8_t>;
+using offcopy::test_hex::hex;
 
 namespace {
-/// "83 00 0a" -> {0x83, 0x00, 0x0a}: golden vectors stay readable as hex dumps.
-bytes hex(std::string_view text) {
-  bytes out;
-  int hi = -1;
-  for (char c : text) {
-    if (std::isspace(static_cast<unsigned char>(c))) continue;
-    const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
-    REQUIRE((v >= 0 && v < 16));
-    if (hi < 0) {
-      hi = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(hi << 4 | v));
-      hi = -1;
-    }
-  }
-  REQUIRE(hi < 0);
-  return out;
-}
 bytes cat(std::initializer_list<bytes> parts) {
   bytes out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());

@@ -29,29 +29,10 @@ dst=/dev/mapper/vg-b
 note "filling $src (256 MiB)"
 fill_random "$src" 0 256M seed-lvm-bench
 
-elapsed() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-dd_times=()
-oc_times=()
-for i in $(seq 1 "$reps"); do
-    # Alternate, dd first: the last writer is offload-copy, whose result is checked below.
-    t0=$(now)
-    dd if="$src" of="$dst" bs=1M iflag=direct oflag=direct status=none
-    t1=$(now)
-    dd_times+=("$(elapsed "$t0" "$t1")")
-    t0=$(now)
-    "$OFFCOPY_BIN" copy "$src" "$dst" --mode offload >/dev/null || fail "offload-copy exited $?"
-    t1=$(now)
-    oc_times+=("$(elapsed "$t0" "$t1")")
-    echo "rep $i: dd ${dd_times[-1]} s, offload-copy ${oc_times[-1]} s"
-done
+time_dd_against_offcopy "$src" "$dst" offload "$reps"
 run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" --mode offload --json
 expect_eq "$rc" 0 "exit status"
 expect_eq "$(backend_bytes "$(report_json)" nvme-copy)" $((256 << 20)) "nvme-copy carried every byte"
 expect_data "pattern $dst 0 256M seed-lvm-bench destination after offload-copy"
-dd_med=$(median "${dd_times[@]}")
-oc_med=$(median "${oc_times[@]}")
-ratio=$("$PY" -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$dd_med" "$oc_med")
 lvm vgchange -q -an vg >/dev/null
-echo "RESULT bench=vm_lvm_256m reps=$reps dd_s=$dd_med offcopy_s=$oc_med ratio_dd_over_offcopy=$ratio"
+echo "RESULT bench=vm_lvm_256m reps=$reps dd_s=$DD_MEDIAN offcopy_s=$OC_MEDIAN ratio_dd_over_offcopy=$RATIO_DD_OVER_OC"
