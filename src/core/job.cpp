@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <exception>
@@ -86,6 +87,21 @@ result<std::shared_ptr<device>> open_source(const job& j) {
   return dev;
 }
 
+/// The job's further sources (job::sources / source_devices), each opened read-only as the source is.
+result<std::vector<std::shared_ptr<device>>> open_sources(const job& j) {
+  std::vector<std::shared_ptr<device>> out;
+  const std::size_t n = std::max(j.sources.size(), j.source_devices.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    job one;
+    one.source = i < j.sources.size() ? j.sources[i] : std::string();
+    one.source_device = i < j.source_devices.size() ? j.source_devices[i] : nullptr;
+    auto d = open_source(one);
+    if (!d.ok()) return std::move(d).error().prefix(fmt::format("source {}", i + 1));
+    out.push_back(d.value());
+  }
+  return out;
+}
+
 bool missing(const std::string& path) {
   struct stat st {};
   return sys().stat(path.c_str(), &st) != 0 && errno == ENOENT;
@@ -136,6 +152,11 @@ void run_plan(const job& j, job_result& r) {
     r.error = std::move(src).error();
     return;
   }
+  auto more = open_sources(j);
+  if (!more.ok()) {
+    r.error = std::move(more).error();
+    return;
+  }
   // Never created, never opened for writing: an existing destination is checked writable, a
   // missing one is planned as the new empty file a copy would create.
   std::shared_ptr<device> dst = j.destination_device;
@@ -149,7 +170,7 @@ void run_plan(const job& j, job_result& r) {
     dst = d.value();
   }
   r.time.open_seconds = seconds_since(t0);
-  auto p = make_plan(request{src.value(), dst, j.extents}, pol.value());
+  auto p = make_plan(request{src.value(), dst, j.extents, more.value()}, pol.value());
   if (!p.ok()) {
     r.error = std::move(p).error();
     return;
@@ -169,6 +190,11 @@ void run_copy(const job& j, job_result& r) {
   auto src = open_source(j);
   if (!src.ok()) {
     r.error = std::move(src).error();
+    return;
+  }
+  auto more = open_sources(j);
+  if (!more.ok()) {
+    r.error = std::move(more).error();
     return;
   }
   // A missing regular-file destination is created (as cp and dd do), and removed again unless
@@ -193,7 +219,7 @@ void run_copy(const job& j, job_result& r) {
     dst = d.value();
   }
   r.time.open_seconds = seconds_since(t0);
-  request req{src.value(), dst, j.extents};
+  request req{src.value(), dst, j.extents, more.value()};
   auto p = make_plan(req, pol.value());
   if (!p.ok()) {
     r.error = std::move(p).error();
