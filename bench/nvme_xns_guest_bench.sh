@@ -5,7 +5,8 @@
 #            offload-copy --mode fallback; wall time and guest CPU (user + sys) of each process.
 #   gather:  4,096 scattered 4 KiB extents, 2,048 from namespace 1 and 2,048 from namespace 3,
 #            gathered back to back into namespace 2: offload-copy (one run: --source and K@
-#            extents, each command naming both namespaces where the runs meet) vs nvme-cli with the fewest calls that can do it:
+#            extents, one gathering part; 2,048 ranges per source = 16 full commands each) vs
+#            nvme-cli with the fewest calls that can do it:
 #            nvme-cli 2.3's `nvme copy` has no source-namespace option, so `nvme io-passthru` with
 #            a range list of 128 format 2h entries per call (MSRC + 1), 32 calls.
 # Emulated devices on TCG: only the ratios within one run mean anything.
