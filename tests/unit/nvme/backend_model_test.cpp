@@ -523,3 +523,26 @@ TEST_CASE("gather requests: sources named, bounds per source, overlap across sou
     CHECK(p.error().message().find("extent 2 (source 1) reads bytes that extent 1 (source 0) writes") == 0);
   }
 }
+
+TEST_CASE("backend on the model: a gather refused mid-copy in auto mode: the rest falls back source by source") {
+  controller c;
+  c.model->write_blocks(2, 700, pattern(8 * 512, 0x90));
+  const std::uint64_t b = 512;
+  request req{c.dev[2], c.dev[2], {}, {c.dev[1]}};
+  req.extents = {{0 * b, 0 * b, 20 * b, 1}, {700 * b, 20 * b, 4 * b, 0}, {200 * b, 24 * b, 12 * b, 1}};
+  // Commands: [ns1 16, ns1 4] and [own 4, ns1 12]; the second copies its first range, then
+  // answers Invalid Opcode (not supported): the engine falls back for ns1's 12 blocks only.
+  c.model->inject(offcopy::testing::nvme_fault{2, nvme::make_raw_status(0, 0x01), 1});
+  policy pol;
+  pol.commands_in_flight = 1;
+  report rep = copy(req, pol);
+  REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
+  CHECK(rep.bytes_copied == 36 * b);
+  CHECK(rep.of("nvme-copy").bytes == 24 * b);
+  CHECK(rep.of("copy-file-range").bytes + rep.of("buffered").bytes == 12 * b);
+  CHECK(!rep.fallback_reasons.empty());
+  CHECK(c.blocks(2, 0, 20) == c.blocks(1, 0, 20));
+  CHECK(c.blocks(2, 20, 4) == pattern(4 * 512, 0x90));
+  CHECK(c.blocks(2, 24, 12) == c.blocks(1, 200, 12));
+  CHECK(c.blocks(2, 36, 4) == std::vector<std::uint8_t>(4 * 512, 0));
+}
