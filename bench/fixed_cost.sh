@@ -100,12 +100,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 expect_data "same $ns 0 $ns 1M 4K nvme copy landed"
 "$OFFCOPY_BIN" copy "$src" "$dst" 0:0:4K --mode offload --json >/tmp/scsi.json
 expect_data "same $src 0 $dst 0 4K xcopy landed"
-# System calls of one run each (diagnostics in the log, not in the table).
+# System calls of one run each: the summaries in the log, the totals in the table.
+declare -A syscalls
 if command -v strace >/dev/null; then
-    for k in 3 4; do
+    for k in 0 1 3 4 5; do
         note "strace -c ${names[$k]}"
         eval "strace -f -c -o /tmp/strace.txt ${cmds[$k]}" >/dev/null 2>&1 || true
-        head -n 25 /tmp/strace.txt
+        cat /tmp/strace.txt
+        syscalls[${names[$k]}]=$(awk '$NF == "total" { print $4 }' /tmp/strace.txt)
     done
 fi
 
@@ -133,6 +135,12 @@ echo "Process start alone (\`--version\`, median): offload-copy $start_ours s, n
 echo "sg_xcopy $start_sg s. offload-copy's own breakdown (its report's timings, one run): NVMe:"
 echo "$(phases /tmp/nvme.json); LIO: $(phases /tmp/scsi.json)."
 echo
+if ((${#syscalls[@]})); then
+    echo "System calls of one run (\`strace -f -c\`, every call counted): NVMe: offload-copy ${syscalls[nvme_ours]:-?},"
+    echo "\`nvme copy\` ${syscalls[nvme_peer]:-?}; LIO: offload-copy ${syscalls[scsi_ours]:-?} (sd nodes),"
+    echo "${syscalls[scsi_ours_sg]:-?} (sg nodes), sg_xcopy ${syscalls[scsi_peer]:-?}."
+    echo
+fi
 echo "Raw times (s), in run order:"
 echo
 for n in "${names[@]}"; do echo "- $n: ${times[$n]}"; done

@@ -12,6 +12,7 @@ packages=(
   nvme-cli sg3-utils ddpt fio util-linux e2fsprogs xfsprogs
   dmsetup lvm2 fdisk gdisk  # stacked devices: dm tables, LVM, MBR/GPT partitions (host and guest tests)
   gnuplot-nox  # bench/plot.sh only (docs/img figures), not needed by the tests
+  clang libclang-rt-dev  # scripts/fuzz.sh: clang 14's -fsanitize=fuzzer (libFuzzer lives in libclang-rt)
   qemu-utils busybox-static cpio kmod
 )
 missing=()

@@ -42,9 +42,18 @@ enum class outcome : std::uint8_t {
 /// "done", "device-error", "bad-input", "offload-impossible", "cancelled".
 [[nodiscard]] OFFCOPY_API const char* to_string(outcome o) noexcept;
 
-/// The outcome of a final status when `bytes_written` bytes reached the destination (DESIGN §5):
-/// a bad-input or not-supported code with nothing written is bad_input / offload_impossible;
-/// with bytes written it is device_error (the destination changed).
+/// The outcome of a final status when `bytes_written` bytes reached the destination, for a request
+/// made in `mode` (DESIGN §5, one rule for every front end):
+///   - nothing written and no mode could carry the request out (invalid_argument, not_found,
+///     out_of_range, zero_length, overlap, read_only, busy; and not_supported outside mode offload:
+///     no backend in the list can serve the pair) -> bad_input (exit 2);
+///   - nothing written and only mode offload made it impossible (not_supported, misaligned,
+///     block_size_mismatch under copy_mode::offload) -> offload_impossible (exit 3);
+///   - any of those with bytes written -> device_error (the destination changed; exit 1);
+///   - cancelled -> cancelled (exit 1); ok -> done; the rest -> device_error.
+[[nodiscard]] OFFCOPY_API outcome classify(const status& s, std::uint64_t bytes_written, copy_mode mode) noexcept;
+/// classify() of a status whose request's mode is not known: as if made in mode offload (the only
+/// mode that reports not_supported, misaligned or block_size_mismatch with nothing written).
 [[nodiscard]] OFFCOPY_API outcome classify(const status& s, std::uint64_t bytes_written) noexcept;
 
 /// The CLI's exit status of an outcome: 0, 1, 2 or 3.
@@ -65,8 +74,16 @@ struct job_options {
   unsigned buffers_in_flight = 0;     ///< fallback I/Os in flight (0: default)
   /// See policy::on_progress: runs on the thread that called run(), between commands.
   std::function<void(const progress&)> on_progress;
-  /// See policy::cancel: polled between commands, may be set from any thread or a signal handler.
+  /// See policy::cancel: polled between commands and between the I/Os of the fallback copiers and
+  /// of verification; may be set from any thread or a signal handler. Set before run() starts, the
+  /// job stops before it creates or writes anything.
   const std::atomic<bool>* cancel = nullptr;
+  /// copy and plan: a journal file that makes the copy resumable (docs/reliability.md). copy
+  /// records the destination ranges known done as they complete; run again with the same request
+  /// and journal, it copies only what is missing. Refused (invalid_argument) when the request, a
+  /// device's identity or size, or a file source changed. Removed when the copy ends done. plan
+  /// reads it (never creates or changes it) and plans what a resume would copy. Empty: none.
+  std::string journal;
 };
 
 /// One probe, plan or copy. The source and destination are paths, or devices the caller opened
@@ -99,6 +116,10 @@ struct OFFCOPY_API job_result {
   std::optional<plan> planned;         ///< plan, and copy once planned
   std::optional<report> copied;        ///< copy, once it ran
   timings time;                        ///< open, probe, plan, flush, copy, verify
+  std::string journal;                 ///< the journal used (options.journal), empty without one
+  /// With a journal: bytes of the request already done by earlier runs (not copied again); the
+  /// request's total is this plus the plan's (or the report's bytes_requested).
+  std::uint64_t resumed_bytes = 0;
 
   [[nodiscard]] bool ok() const noexcept { return end == outcome::done; }
   [[nodiscard]] int exit_status() const noexcept { return v0::exit_status(end); }
@@ -123,8 +144,13 @@ struct OFFCOPY_API job_result {
 ///   probe: the device's classification and every backend's answer (nothing written);
 ///   plan: the commands a copy would send; never creates, opens for writing or changes the
 ///         destination (a missing file is planned as a new empty file);
-///   copy: creates a missing regular-file destination (removed again when the job is refused with
-///         nothing written), opens it exclusively unless options.force, copies, verifies.
+///   copy: creates a missing regular-file destination (removed again when the job ends without
+///         having written anything: refused, failed, or cancelled), opens it exclusively unless
+///         options.force, copies, verifies.
+/// A path or option string holding a NUL byte is invalid_argument before anything is opened (the
+/// OS would read it cut at the NUL). SIGXFSZ is blocked on the calling thread while a copy runs
+/// (a file size limit is an EFBIG error in the report, exit 1, never the process's death) and a
+/// SIGXFSZ raised meanwhile is consumed; other signal dispositions are the caller's.
 [[nodiscard]] OFFCOPY_API job_result run(const job& j) noexcept;
 
 }  // namespace v0

@@ -72,6 +72,15 @@ OFFCOPY_API const char* offcopy_error_name(int code);
  * `source` is NULL, or memory is exhausted. */
 OFFCOPY_API offcopy_job* offcopy_job_new(int operation, const char* source, const char* destination);
 
+/* Which path offcopy_job_set_path() sets. */
+enum offcopy_path { OFFCOPY_SOURCE = 0, OFFCOPY_DESTINATION = 1, OFFCOPY_JOURNAL = 2 };
+
+/* Sets the source, destination or journal path from `length` bytes: any bytes (not necessarily
+ * UTF-8) except NUL. For bindings whose strings are counted (Go, Rust): converted to a C string, a
+ * name holding a NUL would be cut there silently ("victim\0.new" would name "victim"); here it is
+ * OFFCOPY_E_INVALID_ARGUMENT (message: offcopy_job_error) and the job is unchanged. */
+OFFCOPY_API int offcopy_job_set_path(offcopy_job* job, int which, const char* bytes, size_t length);
+
 /* Frees a job (NULL is fine). Not while offcopy_job_run() runs on it. */
 OFFCOPY_API void offcopy_job_free(offcopy_job* job);
 
@@ -92,7 +101,8 @@ OFFCOPY_API int offcopy_job_add_extent_from(offcopy_job* job, uint32_t source, u
 
 /* Sets an option, by the CLI's long option name without the dashes, value as a string:
  *   "mode" auto|offload|fallback;  "backend" a backend name, appended to the order ("" clears it);
- *   "submit" auto|sync|async;  "in-flight", "max-segments", "max-segment-blocks",
+ *   "submit" auto|sync|async;  "journal" a file making the copy resumable (docs/reliability.md);
+ *   "in-flight", "max-segments", "max-segment-blocks",
  *   "max-command-blocks", "buffer-bytes", "buffers": decimal numbers;
  *   "verify", "sync", "force", "overlap": "1" or "0".
  * OFFCOPY_E_INVALID_ARGUMENT for an unknown name or a malformed number (message: offcopy_job_error);
@@ -105,12 +115,15 @@ OFFCOPY_API const char* offcopy_job_error(const offcopy_job* job);
 /* Installs (or with NULL removes) the progress callback of a copy. */
 OFFCOPY_API void offcopy_job_set_progress(offcopy_job* job, offcopy_progress_fn fn, void* user);
 
-/* Asks a running copy to stop between commands (outcome OFFCOPY_CANCELLED). Any thread, and
- * async-signal-safe. A job cancelled before it runs stops before its first command. */
+/* Asks a running copy to stop (outcome OFFCOPY_CANCELLED): at the next I/O of the fallback
+ * copiers and of verification, the next command of an offload. Any thread, and async-signal-safe.
+ * A job cancelled before it runs stops before it opens or creates anything. */
 OFFCOPY_API void offcopy_job_cancel(offcopy_job* job);
 
 /* Runs the job on the calling thread (opening, discovery, planning, copying, verifying) and
- * returns its result; NULL only when `job` is NULL or memory is exhausted. */
+ * returns its result; NULL only when `job` is NULL or memory is exhausted. SIGXFSZ is blocked on
+ * the thread while a copy runs (a file size limit is an EFBIG error, OFFCOPY_DEVICE_ERROR, never
+ * the process's death); other signal dispositions are the caller's. */
 OFFCOPY_API offcopy_result* offcopy_job_run(offcopy_job* job);
 
 /* The facts of a result. Set `size` to sizeof(struct offcopy_summary) before the call: a library

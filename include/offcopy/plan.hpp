@@ -80,6 +80,12 @@ struct plan_part {
   std::vector<std::uint32_t> gathered_sources;
   /// Of a gathering part: each gathered medium's MSSRL (max blocks per range), in `gathered` order.
   std::vector<std::uint32_t> gathered_segment_blocks;
+  /// When the request moves as a whole (one piece on each side: a plain device, a file, a
+  /// partition, a one-target dm device): where its bytes sit on the doors, door offset = the
+  /// endpoint's offset + shift (a partition's start). 0 for a part cut from several pieces.
+  std::uint64_t src_shift_bytes = 0;
+  std::uint64_t dst_shift_bytes = 0;
+  bool cut_from_pieces = false;  ///< its bytes were cut where pieces end: no single shift maps them
 };
 
 /// A request turned into backend commands, before anything is written. Thread safety: a plain value.

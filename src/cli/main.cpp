@@ -2,17 +2,19 @@
 // arguments into an offcopy::job, runs it through the library, prints what the library renders
 // (text or JSON) and exits with the library's exit status. Opening devices, policy, outcome
 // classification and the report all belong to the library (src/core/job.cpp).
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,8 +27,61 @@ namespace {
 
 using namespace offcopy;
 
+// ---- signals and output (issue 8.4) ---------------------------------------------------------
+
 std::atomic<bool> g_cancel{false};
-void on_signal(int) { g_cancel.store(true); }
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+/// SIGINT, SIGTERM, SIGHUP: ask the copy to stop (it reports what it did, exit 1). The handler is
+/// one-shot (SA_RESETHAND): a second signal ends the process at once.
+extern "C" void on_stop_signal(int) { g_cancel.store(true); }
+
+/// Installed first thing, before anything is opened or created: a signal at any moment either
+/// stops the job before it writes (nothing created is left behind) or is the second one. A signal
+/// ignored when the program starts (nohup, a background job of a non-interactive shell) stays
+/// ignored.
+void install_signal_handlers() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(sig, &sa, nullptr);
+  }
+  // Output to a closed pipe is an EPIPE error (ignored), not death by SIGPIPE; a write past
+  // RLIMIT_FSIZE is EFBIG in the report (exit 1), not death by SIGXFSZ.
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
+}
+
+/// Descriptors 0-2 closed by the caller (`>&-`) are opened on /dev/null: otherwise the next open
+/// (the destination!) would become "standard output" and the report would be written into it.
+void ensure_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int n = open("/dev/null", O_RDWR);
+    if (n >= 0 && n != fd) {
+      dup2(n, fd);
+      close(n);
+    }
+  }
+}
+
+/// Writes all of `text` to `fd`; false when it cannot (EPIPE, ENOSPC, EBADF...): output is best
+/// effort, never a reason to crash or to change the exit status.
+bool write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void print_error(const std::string& line) { (void)write_all(STDERR_FILENO, "offload-copy: " + line + "\n"); }
 
 /// What the command line says, before the library sees it.
 struct cli_args {
@@ -45,14 +100,16 @@ struct cli_args {
   bool no_overlap = false, json = false, verify = false, force = false, no_sync = false;
   bool progress = false, no_progress = false;
   std::size_t show_commands = 20;
+  std::string journal;
+  CLI::Option* journal_option = nullptr;
+  unsigned extents_timeout_seconds = 30;
 };
 
 /// Prints a job's result: stdout (text or JSON), one line on stderr when it failed.
 int finish(const job_result& r, bool json, std::size_t show_commands) {
-  std::string out = json ? r.to_json() + "\n" : r.to_text(show_commands);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
-  if (!r.ok()) std::fprintf(stderr, "offload-copy: %s\n", r.error_line().c_str());
+  std::cout.flush();  // CLI11's own output, if any, first
+  (void)write_all(STDOUT_FILENO, json ? r.to_json() + "\n" : r.to_text(show_commands));
+  if (!r.ok()) print_error(r.error_line());
   return r.exit_status();
 }
 
@@ -64,13 +121,17 @@ status fill_job(const cli_args& a, job& j) {
     j.extents.push_back(e.value());
   }
   if (!a.extents_file.empty()) {
+    cli::extents_file_limits limits;
+    limits.idle_timeout = std::chrono::seconds(a.extents_timeout_seconds);
     result<std::vector<extent>> list = status();
     if (a.extents_file == "-") {
-      list = cli::parse_extents(std::cin, "stdin");
+      list = cli::read_extents(STDIN_FILENO, "stdin", &g_cancel, limits);
     } else {
-      std::ifstream f(a.extents_file);
-      if (!f) return status(errc::not_found, fmt::format("--extents-file {}: cannot open", a.extents_file));
-      list = cli::parse_extents(f, a.extents_file);
+      // O_NONBLOCK: opening a FIFO nobody writes to must not hang here (read_extents polls).
+      int fd = ::open(a.extents_file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) return errno_status(errno, "--extents-file " + a.extents_file);
+      list = cli::read_extents(fd, a.extents_file, &g_cancel, limits);
+      ::close(fd);
     }
     if (!list.ok()) return std::move(list).error();
     if (list.value().empty() && j.extents.empty())
@@ -84,6 +145,8 @@ status fill_job(const cli_args& a, job& j) {
       return status(errc::invalid_argument, "--buffer-size: 1 byte to 1 GiB");
     j.options.buffer_bytes = static_cast<std::uint32_t>(b.value());
   }
+  if (a.journal_option != nullptr && a.journal_option->count() > 0 && a.journal.empty())
+    return status(errc::invalid_argument, "--journal: empty path");
   job_options& o = j.options;
   o.mode = a.mode;
   o.backends = a.backends;
@@ -97,33 +160,42 @@ status fill_job(const cli_args& a, job& j) {
   o.sync = !a.no_sync;
   o.force = a.force;
   o.buffers_in_flight = a.buffers;
+  o.journal = a.journal;
   return {};
 }
 
-/// A progress bar on stderr, redrawn at most every 100 ms.
+/// A progress bar on stderr, redrawn at most every 100 ms. A stderr that cannot be written
+/// (closed pipe, /dev/full) turns it off; it never throws.
 class progress_bar {
  public:
-  void update(const progress& p) {
+  void update(const progress& p) noexcept {
+    if (broken_) return;
     auto now = std::chrono::steady_clock::now();
     if (p.bytes_done < p.bytes_total && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
     double rate = p.elapsed_seconds > 0 ? static_cast<double>(p.bytes_done) / p.elapsed_seconds : 0;
     double pct = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 100;
     double eta = rate > 0 ? static_cast<double>(p.bytes_total - p.bytes_done) / rate : 0;
-    fmt::print(stderr, "\r{:5.1f}% {:>10} / {:<10} {:>9.1f} MiB/s ETA {:>5.0f}s  ", pct, p.bytes_done, p.bytes_total,
-               rate / (1 << 20), eta);
+    char line[160];
+    int n = std::snprintf(line, sizeof line, "\r%5.1f%% %10llu / %-10llu %9.1f MiB/s ETA %5.0fs  ", pct,
+                          static_cast<unsigned long long>(p.bytes_done), static_cast<unsigned long long>(p.bytes_total),
+                          rate / (1 << 20), eta);
+    if (n > 0 && !write_all(STDERR_FILENO, std::string_view(line, std::min<std::size_t>(sizeof line - 1, n))))
+      broken_ = true;
     drawn_ = true;
   }
-  void done() {
-    if (drawn_) fmt::print(stderr, "\n");
+  void done() noexcept {
+    if (drawn_ && !broken_) (void)write_all(STDERR_FILENO, "\n");
   }
 
  private:
   bool drawn_ = false;
+  bool broken_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
 
-int plan_or_copy(const cli_args& a, operation op) {
+int plan_or_copy(cli_args a, operation op, bool json) {
+  a.json = a.json || json;
   job j;
   j.op = op;
   j.source = a.src;
@@ -135,11 +207,11 @@ int plan_or_copy(const cli_args& a, operation op) {
     if (a.progress || (!a.no_progress && !a.json && ::isatty(STDERR_FILENO)))
       j.options.on_progress = [&bar](const progress& p) { bar.update(p); };
     j.options.cancel = &g_cancel;
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
   }
   job_result r = run(j);
   bar.done();
+  if (op != operation::copy && g_cancel.load() && r.ok())
+    r = job_result::failed(op, status(errc::cancelled, "stopped by a signal"));
   return finish(r, a.json, a.show_commands);
 }
 
@@ -166,6 +238,12 @@ void add_copy_options(CLI::App* cmd, cli_args& a) {
   cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
   cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
   cmd->add_flag("--no-overlap", a.no_overlap, "refuse a source overlapping its destination on one device");
+  a.journal_option = cmd->add_option("--journal", a.journal,
+                  "resumable copy: record completed work in FILE; the same command again copies only what is "
+                  "missing (plan: show what it would copy)");
+  cmd->add_option("--extents-timeout", a.extents_timeout_seconds,
+                  "seconds an --extents-file pipe or FIFO may send nothing before it is an error (0: wait)")
+      ->capture_default_str();
   cmd->add_flag("--json", a.json, "print one JSON object");
 }
 
@@ -215,8 +293,16 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    if (!json_requested(argc, argv)) return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) {  // --help, --version
+      int rc = app.exit(e);
+      std::cout.flush();
+      return rc;
+    }
+    if (!json_requested(argc, argv)) {
+      // One line on stderr, like every other error (CLI11's own usage text would be several).
+      print_error(status(errc::invalid_argument, e.what()).to_string() + " (--help lists the options)");
+      return 2;
+    }
     // Under --json even a usage error is one JSON object (exit 2).
     return finish(job_result::failed(operation_in(argc, argv), status(errc::invalid_argument, e.what())), true, 0);
   }
@@ -224,28 +310,36 @@ int run_cli(int argc, char** argv) {
     job j;
     j.op = operation::probe;
     j.source = probe_args.src;
-    return finish(run(j), probe_args.json, 0);
+    job_result r = run(j);
+    if (g_cancel.load() && r.ok()) r = job_result::failed(operation::probe, status(errc::cancelled, "stopped by a signal"));
+    return finish(r, probe_args.json || json_requested(argc, argv), 0);
   }
-  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan);
-  return plan_or_copy(copy_args, operation::copy);
+  // "--json" anywhere asks for JSON, also where the parser took it as another option's value.
+  const bool json = json_requested(argc, argv);
+  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan, json);
+  return plan_or_copy(copy_args, operation::copy, json);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_standard_fds();
+  install_signal_handlers();
   // Nothing may end the program with an abort: whatever escapes is exit 1 with a message.
   try {
     return run_cli(argc, argv);
   } catch (const std::exception& e) {
-    status s(errc::internal, std::string("unexpected error: ") + e.what());
-    if (json_requested(argc, argv)) {
-      std::string out = job_result::failed(operation_in(argc, argv), s).to_json() + "\n";
-      std::fwrite(out.data(), 1, out.size(), stdout);
+    try {
+      status s(errc::internal, std::string("unexpected error: ") + e.what());
+      if (json_requested(argc, argv))
+        (void)write_all(STDOUT_FILENO, job_result::failed(operation_in(argc, argv), s).to_json() + "\n");
+      print_error(s.to_string());
+    } catch (...) {
+      (void)write_all(STDERR_FILENO, "offload-copy: internal: unexpected error\n");
     }
-    std::fprintf(stderr, "offload-copy: %s\n", s.to_string().c_str());
     return 1;
   } catch (...) {
-    std::fprintf(stderr, "offload-copy: internal: unexpected error\n");
+    (void)write_all(STDERR_FILENO, "offload-copy: internal: unexpected error\n");
     return 1;
   }
 }

@@ -83,6 +83,8 @@ int set_option(offcopy_job* j, std::string_view name, std::string_view value) {
     }
   } else if (name == "submit") {
     o.submit = value;
+  } else if (name == "journal") {
+    o.journal = value;
   } else if (name == "in-flight") {
     return number(o.commands_in_flight);
   } else if (name == "max-segments") {
@@ -176,6 +178,26 @@ int offcopy_job_set(offcopy_job* job, const char* name, const char* value) {
     if (name == nullptr || value == nullptr) return fail(job, "offcopy_job_set: name and value are required");
     job->error.clear();
     return set_option(job, name, value);
+  } catch (...) {
+    return OFFCOPY_E_INTERNAL;
+  }
+}
+
+int offcopy_job_set_path(offcopy_job* job, int which, const char* bytes, size_t length) {
+  if (job == nullptr) return OFFCOPY_E_INVALID_ARGUMENT;
+  try {
+    job->error.clear();
+    if (bytes == nullptr && length != 0) return fail(job, "offcopy_job_set_path: NULL bytes");
+    std::string path(bytes == nullptr ? "" : bytes, length);
+    if (path.find('\0') != std::string::npos)
+      return fail(job, "offcopy_job_set_path: the path contains a NUL byte (the OS would read it cut there)");
+    switch (which) {
+      case OFFCOPY_SOURCE: job->job.source = std::move(path); break;
+      case OFFCOPY_DESTINATION: job->job.destination = std::move(path); break;
+      case OFFCOPY_JOURNAL: job->job.options.journal = std::move(path); break;
+      default: return fail(job, "offcopy_job_set_path: unknown path " + std::to_string(which));
+    }
+    return OFFCOPY_OK;
   } catch (...) {
     return OFFCOPY_E_INTERNAL;
   }

@@ -18,6 +18,7 @@
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
 #include "src/core/resolve.hpp"
+#include "src/core/observer.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
 #include "src/core/planner.hpp"
@@ -151,6 +152,34 @@ bool fallback_after(std::string_view name) noexcept {
   return false;
 }
 
+/// The observer of a part whose doors hold the request's bytes at a shift (a partition's disk, a
+/// one-target dm device's medium): what it is told is moved back into the endpoints' offsets, in
+/// bytes, so a journal records what a re-run of the same request names.
+class shifted_observer final : public completion_observer {
+ public:
+  shifted_observer(completion_observer& inner, std::uint64_t src_shift, std::uint64_t dst_shift)
+      : inner_(inner), src_shift_(src_shift), dst_shift_(dst_shift) {}
+  status before_submit(std::span<const plan_segment> segments, std::uint32_t block_bytes, bool memmove) override {
+    return inner_.before_submit(to_endpoints(segments, block_bytes), 1, memmove);
+  }
+  status completed(std::span<const plan_segment> segments, std::uint32_t block_bytes, std::uint64_t blocks,
+                   bool from_end) override {
+    return inner_.completed(to_endpoints(segments, block_bytes), 1, blocks * block_bytes, from_end);
+  }
+
+ private:
+  std::span<const plan_segment> to_endpoints(std::span<const plan_segment> segments, std::uint32_t block_bytes) {
+    bytes_.clear();
+    for (const plan_segment& s : segments)
+      bytes_.push_back({s.src_block * block_bytes - src_shift_, s.dst_block * block_bytes - dst_shift_,
+                        s.blocks * block_bytes});
+    return bytes_;
+  }
+  completion_observer& inner_;
+  std::uint64_t src_shift_, dst_shift_;
+  std::vector<plan_segment> bytes_;
+};
+
 /// What the runs of one execute() share: the progress totals.
 struct run_context {
   std::uint64_t total_bytes = 0;
@@ -164,8 +193,15 @@ class runner {
  public:
   /// `gather`: a gathering part's source doors (plan_segment::source indexes them); empty otherwise.
   runner(const request& req, const plan& p, const policy& pol, report& rep, run_context& ctx,
-         std::vector<device_state*> gather = {})
-      : req_(req), plan_(p), pol_(pol), rep_(rep), segs_(p.segments), ctx_(ctx), gather_(std::move(gather)) {
+         completion_observer* observer, std::vector<device_state*> gather = {})
+      : req_(req),
+        plan_(p),
+        pol_(pol),
+        rep_(rep),
+        observer_(observer),
+        segs_(p.segments),
+        ctx_(ctx),
+        gather_(std::move(gather)) {
     for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
     delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
              static_cast<std::int64_t>(req.source->caps().identity_offset_bytes);
@@ -203,7 +239,9 @@ class runner {
         });
       if (!drive(*session, kind, offload)) {
         // Even a failed offload may have written blocks (bytes_copied says which): the destination's
-        // cached pages over them are stale all the same (DESIGN §1 coherence).
+        // cached pages over them are stale all the same (DESIGN §1 coherence). The session goes
+        // first: it waits for anything still in flight, which may write too.
+        session.reset();
         if (offload) timed_flush([&] { invalidate_after(dst, segs_, plan_.block_bytes); });
         return;
       }
@@ -266,106 +304,169 @@ class runner {
 
   /// Runs the queue on one session. False when the copy must stop (rep_.result set).
   /// Returns true with work left in queue_ when the backend said "not supported" in auto mode.
+  ///
+  /// Lifetimes (issue 8.5): it returns only once every command it submitted was reaped -- after
+  /// an error, a cancel or a throwing callback too -- and counts every completion it reaps. The
+  /// one exception is a session whose reaps keep failing without delivering anything
+  /// (max_idle_reaps in a row): the outcome of what it still holds is unknown, nothing more is
+  /// claimed, and the session's destructor waits for those commands (or keeps their buffers).
   bool drive(copy_session& session, const std::string& kind, bool offload) {
-    unsigned depth = std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)));
+    drive_state st{std::max(1U, std::min(session.queue_depth(), std::max(1U, pol_.commands_in_flight)))};
+    auto& use = rep_.of(kind);
+    try {
+      while (true) {
+        submit_ready(session, st, use);
+        if (st.inflight.empty()) break;
+        st.done.clear();
+        status reaped = session.reap(1, st.done);
+        const bool progress = !st.done.empty();
+        for (completion& c : st.done) handle_completion(c, st, use, offload, kind);
+        if (!reaped.ok()) note_error(st, std::move(reaped));
+        st.idle_reaps = progress ? 0 : st.idle_reaps + 1;
+        if (st.idle_reaps >= max_idle_reaps) {
+          if (st.first_error.ok())
+            st.first_error =
+                status(errc::internal, fmt::format("{}: {} command(s) never completed", kind, st.inflight.size()));
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      // Memory exhausted (or a bug) in the middle: stop here. What is in flight is waited for by
+      // the session's destructor; what was counted stays counted.
+      note_error(st, status(errc::internal, fmt::format("{}: {}", kind, e.what())));
+    } catch (...) {
+      note_error(st, status(errc::internal, fmt::format("{}: unknown exception", kind)));
+    }
+    if (!st.first_error.ok()) {
+      // "Not supported" with data moved by commands still in flight when it came: no longer
+      // "offload impossible, nothing written".
+      if (st.first_error.code() == errc::not_supported && rep_.bytes_copied > 0)
+        st.first_error.recode(errc::device_error);
+      rep_.result = std::move(st.first_error);
+      return false;
+    }
+    return true;
+  }
+
+  /// A session's reaps that may deliver nothing in a row before the engine stops waiting.
+  static constexpr unsigned max_idle_reaps = 8;
+
+  struct drive_state {
+    unsigned depth = 1;
     std::vector<completion> done;
     std::vector<std::pair<std::uint64_t, work>> inflight;  // tag -> work
     std::uint64_t next_tag = 1;
     status first_error;
     bool fallback = false;
-    auto& use = rep_.of(kind);
+    unsigned idle_reaps = 0;
+  };
 
-    while (true) {
-      bool stop = !first_error.ok() || fallback;
-      // Submit while there is room and no barrier needs the pipe drained.
-      while (!stop && !queue_.empty() && inflight.size() < depth) {
-        if (!callback_error_.ok()) {
-          first_error = callback_error_;
-          stop = true;
-          break;
-        }
-        if (pol_.cancel && pol_.cancel->load()) {
-          first_error = status(errc::cancelled, "cancelled by the caller");
-          stop = true;
-          break;
-        }
-        work w = queue_.front();
-        if (w.barrier && !inflight.empty()) break;
-        const bool cut = w.order != copy_order::any && !session.runs_memmove_order();
+  /// The first error wins, except that a failure reaped after a cancel (an I/O or device error,
+  /// or a bug) replaces the cancel: the caller must learn that a command failed. A command that
+  /// was merely too large or refused is no failure once nothing more will be sent.
+  static void note_error(drive_state& st, status s) {
+    if (st.first_error.ok()) {
+      st.first_error = std::move(s);
+      return;
+    }
+    const errc c = s.code();
+    if (st.first_error.code() == errc::cancelled &&
+        (c == errc::io_error || c == errc::device_error || c == errc::internal)) {
+      s.prefix("after the copy was cancelled");
+      st.first_error = std::move(s);
+    }
+  }
+
+  /// Submits while there is room, no error, no cancel, and no barrier waiting for the pipe to drain.
+  void submit_ready(copy_session& session, drive_state& st, backend_usage& use) {
+    while (st.first_error.ok() && !st.fallback && !queue_.empty() && st.inflight.size() < st.depth) {
+      if (!callback_error_.ok()) {
+        note_error(st, callback_error_);
+        return;
+      }
+      if (pol_.cancel && pol_.cancel->load()) {
+        note_error(st, status(errc::cancelled, "cancelled by the caller"));
+        return;
+      }
+      work w = queue_.front();
+      if (w.barrier && !st.inflight.empty()) return;
+      const bool cut = w.order != copy_order::any && !session.runs_memmove_order();
+      if (cut) {
+        w = cut_memmove_piece();
+      } else {
+        queue_.pop_front();
+      }
+      command cmd{st.next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                  w.order};
+      status s = observer_ ? observer_->before_submit(cmd.segments, cmd.block_bytes, cmd.order != copy_order::any)
+                           : status();
+      if (s.ok()) s = session.submit(cmd);
+      if (!s.ok()) {
         if (cut) {
-          w = cut_memmove_piece();
+          uncut_memmove_piece(w);
         } else {
-          queue_.pop_front();
+          queue_.push_front(w);
         }
-        command cmd{next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
-                    w.order};
-        if (auto s = session.submit(cmd); !s.ok()) {
-          if (cut) {
-            uncut_memmove_piece(w);
-          } else {
-            queue_.push_front(w);
-          }
-          first_error = std::move(s);
-          stop = true;
-          break;
-        }
-        inflight.emplace_back(next_tag++, w);
-        ++use.commands;
+        note_error(st, std::move(s));
+        return;
       }
-      if (inflight.empty()) break;
-      done.clear();
-      if (auto s = session.reap(1, done); !s.ok()) {
-        // Outcome of the in-flight commands is unknown: nothing more can be claimed.
-        rep_.result = std::move(s);
-        return false;
-      }
-      for (completion& c : done) {
-        auto it = std::find_if(inflight.begin(), inflight.end(), [&](const auto& x) { return x.first == c.tag; });
-        if (it == inflight.end()) continue;
-        work w = it->second;
-        inflight.erase(it);
-        std::uint64_t blocks = blocks_of(segs_, w);
-        use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
-        if (c.result.ok()) {
-          account(use, blocks);
-          // A finished memmove piece: its segment is the last one (one piece runs at a time).
-          if (w.piece && w.first + 1 == segs_.size()) segs_.pop_back();
-          continue;
-        }
-        std::uint64_t partial = std::min(c.blocks_done, blocks);
-        account(use, partial);
-        work rest = w.order == copy_order::descending ? drop_suffix(segs_, w, partial) : drop_prefix(segs_, w, partial);
-        errc code = c.result.code();
-        if (code == errc::size_limit_exceeded && offload) {
-          work a, b;
-          if (split(segs_, rest, a, b)) {
-            ++use.retries;
-            queue_.push_front(b);
-            queue_.push_front(a);
-            continue;
-          }
-        }
-        // A fallback refused before moving data (copy_file_range: EXDEV, EOPNOTSUPP, ...): the next
-        // fallback in the registry takes over in every mode.
-        if (code == errc::not_supported &&
-            ((offload && pol_.mode == copy_mode::automatic) || (!offload && fallback_after(kind)))) {
-          rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, c.result.to_string()));
-          queue_.push_front(rest);
-          fallback = true;
-          continue;
-        }
-        if (first_error.ok()) {
-          first_error = std::move(c.result);
-          // "Not supported" after data moved is no longer "offload impossible, nothing written".
-          if (code == errc::not_supported && rep_.bytes_copied > 0) first_error.recode(errc::device_error);
-        }
+      st.inflight.emplace_back(st.next_tag++, w);
+      ++use.commands;
+    }
+  }
+
+  /// Accounts one completion and decides what follows: done, split and re-queued, fallback, or error.
+  void handle_completion(completion& c, drive_state& st, backend_usage& use, bool offload, const std::string& kind) {
+    auto it = std::find_if(st.inflight.begin(), st.inflight.end(), [&](const auto& x) { return x.first == c.tag; });
+    if (it == st.inflight.end()) return;
+    work w = it->second;
+    st.inflight.erase(it);
+    std::uint64_t blocks = blocks_of(segs_, w);
+    use.cloned_bytes += c.cloned_blocks * plan_.block_bytes;
+    observe(w, c.result.ok() ? blocks : std::min(c.blocks_done, blocks), st);
+    if (c.result.ok()) {
+      account(use, blocks);
+      // A finished memmove piece: its segment is the last one (one piece runs at a time).
+      if (w.piece && w.first + 1 == segs_.size()) segs_.pop_back();
+      return;
+    }
+    std::uint64_t partial = std::min(c.blocks_done, blocks);
+    account(use, partial);
+    work rest = w.order == copy_order::descending ? drop_suffix(segs_, w, partial) : drop_prefix(segs_, w, partial);
+    errc code = c.result.code();
+    // Everything done after all (NVMe: DW0 past the last range): nothing to re-send or hand on.
+    const bool nothing_left = partial == blocks;
+    if (nothing_left && (code == errc::size_limit_exceeded || code == errc::not_supported)) return;
+    if (code == errc::size_limit_exceeded && offload && st.first_error.ok()) {
+      work a, b;
+      if (split(segs_, rest, a, b)) {
+        ++use.retries;
+        queue_.push_front(b);
+        queue_.push_front(a);
+        return;
       }
     }
-    if (!first_error.ok()) {
-      rep_.result = std::move(first_error);
-      return false;
+    // A fallback refused before moving data (copy_file_range: EXDEV, EOPNOTSUPP, ...): the next
+    // fallback in the registry takes over in every mode.
+    if (code == errc::not_supported && st.first_error.ok() &&
+        ((offload && pol_.mode == copy_mode::automatic) || (!offload && fallback_after(kind)))) {
+      if (!st.fallback) rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, c.result.to_string()));
+      queue_.push_front(rest);
+      st.fallback = true;
+      return;
     }
-    return true;
+    // "Not supported" after data moved is no longer "offload impossible, nothing written".
+    if (code == errc::not_supported && rep_.bytes_copied > 0) c.result.recode(errc::device_error);
+    note_error(st, std::move(c.result));
+  }
+
+  /// Tells the observer (the journal) what a completion is known to have done; its error becomes
+  /// the copy's first error.
+  void observe(const work& w, std::uint64_t blocks, drive_state& st) {
+    if (observer_ == nullptr || blocks == 0) return;
+    status s = observer_->completed(std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
+                                    blocks, w.order == copy_order::descending);
+    if (!s.ok() && st.first_error.ok()) st.first_error = std::move(s);
   }
 
   /// The next piece of the memmove work at the front of the queue, for a session that cannot copy
@@ -457,6 +558,7 @@ class runner {
   const plan& plan_;
   const policy& pol_;
   report& rep_;
+  completion_observer* observer_ = nullptr;
   std::vector<plan_segment> segs_;
   std::deque<work> queue_;
   run_context& ctx_;
@@ -637,7 +739,7 @@ class stack_watch {
 
 }  // namespace
 
-report execute_unchecked(const request& req, const plan& p, const policy& pol) {
+report execute_unchecked(const request& req, const plan& p, const policy& pol, completion_observer* observer) {
   report rep;
   auto t0 = std::chrono::steady_clock::now();
   rep.time = p.time;
@@ -660,7 +762,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   double flush_seconds = 0;
   if (p.parts.empty()) {
     // A plan made by hand, without resolution: the request's devices are the doors.
-    runner r(req, p, pol, rep, ctx);
+    runner r(req, p, pol, rep, ctx, observer);
     r.run();
     flush_seconds = r.flush_seconds();
   } else {
@@ -747,12 +849,19 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
       if (!uppers.empty()) uppers.write_back_all(src_door, dst_door);
       flush_seconds += seconds_since(tf);
       if (runs.size() == 1) {
-        runner run(doors, p, run_pol, rep, ctx, gather);
+        // The journal (observer) records the endpoints' offsets; a part cut from several pieces
+        // has no single shift back to them, and job.cpp refuses to journal such a plan.
+        std::optional<shifted_observer> shifted;
+        completion_observer* obs = observer;
+        if (part.cut_from_pieces) obs = nullptr;
+        if (obs != nullptr && (part.src_shift_bytes != 0 || part.dst_shift_bytes != 0))
+          obs = &shifted.emplace(*observer, part.src_shift_bytes, part.dst_shift_bytes);
+        runner run(doors, p, run_pol, rep, ctx, obs, gather);
         run.run();
         flush_seconds += run.flush_seconds();
       } else {
         const plan sp = sub_plan(p, r);
-        runner run(doors, sp, run_pol, rep, ctx, gather);
+        runner run(doors, sp, run_pol, rep, ctx, nullptr, gather);
         run.run();
         flush_seconds += run.flush_seconds();
       }
@@ -789,7 +898,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
           if (e.source == k) vr.extents.push_back({e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes});
         if (k == 0 && req.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
         if (vr.extents.empty()) continue;
-        bad = verify_extents(vr, mismatch);
+        bad = verify_extents(vr, mismatch, pol.cancel);
       }
       if (!bad.ok()) {
         rep.first_mismatch_offset = mismatch;
@@ -803,18 +912,23 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol) {
   return rep;
 }
 
-}  // namespace detail
-
-namespace v0 {
-
-report execute(const request& req, const plan& p, const policy& pol) noexcept {
+report execute_observed(const request& req, const plan& p, const policy& pol,
+                        completion_observer* observer) noexcept {
   try {
-    return detail::execute_unchecked(req, p, pol);
+    return execute_unchecked(req, p, pol, observer);
   } catch (const std::exception& e) {
     report rep;
     rep.result = status(errc::internal, fmt::format("execute: {}", e.what()));
     return rep;
   }
+}
+
+}  // namespace detail
+
+namespace v0 {
+
+report execute(const request& req, const plan& p, const policy& pol) noexcept {
+  return detail::execute_observed(req, p, pol, nullptr);
 }
 
 report copy(const request& req, const policy& pol) noexcept {

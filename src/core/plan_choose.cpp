@@ -84,6 +84,12 @@ status choose_backends(const request& req, const policy& pol, validated_request&
     part.destination_medium = dst.caps.path;
     part.bytes = mp.bytes;
     if (several) part.ranges = mp.ranges;
+    if (mp.whole) {
+      part.src_shift_bytes = mp.src_shift_bytes;
+      part.dst_shift_bytes = mp.dst_shift_bytes;
+    } else {
+      part.cut_from_pieces = true;
+    }
     const std::string where = several ? describe_pair(v, mp) + ": " : std::string();
     std::string first_offload_reason;
     bool offload_reason_recognised = false;

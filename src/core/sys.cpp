@@ -50,6 +50,7 @@ const sys_table real_table = {
     [](int fd, off_t offset, int whence) { return ::lseek(fd, offset, whence); },
     [](int fd, int mode, off_t offset, off_t length) { return ::fallocate(fd, mode, offset, length); },
     [](int fd, off_t length) { return ::ftruncate(fd, length); },
+    [](struct io_uring* ring, unsigned wait_nr) { return ::io_uring_submit_and_wait(ring, wait_nr); },
 };
 
 std::atomic<const sys_table*> current{&real_table};

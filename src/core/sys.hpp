@@ -51,6 +51,8 @@ struct sys_table {
   off_t (*lseek)(int fd, off_t offset, int whence);
   int (*fallocate)(int fd, int mode, off_t offset, off_t length);
   int (*ftruncate)(int fd, off_t length);
+  /// io_uring_submit_and_wait (the buffered copier's one wait): -errno on failure.
+  int (*uring_submit_and_wait)(struct io_uring* ring, unsigned wait_nr);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).

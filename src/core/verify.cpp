@@ -76,7 +76,7 @@ class reader {
 
 }  // namespace
 
-status verify_extents(const request& req, std::int64_t& first_mismatch) {
+status verify_extents(const request& req, std::int64_t& first_mismatch, const std::atomic<bool>* cancel) {
   first_mismatch = -1;
   if (!req.source || !req.destination) return status(errc::invalid_argument, "verify needs a source and a destination");
   reader src, dst;
@@ -87,6 +87,8 @@ status verify_extents(const request& req, std::int64_t& first_mismatch) {
   constexpr std::uint64_t chunk = 4ULL << 20;
   for (const extent& e : extents) {
     for (std::uint64_t done = 0; done < e.length_bytes;) {
+      if (cancel != nullptr && cancel->load())
+        return status(errc::cancelled, "cancelled by the caller during verification (the copy itself completed)");
       std::uint64_t n = std::min(chunk, e.length_bytes - done);
       auto a = src.read(e.src_offset_bytes + done, n);
       if (!a.ok()) return std::move(a).error();

@@ -18,12 +18,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <deque>
 #include <list>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <string>
@@ -43,6 +45,8 @@ constexpr unsigned max_buffers_in_flight = 256;
 /// Resubmissions of one operation that made no progress (EINTR, EAGAIN, 0 bytes written,
 /// O_DIRECT transfers shorter than a granule) before giving up.
 constexpr unsigned max_stalled_retries = 64;
+/// Buffer bytes never unmapped because the I/O on them could not be waited for (see ~buffered_session).
+std::atomic<std::uint64_t> kept_buffer_bytes_total{0};
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -153,7 +157,7 @@ class uring_driver final : public io_driver {
   status wait(unsigned min, std::vector<io_done>& out) override {
     int r;
     do {
-      r = io_uring_submit_and_wait(&ring_, min);
+      r = sys().uring_submit_and_wait(&ring_, min);
     } while (r == -EINTR || r == -EAGAIN || r == -EBUSY);
     if (r < 0) return errno_status(-r, "io_uring_submit_and_wait");
     io_uring_cqe* cqe = nullptr;
@@ -241,15 +245,31 @@ class buffered_session final : public copy_session {
 
   ~buffered_session() override {
     // The engine may drop a session with I/O outstanding (after an error): the kernel still
-    // owns the buffers until those complete.
+    // owns the buffers until those complete. A wait that fails is tried again; when the ring
+    // cannot deliver them at all, the ring and the buffers are kept (never unmapped under a
+    // transfer the kernel may still be doing), only the descriptors are closed (each request
+    // holds its own file reference).
     std::vector<io_done> done;
-    while (ops_in_flight_ > 0 && driver_) {
+    unsigned failed_waits = 0;
+    while (ops_in_flight_ > 0 && driver_ && failed_waits < max_stalled_retries) {
       done.clear();
-      if (!driver_->wait(1, done).ok()) break;
+      if (!driver_->wait(1, done).ok()) {
+        ++failed_waits;
+        continue;
+      }
       ops_in_flight_ -= static_cast<unsigned>(std::min<std::size_t>(done.size(), ops_in_flight_));
     }
-    driver_.reset();
-    if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
+    if (ops_in_flight_ > 0 && driver_) {
+      // Intentionally kept for the life of the process (reachable, so no leak report), with the buffers.
+      static std::mutex kept_mu;
+      static auto* kept = new std::vector<std::unique_ptr<io_driver>>;
+      std::lock_guard lock(kept_mu);
+      kept->push_back(std::move(driver_));
+      kept_buffer_bytes_total += buffers_len_;
+    } else {
+      driver_.reset();
+      if (buffers_ != nullptr) ::munmap(buffers_, buffers_len_);
+    }
     src_.close_all();
     dst_.close_all();
   }
@@ -331,16 +351,13 @@ class buffered_session final : public copy_session {
   }
 
   status reap(unsigned min_completions, std::vector<completion>& out) override {
-    if (!fatal_.ok()) return fatal_;
-    if (min_completions == 0) {
-      if (auto s = pump(0); !s.ok()) return s;
-    }
-    while (ready_.size() < min_completions && !commands_.empty()) {
-      if (auto s = pump(1); !s.ok()) return s;
-    }
+    status s = fatal_;
+    if (s.ok() && min_completions == 0) s = pump(0);
+    while (s.ok() && ready_.size() < min_completions && !commands_.empty()) s = pump(1);
+    // Commands that completed before a failure are still handed over (the engine counts them).
     for (completion& c : ready_) out.push_back(std::move(c));
     ready_.clear();
-    return {};
+    return s;
   }
 
   status finish() override {
@@ -597,8 +614,10 @@ class buffered_session final : public copy_session {
     while (!pending_.empty()) {
       command_state* cmd = pending_.front();
       // Cancelled (by the caller, or by the engine when a table below changed): no new chunk is
-      // cut; the chunks in flight finish and the command reports the prefix they completed.
-      if (cmd->error.ok() && cancel_ != nullptr && cancel_->load())
+      // cut; the chunks in flight finish and the command reports the prefix they completed
+      // (issue 8.4). A memmove command runs to its end: stopped inside, it would leave bytes whose
+      // source it already overwrote.
+      if (cancel_ != nullptr && cmd->order == copy_order::any && cmd->error.ok() && cancel_->load())
         cmd->error = status(errc::cancelled, "cancelled by the caller");
       if (free_slots_.empty() && !cmd->error.ok()) {
         // Nothing more will be cut from a failed command: let it complete.
@@ -910,6 +929,8 @@ result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src, d
   if (auto st = s->open(src, dst, pol, tuning); !st.ok()) return st;
   return std::unique_ptr<copy_session>(std::move(s));
 }
+
+std::uint64_t buffered_kept_buffer_bytes() noexcept { return kept_buffer_bytes_total.load(); }
 
 buffered_session_info describe_buffered_session(const copy_session& s) {
   const auto* b = dynamic_cast<const buffered_session*>(&s);

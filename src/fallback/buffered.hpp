@@ -53,4 +53,8 @@ struct buffered_session_info {
 };
 [[nodiscard]] buffered_session_info describe_buffered_session(const copy_session& s);
 
+/// Buffer bytes of sessions destroyed while I/O on them could not be waited for: never unmapped
+/// (the kernel may still transfer into them), kept for the life of the process. Tests.
+[[nodiscard]] std::uint64_t buffered_kept_buffer_bytes() noexcept;
+
 }  // namespace offcopy::detail

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -38,6 +39,7 @@ class cfr_session final : public copy_session {
       : src_(src),
         dst_(dst),
         sync_(pol.sync),
+        cancel_(pol.cancel),
         // Holes are found on the source and kept in the destination, except within one medium,
         // where a hole punched could be a range another extent still has to read.
         holes_(src.fd, src.caps.identity.empty() || src.caps.identity != dst.caps.identity),
@@ -58,7 +60,10 @@ class cfr_session final : public copy_session {
     std::uint64_t done_bytes = 0, cloned_bytes = 0;
     const std::uint64_t bb = cmd.block_bytes == 0 ? 1 : cmd.block_bytes;
     if (cmd.order != copy_order::any && cmd.segments.size() == 1) {
+      // Never stopped inside: a memmove stopped half-way leaves bytes whose source it overwrote.
+      cancellable_ = false;
       c.result = move_onto_itself(cmd.segments[0], bb, cmd.order, done_bytes);
+      cancellable_ = true;
     } else {
       for (const plan_segment& seg : cmd.segments) {
         status s = copy_segment(seg.src_block * bb, seg.dst_block * bb, seg.blocks * bb, done_bytes, cloned_bytes);
@@ -192,9 +197,12 @@ class cfr_session final : public copy_session {
   /// Copies one range, looping over short copies; adds what was copied to `done_bytes`.
   status copy_range(std::uint64_t src_offset, std::uint64_t dst_offset, std::uint64_t length,
                     std::uint64_t& done_bytes) {
-    // One call moves at most ~2 GiB (MAX_RW_COUNT); ask for 1 GiB so progress stays prompt.
-    constexpr std::uint64_t max_call_bytes = 1ULL << 30;
+    // One call moves at most ~2 GiB (MAX_RW_COUNT); ask for 32 MiB so a stop request is seen
+    // within one call's time (issue 8.4: tens of milliseconds, not the command's 256 MiB).
+    constexpr std::uint64_t max_call_bytes = 32ULL << 20;
     while (length > 0) {
+      if (cancellable_ && cancel_ != nullptr && cancel_->load())
+        return status(errc::cancelled, "cancelled by the caller");
       auto in = static_cast<off_t>(src_offset);
       auto out = static_cast<off_t>(dst_offset);
       std::size_t ask = static_cast<std::size_t>(std::min(length, max_call_bytes));
@@ -231,6 +239,8 @@ class cfr_session final : public copy_session {
   device_state& src_;
   device_state& dst_;
   bool sync_;
+  const std::atomic<bool>* cancel_ = nullptr;  ///< policy::cancel, polled before each call
+  bool cancellable_ = true;                    ///< false while a memmove command runs
   bool copied_any_ = false;
   data_map holes_;
   std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium

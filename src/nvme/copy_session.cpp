@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -96,6 +97,54 @@ status passthrough_errno_status(int err, const char* transport_name) {
 copy_session::copy_session(std::unique_ptr<transport> t, session_params p)
     : transport_(std::move(t)), params_(p) {}
 
+namespace {
+/// Range lists (and their transports) of commands whose completion never came back: kept, never
+/// freed, because the controller may still read them.
+struct kept_for_life {
+  std::mutex mu;
+  std::vector<std::unique_ptr<transport>> transports;
+  std::vector<std::vector<std::uint8_t>> buffers;
+};
+kept_for_life& kept() {
+  static auto* k = new kept_for_life;  // never destroyed: outlives every session
+  return *k;
+}
+/// Reaps that may bring nothing back before the session stops waiting for a command.
+constexpr unsigned max_idle_reaps = 8;
+}  // namespace
+
+copy_session::~copy_session() { wait_for_outstanding(); }
+
+void copy_session::wait_for_outstanding() noexcept {
+  try {
+    std::vector<io_completion> done;
+    unsigned idle = 0;
+    while ((!in_flight_.empty() || flush_outstanding_) && idle < max_idle_reaps) {
+      done.clear();
+      const status s = transport_->reap(1, done);
+      bool progress = false;
+      for (const io_completion& c : done) {
+        if (c.user_tag == flush_tag && flush_outstanding_) {
+          flush_outstanding_ = false;
+          progress = true;
+        }
+        progress = in_flight_.erase(c.user_tag) != 0 || progress;
+      }
+      idle = s.ok() && progress ? 0 : idle + 1;
+    }
+    if (in_flight_.empty() && !flush_outstanding_) return;
+    kept_for_life& k = kept();
+    std::lock_guard lock(k.mu);
+    for (auto& [tag, f] : in_flight_) k.buffers.push_back(std::move(f.data));  // the heap block moves, unchanged
+    k.transports.push_back(std::move(transport_));
+    in_flight_.clear();
+  } catch (...) {
+    // Out of memory while keeping them: leak the whole session state instead of freeing it.
+    (void)transport_.release();
+    new std::unordered_map<std::uint64_t, in_flight>(std::move(in_flight_));
+  }
+}
+
 status copy_session::send(std::uint64_t tag, status built, in_flight f) {
   if (!built.ok()) {
     if (built.code() != errc::size_limit_exceeded) return built;
@@ -139,42 +188,56 @@ bool copy_session::should_resend(const io_completion& c, const in_flight& f) {
   return params_.reenable_formats().ok();
 }
 
+bool copy_session::complete(const io_completion& c, std::vector<detail::completion>& out, unsigned& have,
+                            bool& resent) {
+  auto it = in_flight_.find(c.user_tag);
+  if (it == in_flight_.end()) return false;
+  detail::completion comp;
+  comp.tag = c.user_tag;
+  if (should_resend(c, it->second)) {
+    it->second.resent = true;
+    ++format_retries_;
+    if (auto s = transport_->submit(it->second.io); s.ok()) {
+      resent = true;
+      return true;
+    } else {
+      // Not queued again: it completes here with the reason, nothing outstanding.
+      comp.result = std::move(s);
+    }
+  } else if (c.sys_errno != 0) {
+    // EINTR included: the driver cancelled the command (timeout, reset); it is never sent again.
+    comp.result = passthrough_errno_status(c.sys_errno, transport_->name());
+  } else if (c.raw_status != 0) {
+    comp.result = copy_status(c.raw_status, c.dw0, "NVMe Copy");
+    // CQE DW0 = index of the first source range not copied: the ranges before it are done.
+    // A DW0 past the range count is not a range index: claim nothing rather than too much.
+    const auto& rb = it->second.range_blocks;
+    if (c.dw0 <= rb.size())
+      for (std::size_t i = 0; i < c.dw0; ++i) comp.blocks_done += rb[i];
+  }
+  in_flight_.erase(it);
+  out.push_back(std::move(comp));
+  ++have;
+  return true;
+}
+
 status copy_session::reap(unsigned min_completions, std::vector<detail::completion>& out) {
   unsigned have = static_cast<unsigned>(ready_.size());
   for (auto& c : ready_) out.push_back(std::move(c));
   ready_.clear();
   std::vector<io_completion> done;
+  status first_error;
   while (!in_flight_.empty()) {
     done.clear();
-    if (auto s = transport_->reap(min_completions > have ? min_completions - have : 0, done); !s.ok()) return s;
+    // Completions the transport delivered before an error are still turned into ours (and count).
+    status got = transport_->reap(min_completions > have ? min_completions - have : 0, done);
     bool resent = false;
     for (const io_completion& c : done) {
-      auto it = in_flight_.find(c.user_tag);
-      if (it == in_flight_.end())
-        return status(errc::internal, fmt::format("NVMe completion for unknown tag {}", c.user_tag));
-      if (should_resend(c, it->second)) {
-        it->second.resent = true;
-        ++format_retries_;
-        if (auto s = transport_->submit(it->second.io); !s.ok()) return s;
-        resent = true;
-        continue;
-      }
-      detail::completion comp;
-      comp.tag = c.user_tag;
-      if (c.sys_errno != 0) {
-        comp.result = passthrough_errno_status(c.sys_errno, transport_->name());
-      } else if (c.raw_status != 0) {
-        comp.result = copy_status(c.raw_status, c.dw0, "NVMe Copy");
-        // CQE DW0 = index of the first source range not copied: the ranges before it are done.
-        // A DW0 past the range count is not a range index: claim nothing rather than too much.
-        const auto& rb = it->second.range_blocks;
-        if (c.dw0 <= rb.size())
-          for (std::size_t i = 0; i < c.dw0; ++i) comp.blocks_done += rb[i];
-      }
-      in_flight_.erase(it);
-      out.push_back(std::move(comp));
-      ++have;
+      if (!complete(c, out, have, resent) && first_error.ok())
+        first_error = status(errc::internal, fmt::format("NVMe completion for unknown tag {}", c.user_tag));
     }
+    if (!got.ok() && first_error.ok()) first_error = std::move(got);
+    if (!first_error.ok()) return first_error;
     // A resent command's completion is still owed: wait again unless enough came back.
     if (!resent || have >= min_completions) break;
   }
@@ -184,22 +247,40 @@ status copy_session::reap(unsigned min_completions, std::vector<detail::completi
 status copy_session::finish() {
   if (!params_.flush_on_finish) return {};
   io_command io;
-  io.user_tag = ~std::uint64_t{0};
+  io.user_tag = flush_tag;
   io.opcode = 0x00;  // Flush
   io.nsid = params_.nsid;
   if (auto s = transport_->submit(io); !s.ok()) return s;
+  flush_outstanding_ = true;
+  status result;
+  status reap_error;
   std::vector<io_completion> done;
-  if (auto s = transport_->reap(1, done); !s.ok()) return s;
-  for (const io_completion& c : done) {
-    if (c.user_tag != io.user_tag) continue;
-    if (c.sys_errno != 0) return errno_status(c.sys_errno, "NVMe Flush");
-    if (c.raw_status != 0) {
-      nvme_status_detail d = decode_status(c.raw_status, c.dw0);
-      std::string msg = fmt::format("NVMe Flush: {}", d.name);
-      return status(errc::device_error, std::move(msg)).with_nvme(std::move(d));
+  unsigned idle = 0;
+  // A reap that fails is tried again: the Flush must be reaped before the transport may go.
+  while (flush_outstanding_ && idle < max_idle_reaps) {
+    done.clear();
+    status got = transport_->reap(1, done);
+    bool progress = false;
+    for (const io_completion& c : done) {
+      if (c.user_tag != flush_tag) {
+        progress = in_flight_.erase(c.user_tag) != 0 || progress;
+        continue;
+      }
+      flush_outstanding_ = false;
+      progress = true;
+      if (c.sys_errno != 0) {
+        result = errno_status(c.sys_errno, "NVMe Flush");
+      } else if (c.raw_status != 0) {
+        nvme_status_detail d = decode_status(c.raw_status, c.dw0);
+        std::string msg = fmt::format("NVMe Flush: {}", d.name);
+        result = status(errc::device_error, std::move(msg)).with_nvme(std::move(d));
+      }
     }
+    if (!got.ok() && reap_error.ok()) reap_error = std::move(got);
+    idle = progress ? 0 : idle + 1;
   }
-  return {};
+  if (flush_outstanding_) return reap_error.ok() ? status(errc::io_error, "NVMe Flush never completed") : reap_error;
+  return result;
 }
 
 }  // namespace offcopy::nvme

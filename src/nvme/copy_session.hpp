@@ -70,9 +70,16 @@ struct gather_source {
 [[nodiscard]] status build_copy(const session_params& p, const detail::command& cmd, copy_dwords& dw,
                                 std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks);
 
+/// Lifetimes: every command's range list lives in the session until the command was reaped. A
+/// session destroyed with commands outstanding (the engine stopped on an error) waits for them
+/// first; when its transport cannot deliver them any more (a broken ring), their range lists and
+/// the transport are kept for the life of the process rather than freed under the controller.
 class copy_session final : public detail::copy_session {
  public:
   copy_session(std::unique_ptr<transport> t, session_params p);
+  ~copy_session() override;
+  copy_session(const copy_session&) = delete;
+  copy_session& operator=(const copy_session&) = delete;
   [[nodiscard]] unsigned queue_depth() const noexcept override { return transport_->queue_depth(); }
   [[nodiscard]] status submit(const detail::command& cmd) override;
   [[nodiscard]] status reap(unsigned min_completions, std::vector<detail::completion>& out) override;
@@ -92,6 +99,11 @@ class copy_session final : public detail::copy_session {
     bool resent = false;
   };
   [[nodiscard]] status send(std::uint64_t tag, status built, in_flight f);
+  /// Turns one transport completion into an engine completion (or resends it); false when its
+  /// tag is not in flight.
+  bool complete(const io_completion& c, std::vector<detail::completion>& out, unsigned& have, bool& resent);
+  /// Reaps until nothing is in flight, or keeps what cannot be reaped (see the class comment).
+  void wait_for_outstanding() noexcept;
   /// True when `c` is an Invalid Field for a 2h/3h command that has not been resent yet and CDFE
   /// could be set again: the caller sends it once more instead of completing it.
   [[nodiscard]] bool should_resend(const io_completion& c, const in_flight& f);
@@ -100,6 +112,8 @@ class copy_session final : public detail::copy_session {
   std::unordered_map<std::uint64_t, in_flight> in_flight_;
   std::vector<detail::completion> ready_;  ///< refused before reaching the transport
   unsigned format_retries_ = 0;
+  static constexpr std::uint64_t flush_tag = ~std::uint64_t{0};
+  bool flush_outstanding_ = false;  ///< finish()'s Flush was submitted and not reaped yet
 };
 
 /// errno from a passthrough that did not reach the device → status (EACCES/EPERM/ENOTTY/EOPNOTSUPP

@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -50,10 +51,11 @@ class ioctl_transport final : public transport {
     cmd.cdw14 = c.dw.cdw14;
     cmd.cdw15 = c.dw.cdw15;
     cmd.timeout_ms = c.timeout_ms;
-    int rc;
-    do {
-      rc = ::ioctl(fd_, NVME_IOCTL_IO64_CMD, &cmd);
-    } while (rc < 0 && errno == EINTR);
+    // No retry on EINTR: the wait inside the ioctl is not interruptible (blk_execute_rq), so EINTR
+    // means the driver cancelled the command after its timeout or a reset (nvme_execute_rq,
+    // NVME_REQ_CANCELLED) -- a Copy that may have run in part. It completes as an error; sending
+    // it again could copy ranges it already overwrote.
+    const int rc = ::ioctl(fd_, NVME_IOCTL_IO64_CMD, &cmd);
     io_completion done;
     done.user_tag = c.user_tag;
     if (rc < 0) {
@@ -103,11 +105,12 @@ class uring_transport final : public transport {
   const char* name() const noexcept override { return "io_uring"; }
 
   status submit(const io_command& c) override {
+    if (!broken_.ok()) return broken_;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
       if (auto s = flush(); !s.ok()) return s;
       sqe = io_uring_get_sqe(&ring_);
-      if (sqe == nullptr) return status(errc::internal, "io_uring submission queue full");
+      if (sqe == nullptr) return status(errc::io_error, "io_uring submission queue full", EAGAIN);
     }
     std::memset(sqe, 0, 2 * sizeof(io_uring_sqe));  // SQE128: the command lives in the second half
     sqe->opcode = IORING_OP_URING_CMD;
@@ -128,12 +131,23 @@ class uring_transport final : public transport {
     cmd->cdw14 = c.dw.cdw14;
     cmd->cdw15 = c.dw.cdw15;
     cmd->timeout_ms = c.timeout_ms;
-    ++queued_;
+    queued_.push_back(c.user_tag);
     return {};
   }
 
   status reap(unsigned min_completions, std::vector<io_completion>& out) override {
-    if (auto s = flush(); !s.ok()) return s;
+    if (auto s = flush(); !s.ok()) {
+      // The kernel takes no more commands: those it never took complete here with the reason
+      // (their buffers may be freed: nothing refers to them), the ones it took are waited for.
+      for (std::uint64_t tag : queued_) {
+        io_completion never;
+        never.user_tag = tag;
+        never.sys_errno = s.sys_errno() != 0 ? s.sys_errno() : EIO;
+        out.push_back(never);
+      }
+      queued_.clear();
+      broken_ = s;
+    }
     unsigned got = 0;
     const unsigned want = min_completions < outstanding_ ? min_completions : outstanding_;
     while (outstanding_ > 0) {
@@ -159,24 +173,40 @@ class uring_transport final : public transport {
   }
 
  private:
+  /// Hands the queued commands to the kernel. EAGAIN/EBUSY (no request memory, a full completion
+  /// queue) is back-pressure, not a failure: with commands outstanding the caller reaps and the
+  /// rest goes with the next flush; with none, a few short waits before giving up. The kernel
+  /// takes SQEs in order and none of them when it returns an error (io_submit_sqes), so the
+  /// queued tags say exactly which commands it has.
   status flush() {
-    while (queued_ > 0) {
-      int rc = io_uring_submit(&ring_);
+    if (!broken_.ok()) return broken_;
+    unsigned waits = 0;
+    while (!queued_.empty()) {
+      const int rc = io_uring_submit(&ring_);
       if (rc == -EINTR) continue;
+      if (rc == -EAGAIN || rc == -EBUSY) {
+        if (outstanding_ > 0) return {};
+        if (++waits > max_submit_waits) return errno_status(-rc, "io_uring_submit");
+        ::usleep(1000);
+        continue;
+      }
       if (rc < 0) return errno_status(-rc, "io_uring_submit");
-      queued_ -= static_cast<unsigned>(rc);
-      outstanding_ += static_cast<unsigned>(rc);
+      const auto n = std::min<std::size_t>(static_cast<std::size_t>(rc), queued_.size());
+      queued_.erase(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(n));
+      outstanding_ += static_cast<unsigned>(n);
       if (rc == 0) break;
     }
     return {};
   }
 
+  static constexpr unsigned max_submit_waits = 100;
   int fd_;
   unsigned depth_;
   io_uring ring_{};
   bool inited_ = false;
-  unsigned queued_ = 0;
-  unsigned outstanding_ = 0;
+  std::deque<std::uint64_t> queued_;  ///< tags in the submission queue, not yet taken by the kernel
+  unsigned outstanding_ = 0;          ///< taken by the kernel, not yet reaped
+  status broken_;                     ///< a submission failed for good: nothing more is sent
 };
 
 /// A transport that also closes the char device it was opened on.
@@ -321,15 +351,29 @@ std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev)
   const capabilities& caps = dev.caps;
   if (dev.fd < 0) return nullptr;
   if (caps.kind != device_kind::block_device && caps.kind != device_kind::nvme_char) return nullptr;
-  struct stat st {};
-  if (::fstat(dev.fd, &st) != 0) return nullptr;
+  dev_t rdev = dev.key.dev;
+  if (rdev == 0) {
+    struct stat st {};
+    if (::fstat(dev.fd, &st) != 0) return nullptr;
+    rdev = st.st_rdev;
+  }
   namespace_location loc;
   loc.is_char = caps.kind == device_kind::nvme_char;
+  const std::string node_link = fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(rdev), minor(rdev));
+  // Not a namespace (a SCSI disk, a loop device): decided from the node's name with one readlink,
+  // before any sysfs path is resolved -- realpath() costs a readlink per path component, about
+  // twenty system calls for each device that turns out not to be NVMe (issue 11 fixed cost).
+  {
+    char target[PATH_MAX];
+    const ssize_t n = ::readlink(node_link.c_str(), target, sizeof target - 1);
+    if (n <= 0) return nullptr;
+    const std::string name = base_name(std::string(target, static_cast<std::size_t>(n)));
+    if (name.rfind(loc.is_char ? "ng" : "nvme", 0) != 0) return nullptr;
+  }
   // sysfs node of the namespace; its parent directory is the controller (or the multipath
   // subsystem), the scope within which Copy can read. A partition is not a namespace: the
   // resolution stage (src/core/resolve.hpp) gives the backend its namespace and namespace LBAs.
-  std::string sys = real_path(fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(st.st_rdev),
-                                          minor(st.st_rdev)));
+  std::string sys = real_path(node_link);
   if (!loc.is_char && !read_line(sys + "/partition").empty()) return nullptr;
   const std::string node = base_name(sys);
   const std::string parent = dir_name(sys);

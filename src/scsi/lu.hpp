@@ -33,8 +33,11 @@ struct lu_info final : backend_data {
 };
 
 /// Sends INQUIRY, VPD 0x00/0x83/0x8F, READ CAPACITY(16) and RECEIVE COPY OPERATING PARAMETERS.
-/// nullopt-like failure (a status) only when the standard INQUIRY itself fails.
-[[nodiscard]] result<std::shared_ptr<lu_info>> discover(transport& t);
+/// nullopt-like failure (a status) only when the standard INQUIRY itself fails. `known_capacity`:
+/// what the kernel already reports for a disk's block device (the same READ CAPACITY it sent at
+/// scan time), so the command is not sent again.
+[[nodiscard]] result<std::shared_ptr<lu_info>> discover(transport& t,
+                                                       std::optional<read_capacity16> known_capacity = std::nullopt);
 
 /// Probe helper for both backends: discovers once per device (cached in both backend slots),
 /// fills caps of /dev/sgN nodes (size, block size, block_path, identity). nullptr when the device

@@ -4,11 +4,16 @@
 #include <scsi/sg_lib.h>
 #include <scsi/sg_pt.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "src/core/device_state.hpp"
+#include "src/core/signal_guard.hpp"
 #include "src/scsi/wire.hpp"
 
 namespace offcopy::detail::scsi {
@@ -18,11 +23,16 @@ namespace {
 class sg_pt_transport final : public transport {
  public:
   sg_pt_transport(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  ~sg_pt_transport() override {
+    for (sg_pt_base* pt : idle_) destruct_scsi_pt_obj(pt);
+  }
+  sg_pt_transport(const sg_pt_transport&) = delete;
+  sg_pt_transport& operator=(const sg_pt_transport&) = delete;
 
   scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
                      unsigned timeout_seconds) override {
     scsi_reply reply;
-    struct sg_pt_base* pt = construct_scsi_pt_obj_with_fd(fd_, 0);
+    struct sg_pt_base* pt = take();
     if (pt == nullptr) {
       reply.os_errno = ENOMEM;
       return reply;
@@ -69,15 +79,67 @@ class sg_pt_transport final : public transport {
       const int resid = get_scsi_pt_resid(pt);
       if (dir == data_direction::from_device && resid > 0) reply.data_resid_bytes = static_cast<std::uint32_t>(resid);
     }
-    destruct_scsi_pt_obj(pt);
+    give_back(pt);
     return reply;
   }
 
   std::string name() const override { return name_; }
 
  private:
+  /// A pass-through object for one command. Constructing one examines the file descriptor
+  /// (an fstat per command in libsgutils2 1.46); a cleared one is reused instead, one per thread
+  /// that has a command outstanding at once.
+  sg_pt_base* take() {
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        sg_pt_base* pt = idle_.back();
+        idle_.pop_back();
+        return pt;
+      }
+    }
+    return construct_scsi_pt_obj_with_fd(fd_, 0);
+  }
+  void give_back(sg_pt_base* pt) {
+    clear_scsi_pt_obj(pt);  // keeps the file descriptor
+    std::lock_guard lock(mu_);
+    idle_.push_back(pt);
+  }
+
   int fd_;
   std::string name_;
+  std::mutex mu_;
+  std::vector<sg_pt_base*> idle_;
+};
+
+constexpr std::uint8_t third_party_copy_out = 0x83;
+
+/// Every transport the backends get: signals wait while a copy command runs (src/core/signal_guard.hpp),
+/// so no command is orphaned on the device or sent twice. Closes `owned_fd` when given.
+class signal_safe_transport final : public transport {
+ public:
+  signal_safe_transport(std::unique_ptr<transport> inner, int owned_fd) : inner_(std::move(inner)), fd_(owned_fd) {}
+  ~signal_safe_transport() override {
+    inner_.reset();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  signal_safe_transport(const signal_safe_transport&) = delete;
+  signal_safe_transport& operator=(const signal_safe_transport&) = delete;
+
+  scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
+                     unsigned timeout_seconds) override {
+    // THIRD-PARTY COPY OUT (83h: EXTENDED COPY, POPULATE TOKEN, WRITE USING TOKEN) is what a
+    // device goes on running, and what must not be sent twice. Discovery's commands only read
+    // (sending one again is harmless) and pay no signal-mask system calls.
+    if (cdb.empty() || cdb[0] != third_party_copy_out) return inner_->execute(cdb, dir, data, timeout_seconds);
+    signals_blocked quiet;
+    return inner_->execute(cdb, dir, data, timeout_seconds);
+  }
+  std::string name() const override { return inner_->name(); }
+
+ private:
+  std::unique_ptr<transport> inner_;
+  int fd_;
 };
 
 std::mutex factory_mutex;
@@ -155,13 +217,28 @@ void set_transport_factory(transport_factory factory) {
 }
 
 std::unique_ptr<transport> open_transport(const device_state& dev) {
+  transport_factory factory;
   {
     std::lock_guard lock(factory_mutex);
-    if (factory_slot()) return factory_slot()(dev);
+    factory = factory_slot();
   }
-  if (dev.fd < 0) return nullptr;
-  if (dev.caps.kind != device_kind::block_device && dev.caps.kind != device_kind::scsi_generic) return nullptr;
-  return make_sg_pt_transport(dev.fd, dev.caps.path);
+  std::unique_ptr<transport> t;
+  int owned = -1;
+  if (factory) {
+    t = factory(dev);
+    if (!t) return nullptr;
+  } else {
+    if (dev.fd < 0) return nullptr;
+    if (dev.caps.kind != device_kind::block_device && dev.caps.kind != device_kind::scsi_generic) return nullptr;
+    // /dev/sgN with a disk behind it (known once discovery ran): the commands go through the disk.
+    // SG_IO on a block device waits uninterruptibly (blk_execute_rq); on the sg node even a stop
+    // signal, which no thread can block, orphans the command and restarts the call -- sending
+    // the command again.
+    if (dev.caps.kind == device_kind::scsi_generic && !dev.caps.block_path.empty())
+      owned = ::open(dev.caps.block_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    t = make_sg_pt_transport(owned >= 0 ? owned : dev.fd, dev.caps.path);
+  }
+  return std::make_unique<signal_safe_transport>(std::move(t), owned);
 }
 
 }  // namespace offcopy::detail::scsi

@@ -56,7 +56,11 @@ class transport {
 [[nodiscard]] scsi_status_detail decode_sense(std::uint8_t sam_status, std::span<const std::uint8_t> sense);
 
 /// How a transport is made for an open device. Replaced by tests (the model); the default returns
-/// the sg_pt transport for block devices and sg nodes, nullptr for anything else.
+/// the sg_pt transport for block devices and sg nodes (an sg node with a disk behind it sends
+/// through the disk, whose SG_IO wait no signal interrupts), nullptr for anything else.
+/// open_transport() wraps whatever it gets so that the calling thread's asynchronous signals are
+/// blocked while a THIRD-PARTY COPY OUT command (83h) runs (src/core/signal_guard.hpp): a signal
+/// never orphans a copy on the device nor makes the kernel send it again.
 using transport_factory = std::function<std::unique_ptr<transport>(const device_state&)>;
 void set_transport_factory(transport_factory factory);
 [[nodiscard]] std::unique_ptr<transport> open_transport(const device_state& dev);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "src/core/backend.hpp"
+#include "src/core/signal_guard.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/xcopy.hpp"
 
@@ -137,8 +138,12 @@ class xcopy_session final : public copy_session {
     }
     {
       std::lock_guard lock(mu_);
-      if (workers_.empty())
+      if (workers_.empty()) {
+        // The workers start with every asynchronous signal blocked (inherited): signals go to the
+        // caller's threads, never interrupt a worker's command (src/core/signal_guard.hpp).
+        signals_blocked quiet;
         for (unsigned i = 0; i < depth_; ++i) workers_.emplace_back([this] { work(); });
+      }
       // The engine may reallocate its segment vector while we run: keep our own copy.
       queue_.push_back({cmd.tag, std::vector<plan_segment>(cmd.segments.begin(), cmd.segments.end())});
       ++outstanding_;

@@ -194,6 +194,27 @@ int main(int argc, char** argv) {
   offcopy_result_free(r);
   offcopy_job_free(job);
 
+  /* A counted path holding a NUL is refused, the job unchanged; the same name without it works
+   * (issue 8.1: "victim\0.new" must never open "victim"). */
+  job = offcopy_job_new(OFFCOPY_COPY, src, dst);
+  {
+    char victim[4200];
+    int n = snprintf(victim, sizeof victim, "%s", dst);
+    memcpy(victim + n, "\0.new", 5);
+    CHECK(offcopy_job_set_path(job, OFFCOPY_DESTINATION, victim, (size_t)n + 5) == OFFCOPY_E_INVALID_ARGUMENT);
+    CHECK(strstr(offcopy_job_error(job), "NUL") != NULL);
+    CHECK(offcopy_job_set_path(job, OFFCOPY_JOURNAL, victim, (size_t)n + 5) == OFFCOPY_E_INVALID_ARGUMENT);
+    CHECK(offcopy_job_set_path(job, 9, src, strlen(src)) == OFFCOPY_E_INVALID_ARGUMENT);
+    CHECK(offcopy_job_set_path(job, OFFCOPY_SOURCE, src, strlen(src)) == OFFCOPY_OK);
+  }
+  offcopy_job_add_extent(job, 0, 0, 4096);
+  r = offcopy_job_run(job);
+  s.size = sizeof s;
+  CHECK(offcopy_result_summary(r, &s) == OFFCOPY_OK);
+  CHECK(s.outcome == OFFCOPY_DONE && s.bytes_copied == 4096);
+  offcopy_result_free(r);
+  offcopy_job_free(job);
+
   /* Probe and plan. */
   job = offcopy_job_new(OFFCOPY_PROBE, src, NULL);
   r = offcopy_job_run(job);

@@ -18,6 +18,7 @@ REQUIRED = [
     "offcopy::v0::classify(offcopy::v0::status const&, unsigned long)",
     "offcopy::v0::version()",
     "offcopy_job_run",
+    "offcopy_job_set_path",
     "offcopy_result_json",
     "offcopy_version",
 ]

@@ -1,7 +1,7 @@
 // Fuzz target for the NVMe backend's parsers of device data and its encoder round trips.
 // Byte 0 selects: 0 Identify (controller, namespace, NVM namespace pages back to back, any
 // length); 1 range entries of every format and status decoding; 2 dwords decode → encode;
-// 3 range encode → decode.
+// 3 range encode → decode; 4 Host Behavior Support (Get Features 16h) CDFE read and write back.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "src/nvme/copy_encode.hpp"
+#include "src/nvme/host_behavior.hpp"
 #include "src/nvme/identify.hpp"
 #include "src/nvme/nvme_status.hpp"
 
@@ -28,7 +29,7 @@ namespace {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
-  const std::uint8_t mode = data[0] % 4;
+  const std::uint8_t mode = data[0] % 5;
   std::span<const std::uint8_t> in(data + 1, size - 1);
   switch (mode) {
     case 0: {
@@ -85,7 +86,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_REQUIRE(again.cdw13 == (d.cdw13 & 0xffff0000u));
       break;
     }
-    default: {
+    case 4: {
+      // CDFE is bytes 5:4 of the structure, little endian (NVMe 2.0c, Host Behavior Support).
+      const std::uint16_t want = in.size() >= 6 ? static_cast<std::uint16_t>(in[4] | (in[5] << 8)) : 0;
+      const std::uint16_t cdfe = cdfe_of(in);
+      FUZZ_REQUIRE(cdfe == want);
+      FUZZ_REQUIRE((cdfe_formats(cdfe) == "none") == (cdfe == 0));
+      std::vector<std::uint8_t> copy(in.begin(), in.end());
+      const auto flipped = static_cast<std::uint16_t>(~cdfe);
+      put_cdfe(copy, flipped);
+      for (std::size_t i = 0; i < copy.size(); ++i)
+        FUZZ_REQUIRE(copy[i] == in[i] || (copy.size() >= 6 && (i == 4 || i == 5)));
+      FUZZ_REQUIRE(cdfe_of(copy) == (copy.size() >= 6 ? flipped : 0));
+      break;
+    }
+    case 3: {
       if (in.empty()) return 0;
       const std::uint8_t fmt = in[0] % 4;
       std::vector<source_range> rs;

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <deque>
+#include <random>
 #include <stdexcept>
 
 extern "C" {
@@ -235,6 +237,7 @@ std::uint16_t nvme_model::run_copy(ns_state& dst, const copy_fields& f, const st
     for (std::uint64_t b : dst.bad_writes)
       if (b >= dlba && b < dlba + r.blocks) return make_raw_status(sct_media, sc_write_fault, false);
     write_blocks(d.nsid, dlba, data);
+    audit_.copy_blocks_written += r.blocks;
     dlba += r.blocks;
   }
   dw0 = 0;
@@ -355,27 +358,87 @@ namespace {
 class model_transport final : public transport {
  public:
   model_transport(nvme_model& m, unsigned depth, bool reverse, const char* name)
-      : m_(m), depth_(depth), reverse_(reverse), name_(name) {}
+      : m_(m), depth_(depth), reverse_(reverse), name_(name), random_(m.script().seed) {}
+  model_transport(const model_transport&) = delete;
+  model_transport& operator=(const model_transport&) = delete;
+
+  // The teardown check: whatever is still pending was never reaped. Its data buffer must still
+  // hold what was submitted (read here: ASan reports a buffer the session freed meanwhile).
+  ~model_transport() override {
+    nvme_transport_audit& a = m_.audit();
+    ++a.torn_down;
+    for (const pending& p : pending_) {
+      ++a.pending_at_teardown;
+      const auto* now = static_cast<const std::uint8_t*>(p.cmd.data);
+      if (p.cmd.data_bytes != p.submitted.size() ||
+          (now != nullptr && !std::equal(p.submitted.begin(), p.submitted.end(), now)))
+        ++a.buffers_changed;
+    }
+  }
+
   unsigned queue_depth() const noexcept override { return depth_; }
   const char* name() const noexcept override { return name_; }
+
   status submit(const io_command& c) override {
+    const nvme_transport_script& s = m_.script();
+    const std::uint64_t k = m_.next_submit();
+    if (k == s.refuse_submit)
+      return status(errc::io_error, "io_uring_submit: Resource temporarily unavailable (model)", EAGAIN);
     if (pending_.size() >= depth_) return status(errc::internal, "model transport: queue full");
-    pending_.push_back(c);
+    pending p;
+    p.cmd = c;
+    if (c.data != nullptr) {
+      const auto* d = static_cast<const std::uint8_t*>(c.data);
+      p.submitted.assign(d, d + c.data_bytes);
+    }
+    p.cancelled = k == s.cancel_command;
+    pending_.push_back(std::move(p));
     return {};
   }
-  status reap(unsigned, std::vector<io_completion>& out) override {
+
+  status reap(unsigned min, std::vector<io_completion>& out) override {
+    const nvme_transport_script& s = m_.script();
+    const std::uint64_t n = m_.next_reap();
+    if (n == s.fail_reap || (s.reaps_keep_failing && s.fail_reap != 0 && n > s.fail_reap))
+      return status(errc::io_error, "io_uring_wait_cqe: Resource temporarily unavailable (model)", EAGAIN);
+    if (n == s.unknown_tag_at_reap) out.push_back(io_completion{0xdead0000u + n, 0, 0, 0});
     if (reverse_) std::reverse(pending_.begin(), pending_.end());
-    for (const auto& c : pending_) out.push_back(m_.execute(c));
-    pending_.clear();
+    std::size_t count = pending_.size();
+    if (s.seed != 0 && count > 0) {
+      // A random number of them, at least what was asked (bounded by what is pending), in random order.
+      std::shuffle(pending_.begin(), pending_.end(), random_);
+      const std::size_t least = std::min<std::size_t>(std::max(min, 1u), count);
+      count = least + random_() % (count - least + 1);
+    }
+    if (s.at_most_per_reap != 0)
+      count = std::min<std::size_t>(count, std::max<std::size_t>(s.at_most_per_reap, std::max(min, 1u)));
+    for (std::size_t i = 0; i < count; ++i) {
+      const pending& p = pending_[i];
+      if (p.cancelled) {
+        io_completion c;
+        c.user_tag = p.cmd.user_tag;
+        c.sys_errno = EINTR;
+        out.push_back(c);
+      } else {
+        out.push_back(m_.execute(p.cmd));
+      }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
     return {};
   }
 
  private:
+  struct pending {
+    io_command cmd;
+    std::vector<std::uint8_t> submitted;  ///< the data as it was at submission
+    bool cancelled = false;
+  };
   nvme_model& m_;
   unsigned depth_;
   bool reverse_;
   const char* name_;
-  std::deque<io_command> pending_;
+  std::mt19937 random_;
+  std::deque<pending> pending_;
 };
 
 class model_link final : public namespace_link {

@@ -59,6 +59,40 @@ struct nvme_fault {
   std::int64_t report_dw0 = -1;
 };
 
+/// How the transports of make_transport() (and of the links) behave besides executing commands:
+/// the faults a Linux transport meets, and when completions come back. The numbers are 1-based
+/// and count over every transport of the model.
+struct nvme_transport_script {
+  /// Not 0: a reap completes a random number (at least what was asked) of the pending commands,
+  /// in random order, drawn from this seed; 0: all of them, in order (or reversed).
+  std::uint32_t seed = 0;
+  /// Not 0: a reap completes at most this many (and at least what was asked), oldest first
+  /// unless `seed` shuffles them.
+  std::uint32_t at_most_per_reap = 0;
+  /// The k-th submit is refused (io_error, EAGAIN: what io_uring_submit answers when the kernel
+  /// has no room); nothing is queued.
+  std::uint64_t refuse_submit = 0;
+  /// The k-th reap fails (io_error, EAGAIN) before completing anything ...
+  std::uint64_t fail_reap = 0;
+  /// ... and so does every later one: a broken ring, whose pending commands never come back.
+  bool reaps_keep_failing = false;
+  /// The k-th reap also returns a completion for a tag nobody submitted.
+  std::uint64_t unknown_tag_at_reap = 0;
+  /// The command of the k-th submit is cancelled by the driver after its timeout: it is not
+  /// executed and completes with EINTR (Linux nvme_execute_rq: NVME_REQ_CANCELLED).
+  std::uint64_t cancel_command = 0;
+};
+
+/// What the transports saw when they were torn down: the check that no buffer a command refers
+/// to is freed while the command is outstanding. A transport destroyed with commands pending
+/// reads their data buffers (ASan reports a freed one) and compares them with what was submitted.
+struct nvme_transport_audit {
+  std::uint64_t torn_down = 0;            ///< transports destroyed
+  std::uint64_t pending_at_teardown = 0;  ///< commands submitted, never reaped, when their transport went
+  std::uint64_t buffers_changed = 0;      ///< of those, data buffers whose bytes changed since submission
+  std::uint64_t copy_blocks_written = 0;  ///< blocks written by Copy commands (every range the model ran)
+};
+
 /// One command as the controller saw it (admin commands: opcode, nsid, fields.format = 0).
 struct nvme_model_record {
   bool admin = false;
@@ -92,6 +126,17 @@ class nvme_model {
   [[nodiscard]] const std::vector<nvme_model_record>& log() const noexcept { return log_; }
   void clear_log() { log_.clear(); }
   [[nodiscard]] std::uint64_t copies_received() const noexcept { return copies_; }
+  /// Faults and timing of the transports handed out from now on (see nvme_transport_script).
+  void script(nvme_transport_script s) {
+    script_ = s;
+    submits_ = reaps_ = 0;
+  }
+  [[nodiscard]] const nvme_transport_script& script() const noexcept { return script_; }
+  [[nodiscard]] const nvme_transport_audit& audit() const noexcept { return audit_; }
+  nvme_transport_audit& audit() noexcept { return audit_; }
+  /// Transport bookkeeping (public for the transport class): the next submit's and reap's number.
+  std::uint64_t next_submit() noexcept { return ++submits_; }
+  std::uint64_t next_reap() noexcept { return ++reaps_; }
 
   /// Media errors, like QEMU blkdebug inject-error rules on the namespace image: a Copy range that
   /// reads block `lba` of namespace `nsid` fails with Unrecovered Read Error (02h/81h), one that
@@ -158,6 +203,9 @@ class nvme_model {
   std::array<std::uint8_t, 512> hbs_{};
   std::map<std::string, std::pair<std::uint32_t, bool>> paths_;
   bool factory_installed_ = false;
+  nvme_transport_script script_;
+  nvme_transport_audit audit_;
+  std::uint64_t submits_ = 0, reaps_ = 0;
 };
 
 /// A backend that offloads through the model: check() says yes with the model's limits for any pair

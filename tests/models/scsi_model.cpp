@@ -111,10 +111,30 @@ std::string seg_text(std::uint64_t src, std::uint64_t dst, std::uint64_t blocks)
 class model_transport final : public transport {
  public:
   model_transport(scsi_model* m, scsi_model::lu* l, std::string name) : m_(m), l_(l), name_(std::move(name)) {}
+  model_transport(const model_transport&) = delete;
+  model_transport& operator=(const model_transport&) = delete;
+  // The teardown check: a transport must outlive every command sent through it.
+  ~model_transport() override {
+    std::lock_guard lock(m_->mutex);
+    ++m_->audit().torn_down;
+    if (executing_ != 0) ++m_->audit().torn_down_while_executing;
+  }
   scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
                      unsigned) override {
+    {
+      std::lock_guard lock(m_->mutex);
+      ++executing_;
+      ++m_->running;
+      m_->audit().max_concurrent = std::max(m_->audit().max_concurrent, m_->running);
+    }
+    if (m_->on_execute) m_->on_execute(cdb);
+    // Other threads may run commands meanwhile (worker threads): the data buffer is read and
+    // written under the model's lock only.
     std::lock_guard lock(m_->mutex);
-    return m_->execute(*l_, cdb, dir, data);
+    scsi_reply r = m_->execute(*l_, cdb, dir, data);
+    --executing_;
+    --m_->running;
+    return r;
   }
   std::string name() const override { return name_; }
 
@@ -122,6 +142,7 @@ class model_transport final : public transport {
   scsi_model* m_;
   scsi_model::lu* l_;
   std::string name_;
+  unsigned executing_ = 0;
 };
 
 }  // namespace
@@ -334,6 +355,14 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
     r[44] = EC_SEG_B2B;
     r[45] = EC_CSCD_ID;
     return data_in(data, r);
+  }
+  if (op == EXTENDED_COPY && dir == data_direction::to_device && timeout_at_ != 0 &&
+      copy_commands_ + 1 == timeout_at_ && (sa == EC_EC_LID1 || sa == EC_PT || sa == EC_WUT)) {
+    ++copy_commands_;
+    log_.push_back(l.name + " timeout");
+    scsi_reply r;
+    r.timed_out = true;
+    return r;
   }
   if (op == EXTENDED_COPY && dir == data_direction::to_device) {
     // scsi_populate_token / scsi_write_using_token / scsi_extended_copy: 10-13 parameter list length.

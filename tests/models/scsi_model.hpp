@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,21 @@ class scsi_model {
   /// The n-th (1-based) copy command (XCOPY, POPULATE TOKEN, WRITE USING TOKEN) fails with this
   /// sense after copying `segments_before_fault` segments/ranges.
   void fail_copy_command(unsigned n, std::vector<std::uint8_t> sense, unsigned segments_before_fault = 0);
+  /// The n-th (1-based) copy command from now times out: nothing is copied and the transport
+  /// reports a timeout (as sg_pt does when the SCSI layer aborted the command).
+  void time_out_copy_command(unsigned n) { timeout_at_ = copy_commands_ + n; }
+  /// Called inside every command, on the thread that sent it, before the model answers it
+  /// (tests look at signal masks there).
+  std::function<void(std::span<const std::uint8_t> cdb)> on_execute;
+  /// The teardown check: transports destroyed while one of their commands was still running
+  /// (a session freeing what a command uses), and the most commands ever running at once.
+  struct transport_audit {
+    unsigned torn_down = 0;
+    unsigned torn_down_while_executing = 0;
+    unsigned max_concurrent = 0;
+  };
+  [[nodiscard]] const transport_audit& audit() const noexcept { return audit_; }
+  transport_audit& audit() noexcept { return audit_; }
   /// The next `n` XCOPY commands that carry a list id answer 00/16 (operation in progress).
   void busy_list_ids(unsigned n) { busy_list_ids_ = n; }
   /// Every token issued so far expires.
@@ -131,9 +148,12 @@ class scsi_model {
   unsigned fail_segments_before_ = 0;
   std::vector<std::uint8_t> fail_sense_;
   unsigned busy_list_ids_ = 0;
+  unsigned timeout_at_ = 0;
+  transport_audit audit_;
 
  public:
   std::mutex mutex;  ///< transports from several threads: one command at a time in the model
+  unsigned running = 0;  ///< commands inside a transport's execute() (under `mutex`)
 };
 
 }  // namespace offcopy::test

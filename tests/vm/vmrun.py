@@ -12,11 +12,18 @@ A scenario's header declares the topology with directive lines:
     # vm-timeout: 120
     # vm-require: OFFCOPY_BIN      (skip without booting unless this env var names an existing path)
     # vm-group: NAME               (CMake: run with the other scenarios of group NAME in one boot)
+    # vm-boots: N                  (run the scenario in N boots sharing the disk images: power cuts)
 
 Several scenarios: the guest gets the union of their topologies (a device declared by more than
 one must be declared identically), runs them one after another in the given order, and between
 two scenarios gives every device back its boot state (zeroes, no partitions, nothing mounted).
 Each scenario is reported PASS/FAIL/SKIP by name.
+
+A scenario with `vm-boots: N` (2-4) boots alone, N times, on the same disk images: boot k runs it
+with VM_BOOT=k and VM_BOOTS=N. A boot before the last must end in a power cut: the scenario prints
+the console line `=== vm: power cut ===` and the runner kills QEMU with SIGKILL at once (the
+guest's memory, page cache and in-flight requests are lost; the images keep what reached them).
+The last boot's exit status is the scenario's.
 
 Exit status: 0 pass (every scenario passed), 1 fail (one or more failed or did not run, including
 a timeout), 77 skip (none failed but one or more skipped: the scenario exited 77 or its vm-require
@@ -47,6 +54,9 @@ APPEND_EXTRA = " mitigations=off no_timer_check"
 # The guest prints "=== vm: scenario begin NAME ===" and "=== vm: scenario end NAME rc=N at Ts ===".
 BEGIN_MARK = "=== vm: scenario begin"
 END_MARK = "=== vm: scenario end"
+# A scenario of several boots asks for a power cut with this console line (vm-boots).
+POWER_CUT_MARK = "=== vm: power cut ==="
+MAX_BOOTS = 4
 
 # Keys of a vm-nvme directive the runner consumes; every other key is passed to -device nvme-ns
 # unchanged (mssrl, mcl, msrc, ms, mset, pi, pil, ...).
@@ -144,6 +154,8 @@ def parse_directives(path):
                 if not re.fullmatch(r"[a-z][a-z0-9_]*", rest):
                     raise DirectiveError(f"{where}: vm-group needs a name [a-z][a-z0-9_]*")
                 group = rest
+            elif kind == "boots":
+                parse_boots_value(rest, where)  # read by parse_boots()
             else:
                 raise DirectiveError(f"{where}: unknown directive vm-{kind}")
     for d in lio:
@@ -152,6 +164,22 @@ def parse_directives(path):
             if not any(x["ctrl"] == c and x["nsid"] == n for x in nvme):
                 raise DirectiveError(f"{path}: LUN {d['name']}: dev={d['dev']} is not declared")
     return nvme, lio, timeout, require, group
+
+
+def parse_boots_value(text, where):
+    if not re.fullmatch(r"\d+", text) or not 1 <= int(text) <= MAX_BOOTS:
+        raise DirectiveError(f"{where}: vm-boots takes 1 to {MAX_BOOTS}")
+    return int(text)
+
+
+def parse_boots(path):
+    """The scenario's `# vm-boots: N` (1 without one)."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            m = re.match(r"#\s*vm-boots:\s*(.*?)\s*$", line)
+            if m:
+                return parse_boots_value(m.group(1), f"{path}:{lineno}")
+    return 1
 
 
 def merge_topologies(parts):
@@ -268,7 +296,15 @@ def main():
             log(f"SKIP {sname}: {unmet}")
             skipped.append(sname)
             continue
-        scenarios.append({"name": sname, "path": path, "timeout": dir_timeout or DEFAULT_TIMEOUT})
+        try:
+            boots = parse_boots(path)
+        except DirectiveError as e:
+            log(f"FAIL: {e}")
+            return EXIT_FAIL
+        if boots > 1 and (len(args.scenario) > 1 or _group):
+            log(f"FAIL: {sname}: a scenario of {boots} boots (vm-boots) boots alone, never in a group")
+            return EXIT_FAIL
+        scenarios.append({"name": sname, "path": path, "timeout": dir_timeout or DEFAULT_TIMEOUT, "boots": boots})
         parts.append((path, nvme, lio))
     name = args.name or (scenarios[0]["name"] if len(args.scenario) == 1 and scenarios else
                          os.path.splitext(os.path.basename(args.scenario[0]))[0])
@@ -320,7 +356,7 @@ def main():
     return result
 
 
-def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme, lio):
+def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme, lio, boot=1, boots=1):
     """The files the guest reads: boot.env (init.sh), job.env, scenarios, topology (guest.sh)."""
     with open(os.path.join(share, "boot.env"), "w") as f:
         f.write(f"GUEST_SCRIPT={shlex.quote(guest_script)}\n")
@@ -330,6 +366,7 @@ def write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme
             f.write(f"export {k}={shlex.quote(v)}\n")
         f.write(f"export WORKDIR={shlex.quote(workdir)}\n")
         f.write(f"export VM_LIB={shlex.quote(os.path.join(os.path.dirname(guest_script), 'lib.sh'))}\n")
+        f.write(f"export VM_BOOT={boot} VM_BOOTS={boots}\n")
     with open(os.path.join(share, "scenarios"), "w") as f:
         # NAME TIMEOUT PATH: names are file names, paths may hold spaces (last field).
         for x in scenarios:
@@ -430,21 +467,42 @@ def run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy
 
     t0 = time.monotonic()
     rc_file = os.path.join(share, "rc")
-    # A guest that dies before the first scenario starts (a panic at boot on a starved host, a
-    # device that did not show up in time) is the rig's fault, not the scenario's: boot once more.
-    for attempt in (1, 2):
-        qemu_rc, timed_out, marks = boot_once(cmd, logf, t0, t0 + timeout, args.quiet, len(scenarios) > 1)
-        if timed_out or marks["begin"] or attempt == 2:
-            break
-        remaining = t0 + timeout - time.monotonic()
-        if remaining < timeout / 2:
-            break
-        logf.write(f"# vmrun: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again\n")
-        log(f"{name}: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again")
-        for f in ("rc", "results"):
-            if os.path.exists(os.path.join(share, f)):
-                os.unlink(os.path.join(share, f))
-        create_images(tmp, nvme)  # untouched by the scenarios, but start from zeros again
+    boots = scenarios[0].get("boots", 1) if len(scenarios) == 1 else 1
+    cut_failure = None
+    for boot in range(1, boots + 1):
+        if boots > 1:
+            write_share(share, guest_script, keep, offcopy_env, workdir, scenarios, nvme, lio, boot, boots)
+            for f in ("rc", "results"):
+                if os.path.exists(os.path.join(share, f)):
+                    os.unlink(os.path.join(share, f))
+            logf.write(f"# vmrun: boot {boot} of {boots}\n")
+            logf.flush()
+        # A guest that dies before the first scenario starts (a panic at boot on a starved host, a
+        # device that did not show up in time) is the rig's fault, not the scenario's: boot once more.
+        for attempt in (1, 2):
+            qemu_rc, timed_out, marks = boot_once(cmd, logf, t0, t0 + timeout, args.quiet, len(scenarios) > 1,
+                                                  power_cut=boot < boots)
+            if timed_out or marks["begin"] or attempt == 2:
+                break
+            remaining = t0 + timeout - time.monotonic()
+            if remaining < timeout / 2:
+                break
+            logf.write(f"# vmrun: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again\n")
+            log(f"{name}: the guest ended before the scenario began (qemu exit {qemu_rc}); booting again")
+            for f in ("rc", "results"):
+                if os.path.exists(os.path.join(share, f)):
+                    os.unlink(os.path.join(share, f))
+            if boot == 1:
+                create_images(tmp, nvme)  # untouched by the scenarios, but start from zeros again
+        if boot < boots:
+            if timed_out:
+                break
+            if "cut" not in marks:
+                rc = read_results(share).get(scenarios[0]["name"])
+                cut_failure = f"boot {boot} of {boots} ended without a power cut (scenario exit {rc}, qemu exit {qemu_rc})"
+                break
+            logf.write(f"# vmrun: power cut in boot {boot} at {marks['cut']:.1f}s\n")
+            log(f"{name}: power cut in boot {boot} of {boots} ({marks['cut']:.1f}s)")
     elapsed = time.monotonic() - t0
 
     overall_rc = None
@@ -469,7 +527,9 @@ def run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy
     for x in scenarios:
         n = x["name"]
         rc = results.get(n)
-        if rc is not None:
+        if cut_failure:
+            res, why = EXIT_FAIL, cut_failure
+        elif rc is not None:
             res = {0: EXIT_PASS, 77: EXIT_SKIP}.get(rc, EXIT_FAIL)
             why = {124: "timed out in the guest", 125: "device setup failed"}.get(rc, f"exit {rc}")
         elif len(scenarios) == 1 and not timed_out and qemu_rc in (1, 5):
@@ -513,10 +573,11 @@ def run(args, qemu, kernel, initrd, name, scenarios, nvme, lio, timeout, offcopy
     return overall
 
 
-def boot_once(cmd, logf, t0, deadline, quiet, several):
+def boot_once(cmd, logf, t0, deadline, quiet, several, power_cut=False):
     """Runs QEMU until it exits or the deadline passes. Console lines go to logf (with host
     seconds since t0); the scenarios' lines to stdout unless quiet (with a header line per
-    scenario when `several`).
+    scenario when `several`). With `power_cut`, the console line POWER_CUT_MARK kills QEMU at once
+    (SIGKILL: nothing in the guest's memory reaches the images) and marks["cut"] is its time.
     Returns (qemu exit status, timed out, {"chroot": s, "begin": {name: s}, "end": {name: s}})."""
     marks = {"begin": {}, "end": {}}
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -529,6 +590,9 @@ def boot_once(cmd, logf, t0, deadline, quiet, several):
             # Strip terminal control sequences the firmware/console emits.
             line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc", "", line)
             now = time.monotonic() - t0
+            if power_cut and line.strip() == POWER_CUT_MARK and "cut" not in marks:
+                marks["cut"] = now
+                os.killpg(proc.pid, signal.SIGKILL)
             logf.write(f"[{now:7.2f}] {line}\n")  # host seconds since the first boot
             logf.flush()
             if line.startswith("vm-init: chroot") and "chroot" not in marks:

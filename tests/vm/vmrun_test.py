@@ -35,6 +35,25 @@ class Directives(unittest.TestCase):
                 vmrun.parse_directives(scenario(bad))
 
 
+class Boots(unittest.TestCase):
+    def test_boots_directive(self):
+        self.assertEqual(vmrun.parse_boots(scenario("# vm-nvme: ctrl=0 nsid=1 size=1M\n")), 1)
+        p = scenario("# vm-nvme: ctrl=0 nsid=1 size=1M\n# vm-boots: 2\n")
+        self.assertEqual(vmrun.parse_boots(p), 2)
+        vmrun.parse_directives(p)  # a known directive there too
+        for bad in ("# vm-boots: 0\n", "# vm-boots: 9\n", "# vm-boots: two\n"):
+            with self.assertRaises(vmrun.DirectiveError, msg=bad):
+                vmrun.parse_boots(scenario(bad))
+            with self.assertRaises(vmrun.DirectiveError, msg=bad):
+                vmrun.parse_directives(scenario(bad))
+
+    def test_share_tells_the_guest_which_boot(self):
+        d = tempfile.mkdtemp()
+        vmrun.write_share(d, "/x/guest.sh", [], {}, "/", [{"name": "s", "timeout": 9, "path": "/s.sh"}], [], [], 2, 3)
+        with open(os.path.join(d, "job.env")) as f:
+            self.assertIn("export VM_BOOT=2 VM_BOOTS=3\n", f.read())
+
+
 class Merge(unittest.TestCase):
     def parts(self, *texts):
         out = []

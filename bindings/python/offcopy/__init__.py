@@ -117,11 +117,19 @@ def _invalid(message: str) -> InvalidRequest:
 
 
 def _path(value, what: str) -> bytes:
+    """A path as the OS sees it: os.fsencode() of str, bytes or os.PathLike (a file name need not
+    be UTF-8; a str from os.fsdecode() of such a name comes back to the same bytes). An embedded
+    NUL is refused here, before anything is opened: the OS would read the name cut at the NUL."""
     try:
         path = os.fspath(value)
     except TypeError:
         raise TypeError(f"{what}: expected str, bytes or os.PathLike, got {type(value).__name__}") from None
-    return os.fsencode(path)  # bytes: a file name need not be UTF-8
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise _invalid(f"{what}: the path contains a NUL byte")
+    if not encoded:
+        raise _invalid(f"{what}: empty path")
+    return encoded
 
 
 def _uint(value, what: str, maximum: int = _UINT64_MAX) -> int:
@@ -211,7 +219,7 @@ def probe(path) -> dict:
     return _run("probe", _path(path, "path"), b"", [], _offcopy.CopyOptions())
 
 
-def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, sources=None, **limits) -> dict:
+def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, sources=None, journal=None, **limits) -> dict:
     """The commands a copy would send, without writing anything (``offload-copy plan --json``).
 
     ``mode`` is "auto" (offload where possible, else fall back), "offload" (fail rather than fall
@@ -222,7 +230,9 @@ def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, sources=N
     gathered into one Copy per destination run; docs/python.md). ``limits`` are
     max_segments_per_command, max_segment_blocks and max_command_blocks: they can only tighten the
     device's own. Nothing is created or written: a missing destination is planned as the new empty
-    file a copy would create.
+    file a copy would create. ``journal``: the journal of an interrupted copy (see copy()); the plan
+    is then what a resume would copy ("resumed_bytes" says how much is done), and the journal is
+    only read.
 
     Keys: backend, block_bytes, total_bytes, commands_total, segments_total, ordered, limits,
     considered [{backend, chosen, reason}], fallback_reason (when set), and commands: a list of
@@ -231,6 +241,8 @@ def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, sources=N
     Raises InvalidRequest or OffloadImpossible.
     """
     options = _options("plan", mode, backends, limits)
+    if journal is not None:
+        options.journal = _path(journal, "journal")
     return _run("plan", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, None, _sources(sources))
 
 
@@ -247,6 +259,7 @@ def copy(
     backends=None,
     sync: bool = True,
     sources=None,
+    journal=None,
     **limits,
 ) -> dict:
     """Copies, offloaded where possible, and returns the report (``offload-copy copy --json``).
@@ -256,9 +269,14 @@ def copy(
     again when the request turns out to be invalid. ``verify`` reads both sides back and compares;
     ``in_flight`` is the number of offload commands kept in flight; ``sync`` makes the destination
     durable before returning. ``progress(bytes_done, bytes_total)`` is called after each completed
-    command, from the calling thread, with bytes_done never decreasing; an exception it raises (and
-    Ctrl-C) stops the copy between commands and propagates. The GIL is released while copying.
-    ``mode``, ``backends``, ``sources`` and ``limits`` are as for plan().
+    command, from the calling thread, with bytes_done never decreasing. An exception it raises, and
+    one a signal handler raises (Ctrl-C: KeyboardInterrupt), stops the copy within 0.1 s -- inside a
+    long command too -- and propagates with the report of what was done as its ``offcopy_report``
+    attribute. The GIL is released while copying. ``journal``: a file recording completed work
+    (str, bytes or os.PathLike): after an interruption (an exception, kill -9, a power cut) the same
+    call copies only what is missing; refused (InvalidRequest) when the request or a device
+    changed; removed when the copy completes. ``mode``, ``backends``, ``sources`` and
+    ``limits`` are as for plan().
 
     Keys: status ("ok"), bytes_requested, bytes_copied, backends {name: {bytes, commands, retries}},
     fallback_reason(s) (when a fallback happened), elapsed_seconds, timings {open_seconds,
@@ -273,6 +291,8 @@ def copy(
     options.force = bool(force)
     options.sync = bool(sync)
     options.in_flight = _uint(in_flight, "in_flight", _UINT32_MAX)
+    if journal is not None:
+        options.journal = _path(journal, "journal")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable(bytes_done, bytes_total), got {type(progress).__name__}")
     return _run("copy", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress, _sources(sources))

@@ -103,6 +103,8 @@ class _PlanRequired(_JobFields):
 
 class PlanResult(_PlanRequired, total=False):
     fallback_reason: str
+    journal: str  # with journal=: the journal read
+    resumed_bytes: int  # with journal=: bytes already done (not planned again)
 
 class BackendUsage(TypedDict):
     bytes: int
@@ -143,6 +145,8 @@ class Report(_ReportRequired, total=False):
     mode: str
     planned_backend: str
     planned_commands: int
+    journal: str  # with journal=: the journal used
+    resumed_bytes: int  # with journal=: bytes done by earlier runs, not copied again
 
 class Error(Exception):
     message: str
@@ -166,6 +170,7 @@ def plan(
     *,
     backends: Sequence[Backend] | Backend | None = ...,
     sources: Sequence[_Path] | None = ...,
+    journal: _Path | None = ...,
     max_segments_per_command: int | None = ...,
     max_segment_blocks: int | None = ...,
     max_command_blocks: int | None = ...,
@@ -183,6 +188,7 @@ def copy(
     backends: Sequence[Backend] | Backend | None = ...,
     sync: bool = ...,
     sources: Sequence[_Path] | None = ...,
+    journal: _Path | None = ...,
     max_segments_per_command: int | None = ...,
     max_segment_blocks: int | None = ...,
     max_command_blocks: int | None = ...,

@@ -370,7 +370,11 @@ def test_copy_error_io(tmp_path, rng, backend):
     assert report["status"] == "error"
     assert report["error"]["errno"] == errno.EFBIG
     assert 0 <= report["bytes_copied"] <= 65536 < report["bytes_requested"]
-    assert dst.stat().st_size <= 65536
+    # A destination the copy created and wrote nothing known to is removed (issue 8.4).
+    if report["bytes_copied"] == 0:
+        assert not dst.exists()
+    else:
+        assert dst.stat().st_size <= 65536
 
 
 def test_error_classification_follows_bytes_written():

@@ -54,7 +54,7 @@ class spy_backend final : public detail::backend {
 
 }  // namespace
 
-TEST_CASE("discovery: open() only classifies; probe() asks every backend that can recognise the device") {
+TEST_CASE("discovery: open() only classifies, probe() asks every backend that can recognise the device") {
   spy_backend cfr("copy-file-range");
   file_pair f(8192);
   CHECK(cfr.probes == 0);

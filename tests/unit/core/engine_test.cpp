@@ -105,7 +105,7 @@ TEST_CASE("engine: the in-flight window is min(session queue depth, policy comma
   }
 }
 
-TEST_CASE("engine: a barrier batch waits for every earlier command; the rest overlap; result is memmove") {
+TEST_CASE("engine: a barrier batch waits for every earlier command, the rest overlap, result is memmove") {
   fake_backend fake;
   fake.cfg.limits = {0, 0, 2, true};  // pieces of 4 blocks become 2 commands each: barrier + follower
   fake.cfg.queue_depth = 8;

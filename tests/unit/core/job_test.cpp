@@ -35,27 +35,39 @@ bool exists(const std::string& p) { return std::filesystem::exists(p); }
 
 }  // namespace
 
-TEST_CASE("job: outcome and exit status: 0 done, 2 bad input and 3 offload impossible with nothing written, else 1") {
+TEST_CASE("job: outcome and exit status: 0 done, 2 no mode could, 3 only mode offload forbade it, else 1") {
   CHECK(classify(status(), 0) == outcome::done);
   CHECK(exit_status(outcome::done) == 0);
-  for (errc c : {errc::invalid_argument, errc::not_found, errc::out_of_range, errc::misaligned, errc::zero_length,
-                 errc::overlap, errc::block_size_mismatch, errc::read_only, errc::busy}) {
-    CAPTURE(to_string(c));
-    CHECK(classify(status(c, "x"), 0) == outcome::bad_input);
-    CHECK(exit_status(classify(status(c, "x"), 0)) == 2);
-    CHECK(classify(status(c, "x"), 512) == outcome::device_error);  // something was written
-    CHECK(exit_status(classify(status(c, "x"), 512)) == 1);
+  for (copy_mode m : {copy_mode::automatic, copy_mode::offload, copy_mode::fallback}) {
+    for (errc c : {errc::invalid_argument, errc::not_found, errc::out_of_range, errc::zero_length, errc::overlap,
+                   errc::read_only, errc::busy}) {
+      CAPTURE(to_string(c));
+      CHECK(classify(status(c, "x"), 0, m) == outcome::bad_input);
+      CHECK(exit_status(classify(status(c, "x"), 0, m)) == 2);
+      CHECK(classify(status(c, "x"), 512, m) == outcome::device_error);  // something was written
+      CHECK(exit_status(classify(status(c, "x"), 512, m)) == 1);
+    }
+    // What a fallback could do: exit 3 only when mode offload forbade the fallback, else 2 (a
+    // backend list that cannot serve the pair in auto mode is bad input, never "offload impossible").
+    for (errc c : {errc::not_supported, errc::misaligned, errc::block_size_mismatch}) {
+      CAPTURE(to_string(c));
+      CHECK(classify(status(c, "x"), 0, m) ==
+            (m == copy_mode::offload ? outcome::offload_impossible : outcome::bad_input));
+      CHECK(classify(status(c, "x"), 1, m) == outcome::device_error);
+    }
+    for (errc c :
+         {errc::size_limit_exceeded, errc::io_error, errc::device_error, errc::verify_mismatch, errc::internal}) {
+      CAPTURE(to_string(c));
+      CHECK(classify(status(c, "x"), 0, m) == outcome::device_error);
+      CHECK(exit_status(classify(status(c, "x"), 0, m)) == 1);
+    }
+    CHECK(classify(status(errc::cancelled, "x"), 0, m) == outcome::cancelled);
   }
+  // Without a mode: as mode offload (the only mode that reports those codes with nothing written).
   CHECK(classify(status(errc::not_supported, "x"), 0) == outcome::offload_impossible);
+  CHECK(classify(status(errc::block_size_mismatch, "x"), 0) == outcome::offload_impossible);
+  CHECK(classify(status(errc::out_of_range, "x"), 0) == outcome::bad_input);
   CHECK(exit_status(outcome::offload_impossible) == 3);
-  CHECK(classify(status(errc::not_supported, "x"), 1) == outcome::device_error);
-  for (errc c :
-       {errc::size_limit_exceeded, errc::io_error, errc::device_error, errc::verify_mismatch, errc::internal}) {
-    CAPTURE(to_string(c));
-    CHECK(classify(status(c, "x"), 0) == outcome::device_error);
-    CHECK(exit_status(classify(status(c, "x"), 0)) == 1);
-  }
-  CHECK(classify(status(errc::cancelled, "x"), 0) == outcome::cancelled);
   CHECK(exit_status(outcome::cancelled) == 1);
   CHECK(std::string(to_string(outcome::offload_impossible)) == "offload-impossible");
   CHECK(std::string(to_string(operation::plan)) == "plan");
@@ -164,7 +176,7 @@ TEST_CASE("job: plan never creates, opens for writing or changes the destination
   CHECK(core_test::read_file(f.dst_path) == f.dst_data);
 }
 
-TEST_CASE("job: a refused copy removes the destination it created; one that ran keeps it") {
+TEST_CASE("job: a refused copy removes the destination it created, one that ran keeps it") {
   file_pair f(64 * 1024);
   std::string missing = f.dir.file("new.bin");
   job j = copy_job(f, {{0, 0, 0}});
@@ -248,7 +260,7 @@ TEST_CASE("job: cancellation and a throwing progress callback stop the copy, nev
   CHECK(r.bytes_copied() > 0);
 }
 
-TEST_CASE("job: devices the caller opened are used as they are; probe reports every backend's answer") {
+TEST_CASE("job: devices the caller opened are used as they are, probe reports every backend's answer") {
   file_pair f(64 * 1024);
   job j;
   j.op = operation::copy;

@@ -71,7 +71,7 @@ TEST_CASE("report JSON: success with a fallback") {
   CHECK_FALSE(j.contains("first_mismatch_offset"));
 }
 
-TEST_CASE("report JSON: an error keeps its code, errno and device detail; unused backends are absent") {
+TEST_CASE("report JSON: an error keeps its code, errno and device detail, unused backends are absent") {
   report r;
   r.bytes_requested = 8192;
   r.bytes_copied = 1536;

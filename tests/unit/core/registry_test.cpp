@@ -42,7 +42,7 @@ TEST_CASE("registry: rows in order of preference, roles, lookups") {
   CHECK(discovers("copy-file-range", device_kind::regular_file));
 }
 
-TEST_CASE("registry: a policy names backends; an unknown name is invalid input listing the known ones") {
+TEST_CASE("registry: a policy names backends, an unknown name is invalid input listing the known ones") {
   core_test::file_pair f(4096);
   policy pol;
   pol.backends = {"buffered", "teleport"};

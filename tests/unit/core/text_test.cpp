@@ -18,7 +18,7 @@ namespace {
 const std::string fffd = "\xEF\xBF\xBD";
 }
 
-TEST_CASE("valid_utf8: well-formed text is unchanged; every ill-formed byte becomes U+FFFD") {
+TEST_CASE("valid_utf8: well-formed text is unchanged, every ill-formed byte becomes U+FFFD") {
   CHECK(valid_utf8("plain /dev/nvme0n1") == "plain /dev/nvme0n1");
   CHECK(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
   CHECK(valid_utf8(std::string("a\0b", 3)) == std::string("a\0b", 3));

@@ -270,7 +270,7 @@ ssize_t counting_cfr(int fd_in, off_t* off_in, int fd_out, off_t* off_out, size_
 }
 }  // namespace
 
-TEST_CASE("copy_file_range: a move by at least 1 MiB runs in pieces of the shift; a smaller one is refused") {
+TEST_CASE("copy_file_range: a move by at least 1 MiB runs in pieces of the shift, a smaller one is refused") {
   std::mt19937_64 rng(21);
   for (bool up : {true, false}) {
     CAPTURE(up);

@@ -277,7 +277,7 @@ TEST_CASE("8-byte PI, Type 1, above 2^32 blocks: tags are the LBA's low 32 bits,
   CHECK_MESSAGE(c.status == st_invalid_pi, describe(c));
 }
 
-TEST_CASE("16-byte PI, Type 2: any 48-bit tag in format 1h; a wrong one fails the per-block check (0x284)") {
+TEST_CASE("16-byte PI, Type 2: any 48-bit tag in format 1h, a wrong one fails the per-block check (0x284)") {
   auto ns = open_ns("OFFCOPY_PI16_T2");
   REQUIRE(ns->pi_type == 2);
   REQUIRE(ns->pif == 2);

@@ -17,7 +17,7 @@ using namespace offcopy::nvme;
 using offcopy::testing::nvme_model;
 using offcopy::testing::nvme_model_config;
 
-TEST_CASE("CDFE lives in bytes 5:4, little endian; bit n enables format nh") {
+TEST_CASE("CDFE lives in bytes 5:4, little endian, bit n enables format nh") {
   std::array<std::uint8_t, 512> hbs{};
   hbs[2] = 1;     // LBAFEE, as Linux leaves it
   hbs[4] = 0x0c;  // formats 2h and 3h
@@ -47,7 +47,7 @@ TEST_CASE("Get/Set Features 16h: opcodes, FID, current value, not saved, 512 byt
   CHECK(s.data_bytes == 512);
 }
 
-TEST_CASE("enable_cdfe: read-modify-write keeps every other byte; nothing sent when already enabled") {
+TEST_CASE("enable_cdfe: read-modify-write keeps every other byte, nothing sent when already enabled") {
   nvme_model m(nvme_model_config{});
   auto& hbs = m.host_behavior();
   for (std::size_t i = 0; i < hbs.size(); ++i) hbs[i] = static_cast<std::uint8_t>(i * 13 + 5);

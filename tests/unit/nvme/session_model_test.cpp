@@ -61,7 +61,7 @@ TEST_CASE("gather: scattered sources land back to back in one Copy") {
   CHECK(m.read_blocks(1008, 4) == pattern(4 * 512, 2));
 }
 
-TEST_CASE("segments are namespace LBAs, sent as they are; PI regenerates with ILBRT = SDLBA") {
+TEST_CASE("segments are namespace LBAs, sent as they are, PI regenerates with ILBRT = SDLBA") {
   // Partitions are resolved to their namespace before the backend sees them (src/core/resolve.hpp):
   // a plan's blocks are namespace-absolute.
   nvme_model m(nvme_model_config{});
@@ -81,7 +81,7 @@ TEST_CASE("segments are namespace LBAs, sent as they are; PI regenerates with IL
   CHECK(f.ilbrt == 4116);
 }
 
-TEST_CASE("segments longer than 65536 blocks become several ranges; over 256 ranges is a size limit") {
+TEST_CASE("segments longer than 65536 blocks become several ranges, over 256 ranges is a size limit") {
   nvme_model_config cfg;
   cfg.blocks = 1 << 20;
   cfg.enforce_limits = false;
@@ -177,7 +177,7 @@ TEST_CASE("a DW0 past the range count claims no progress") {
   CHECK(out[0].blocks_done == 0);
 }
 
-TEST_CASE("out-of-order completions are matched by tag; finish() flushes the namespace") {
+TEST_CASE("out-of-order completions are matched by tag, finish() flushes the namespace") {
   nvme_model m(nvme_model_config{});
   copy_session s(m.make_transport(8, /*reverse_completion=*/true), session_params{});
   CHECK(s.queue_depth() == 8);

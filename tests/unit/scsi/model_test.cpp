@@ -379,7 +379,7 @@ TEST_CASE("model: a token that represents fewer blocks than asked: write what it
   }
 }
 
-TEST_CASE("model: transfer counts in MiB units; a count in reserved units is not taken as blocks") {
+TEST_CASE("model: transfer counts in MiB units, a count in reserved units is not taken as blocks") {
   {
     auto c = token_only();
     c.populate_max_blocks = 2048;  // 1 MiB per token
@@ -435,7 +435,7 @@ TEST_CASE("model: expired token is populated again and the rest written") {
   CHECK(r.same(0, 8 * MiB, MiB));
 }
 
-TEST_CASE("model: IMMED token copy polls RRTI until done; zero ROD token writes zeros") {
+TEST_CASE("model: IMMED token copy polls RRTI until done, zero ROD token writes zeros") {
   // Every "in progress" status keeps the poll going: 10h (unknown), 11h (foreground), 12h
   // (background) — SPC-4, FreeBSD CTL RCS_CCS_INPROG_FGBG/FG/BG.
   for (const std::uint8_t running : {std::uint8_t{0x10}, std::uint8_t{0x11}, std::uint8_t{0x12}}) {

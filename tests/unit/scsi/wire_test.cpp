@@ -355,7 +355,7 @@ TEST_CASE("copy operation status codes: SPC-4 values as FreeBSD CTL and QNAP's L
   CHECK(r->in_progress());
 }
 
-TEST_CASE("transfer count units: bytes, 2^10n bytes and logical blocks, rounded down; reserved codes unusable") {
+TEST_CASE("transfer count units: bytes, 2^10n bytes and logical blocks, rounded down, reserved codes unusable") {
   // Codes as FreeBSD CTL scsi_all.h RCS_TC_BYTES..RCS_TC_EBYTES (00h-06h) and RCS_TC_LBAS (F1h).
   CHECK(transfer_count_blocks(0x00, 1023, 512) == 1u);        // bytes: 1023 B is one whole block
   CHECK(transfer_count_blocks(0x00, 1024, 512) == 2u);

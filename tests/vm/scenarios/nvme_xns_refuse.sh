@@ -23,12 +23,12 @@ a=$NVME0N1
 # REASON) and leaves the destination's first MiB zero; --mode auto copies it through the fallback
 # with REASON as fallback_reason.
 refused() {
-    local src=$1 dst=$2 why=$3 offload_why=${4:-$3} want=3
-    # Different logical block sizes are refused by the planner before any backend is asked, with
-    # exit 2 (DESIGN §5 says 3 for "block sizes that differ": reported to the core's owner).
-    [[ $offload_why == *"equal logical block sizes"* ]] && want=2
+    local src=$1 dst=$2 why=$3 offload_why=${4:-$3}
+    # Every refusal here is one only --mode offload makes (a fallback copies it): exit 3, also for
+    # different logical block sizes, which the planner refuses before any backend is asked (8.6).
     run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:0:1M --mode offload --json
-    expect_eq "$rc" "$want" "$src → $dst --mode offload: exit status"
+    expect_eq "$rc" 3 "$src → $dst --mode offload: exit status"
+    expect_eq "$(json_get "$(report_json)" outcome)" offload-impossible "$src → $dst --mode offload: outcome"
     [[ $(json_get "$(report_json)" error.message) == *"$offload_why"* ]] || fail "error message does not say: $offload_why"
     expect_data "zero $dst 0 1M nothing written"
     run_rc rc "$OFFCOPY_BIN" copy "$src" "$dst" 0:0:1M --verify --json

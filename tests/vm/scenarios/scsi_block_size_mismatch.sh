@@ -43,7 +43,8 @@ expect_eq "$(sum_direct "$LUN1_SD" 4M 4M)" "$(sum_random 4M seed-mismatch)" "fal
 note "512 → 4096, --mode offload: refused, nothing written"
 before=$(sum_direct "$LUN1_SD" 16M 4M)
 run_rc rc "$OFFCOPY_BIN" copy "$LUN0_SD" "$LUN1_SD" 0:16M:4M --mode offload --json
-[[ $rc == 2 || $rc == 3 ]] || fail "--mode offload exited $rc (want 2 or 3)"
+expect_eq "$rc" 3 "--mode offload exit status (only the mode forbids the fallback)"
+expect_eq "$(json_get "$(report_json)" outcome)" offload-impossible "--mode offload outcome"
 expect_eq "$(sum_direct "$LUN1_SD" 16M 4M)" "$before" "nothing written"
 
 note "4096 → 4096: XCOPY"

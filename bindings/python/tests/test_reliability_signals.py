@@ -1,0 +1,122 @@
+"""Issue 8, signals and limits (class 8.4) through the Python module: Ctrl-C (KeyboardInterrupt)
+and an exception raised by a progress callback stop a copy within 0.1 s, also inside one long
+command, with the bytes done known (the exception's `offcopy_report`); the callback runs on the
+calling thread; a file size limit is a CopyError (EFBIG) even with SIGXFSZ at its default action.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import offcopy
+
+MiB = 1 << 20
+STOP_LIMIT_S = 0.1
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "src"
+    with open(path, "wb") as f:
+        for _ in range(48):
+            f.write(os.urandom(16 * MiB))  # 768 MiB of data (no holes to skip)
+    return path
+
+
+def _copy_until_interrupted(src, dst, backend, send):
+    """Copies with one backend and calls send() from another thread once bytes moved; returns
+    (exception, seconds from send() to the exception reaching the caller)."""
+    sent = []
+
+    def sender():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if dst.exists() and dst.stat().st_size > 32 * MiB:
+                break
+            time.sleep(0.001)
+        sent.append(time.monotonic())
+        send()
+
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        offcopy.copy(src, dst, mode="fallback", backends=[backend], sync=False)
+    except BaseException as e:  # KeyboardInterrupt is not an Exception
+        caught = (e, time.monotonic())
+    else:
+        caught = (None, time.monotonic())
+    t.join()
+    return caught[0], caught[1] - sent[0]
+
+
+@pytest.mark.parametrize("backend", ["buffered", "copy-file-range"])
+def test_keyboard_interrupt_stops_a_copy_within_0_1_s(tmp_path, big_source, backend):
+    dst = tmp_path / "dst"
+    exc, dt = _copy_until_interrupted(big_source, dst, backend, lambda: os.kill(os.getpid(), signal.SIGINT))
+    assert isinstance(exc, KeyboardInterrupt), f"got {exc!r}"
+    assert dt < STOP_LIMIT_S, f"stopped {dt:.3f} s after Ctrl-C"
+    report = exc.offcopy_report
+    assert report["outcome"] == "cancelled" and report["error"]["code"] == "cancelled"
+    done = report["bytes_copied"]
+    assert 0 < done < big_source.stat().st_size
+    assert sum(u["bytes"] for u in report["backends"].values()) == done
+    print(f"{backend}: KeyboardInterrupt {dt * 1000:.1f} ms after the signal, {done} bytes done")
+
+
+def test_a_raising_progress_callback_stops_a_long_command_within_0_1_s(tmp_path, big_source):
+    dst = tmp_path / "dst"
+    threads = set()
+    raised_at = []
+
+    class Stop(Exception):
+        pass
+
+    def progress(done, total):
+        threads.add(threading.get_ident())
+        if done >= 64 * MiB and not raised_at:
+            raised_at.append(time.monotonic())
+            raise Stop("enough")
+
+    with pytest.raises(Stop) as e:
+        offcopy.copy(big_source, dst, mode="fallback", backends=["buffered"], progress=progress, sync=False)
+    dt = time.monotonic() - raised_at[0]
+    assert threads == {threading.get_ident()}, "the callback ran on another thread"
+    assert dt < STOP_LIMIT_S, f"stopped {dt:.3f} s after the callback raised"
+    report = e.value.offcopy_report
+    assert report["outcome"] == "cancelled" and 64 * MiB <= report["bytes_copied"] < big_source.stat().st_size
+    assert any("offcopy: the copy stopped after" in n for n in getattr(e.value, "__notes__", []))
+
+
+_FSIZE_DEFAULT_SIGXFSZ = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    import offcopy
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # the library must not rely on the caller ignoring it
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    try:
+        offcopy.copy(sys.argv[1], sys.argv[2], backends=[sys.argv[3]], mode="fallback")
+    except offcopy.CopyError as e:
+        print(json.dumps({"code": e.code, "errno": e.errno, "bytes": e.bytes_copied}))
+    print("alive")
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["copy-file-range", "buffered"])
+def test_file_size_limit_with_default_sigxfsz_is_a_copy_error(tmp_path, backend):
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(4 * MiB))
+    p = subprocess.run([sys.executable, "-c", _FSIZE_DEFAULT_SIGXFSZ, str(src), str(tmp_path / "dst"), backend],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"the interpreter died: {p.returncode} {p.stderr}"
+    lines = p.stdout.splitlines()
+    assert lines[-1] == "alive"
+    got = json.loads(lines[0])
+    assert got["code"] == "io-error" and got["errno"] == 27 and got["bytes"] <= 1 * MiB
