@@ -306,6 +306,10 @@ def several_sources():
         expect_bad_input(rc, out, err, "extents 1 and 2", "both write destination bytes [4096, 8192)")
         rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:4K", "1@60K:4K:8K")
         expect_bad_input(rc, out, err, "extent 2: source 1", "past the end of")
+        journal = os.path.join(d, "j")
+        rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:4K", "1@0:4K:4K", "--journal", journal)
+        expect_bad_input(rc, out, err, "--journal with several sources")
+        check(not os.path.exists(journal), "a refused journal was created")
         f.untouched()
 
 
