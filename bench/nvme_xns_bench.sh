@@ -4,7 +4,7 @@
 # and the ratios docs/benchmarks.md quotes (medians of OFFCOPY_BENCH_RUNS runs, default 3):
 #   256 MiB namespace → namespace: dd O_DIRECT / offload-copy offloaded and our fallback / offloaded
 #   (wall), guest CPU of each;
-#   4,096 x 4 KiB gathered from two namespaces: nvme-cli io-passthru (32 calls) / offload-copy (2 runs).
+#   4,096 x 4 KiB gathered from two namespaces: nvme-cli io-passthru (32 calls) / offload-copy (1 run, --source).
 # OFFCOPY_BENCH_PARTS=copy256,gather selects parts. Emulated devices on TCG: ratios only.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +42,6 @@ g, n = med("gather_offcopy_r", "wall"), med("gather_nvme_r", "wall")
 if g and n:
     gc, nc = med("gather_offcopy_r", "cpu"), med("gather_nvme_r", "cpu")
     print("RATIO gather wall: nvme-cli/offcopy=%.2f; guest CPU: nvme-cli/offcopy=%.2f (offcopy %.2fs %.3fs CPU in "
-          "%d commands, 2 runs; nvme-cli io-passthru %.2fs %.3fs CPU in 32 calls)" % (
+          "%d commands, 1 run; nvme-cli io-passthru %.2fs %.3fs CPU in 32 calls)" % (
               n / g, nc / gc, g, gc, r.get("gather_offcopy_commands", {}).get("n", 0), n, nc))
 '

@@ -41,7 +41,7 @@ using namespace offcopy;
 
 namespace {
 
-using extent_tuple = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
+using extent_tuple = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, std::uint32_t>;  // src, dst, length, source
 
 // Looked up per call (a sys.modules hit): a static py::object would outlive the interpreter.
 py::object json_to_py(const std::string& text) { return py::module_::import("json").attr("loads")(text); }
@@ -152,15 +152,18 @@ job_result run_copy(job& j, const py::object& callback) {
   return std::move(*result);
 }
 
-/// run(operation, src, dst, extents, options, progress) -> (dict, outcome name).
-/// Paths are bytes or str (bytes keep file names that are not UTF-8).
+/// run(operation, src, dst, extents, options, progress, sources) -> (dict, outcome name).
+/// Paths are bytes or str (bytes keep file names that are not UTF-8). extents: (src_offset,
+/// dst_offset, length, source) with source 0 = src, k = sources[k - 1].
 py::tuple py_run(const std::string& op, const std::string& src, const std::string& dst,
-                 const std::vector<extent_tuple>& extents, const job_options& options, py::object progress_cb) {
+                 const std::vector<extent_tuple>& extents, const job_options& options, py::object progress_cb,
+                 const std::vector<std::string>& sources) {
   job j;
   j.op = operation_of(op);
   j.source = src;
   j.destination = dst;
-  for (const auto& [s, d, n] : extents) j.extents.push_back({s, d, n});
+  j.sources = sources;
+  for (const auto& [s, d, n, k] : extents) j.extents.push_back({s, d, n, k});
   j.options = options;
   std::optional<job_result> r;
   if (j.op == operation::copy) {
@@ -199,7 +202,7 @@ PYBIND11_MODULE(_offcopy, m) {
           [](job_options& o, const std::string& v) { o.journal = v; });
 
   m.def("run", &py_run, py::arg("operation"), py::arg("src"), py::arg("dst"), py::arg("extents"), py::arg("options"),
-        py::arg("progress"));
+        py::arg("progress"), py::arg("sources") = std::vector<std::string>{});
   m.def(
       "classify",
       [](const std::string& code, std::uint64_t bytes_written, const std::string& mode) {

@@ -96,6 +96,11 @@ struct job {
   std::shared_ptr<device> destination_device;
   std::vector<extent> extents;  ///< none: the whole source to offset 0 of the destination
   job_options options;
+  /// More sources (plan/copy), read-only: extent::source k reads sources[k - 1] (a device the
+  /// caller opened in source_devices[k - 1] is used instead when set). With any, extents are
+  /// required (docs/architecture.md §4b).
+  std::vector<std::string> sources;
+  std::vector<std::shared_ptr<device>> source_devices;
 };
 
 /// What a job did. Thread safety: a plain value.

@@ -88,6 +88,17 @@ OFFCOPY_API void offcopy_job_free(offcopy_job* job);
  * destination. No extents: the whole source to offset 0. Checked when the job runs. */
 OFFCOPY_API int offcopy_job_add_extent(offcopy_job* job, uint64_t src_offset, uint64_t dst_offset, uint64_t length);
 
+/* Adds another source (plan/copy), read-only; the first one added is source 1, the next 2, ...
+ * (the job's own source is 0). OFFCOPY_E_INVALID_ARGUMENT for a NULL job or path. */
+OFFCOPY_API int offcopy_job_add_source(offcopy_job* job, const char* path);
+
+/* Adds an extent reading source `source` (0: the job's source, k: the k-th added with
+ * offcopy_job_add_source). With several sources every extent says which one it reads, and NVMe
+ * namespaces of the destination's controller are gathered into one Copy per destination run
+ * (docs/c-api.md). Checked when the job runs. */
+OFFCOPY_API int offcopy_job_add_extent_from(offcopy_job* job, uint32_t source, uint64_t src_offset,
+                                            uint64_t dst_offset, uint64_t length);
+
 /* Sets an option, by the CLI's long option name without the dashes, value as a string:
  *   "mode" auto|offload|fallback;  "backend" a backend name, appended to the order ("" clears it);
  *   "submit" auto|sync|async;  "journal" a file making the copy resumable (docs/reliability.md);

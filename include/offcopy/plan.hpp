@@ -18,6 +18,8 @@ struct plan_segment {
   std::uint64_t src_block = 0;
   std::uint64_t dst_block = 0;
   std::uint64_t blocks = 0;
+  /// A gathering part's segments: which of plan_part::gathered it reads (0 otherwise).
+  std::uint32_t source = 0;
   [[nodiscard]] bool operator==(const plan_segment&) const = default;
 };
 
@@ -66,8 +68,18 @@ struct plan_part {
   std::vector<backend_choice> considered;
   std::string fallback_reason;
   /// The request's bytes it carries, in the endpoints' own offsets, neighbours merged (empty
-  /// when the plan has one part: all of them).
+  /// when the plan has one part: all of them). Their `source` names the request's source.
   std::vector<extent> ranges;
+  /// The request's source it reads (0 = request::source, k = request::sources[k - 1]); a
+  /// gathering part: the first of gathered_sources.
+  std::uint32_t source = 0;
+  /// A gathering part (NVMe Copy format 2h/3h, one command reading several namespaces of one
+  /// controller): the source media its segments read (plan_segment::source indexes it), and of
+  /// each the request's source. Empty for every other part.
+  std::vector<std::string> gathered;
+  std::vector<std::uint32_t> gathered_sources;
+  /// Of a gathering part: each gathered medium's MSSRL (max blocks per range), in `gathered` order.
+  std::vector<std::uint32_t> gathered_segment_blocks;
   /// When the request moves as a whole (one piece on each side: a plain device, a file, a
   /// partition, a one-target dm device): where its bytes sit on the doors, door offset = the
   /// endpoint's offset + shift (a partition's start). 0 for a part cut from several pieces.

@@ -37,6 +37,8 @@ struct OFFCOPY_API report {
   bool verified = false;                    ///< verify ran and matched
   bool verify_skipped = false;              ///< verify was asked for but cannot run (overlapping move)
   std::int64_t first_mismatch_offset = -1;  ///< destination byte offset, when verify failed
+  /// Source media read by gathering commands (one NVMe Copy naming several namespaces), each once.
+  std::vector<std::string> gathered_sources;
 
   /// The usage of backend `name` (added, zero, when not used yet).
   [[nodiscard]] backend_usage& of(std::string_view name);

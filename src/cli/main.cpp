@@ -86,6 +86,7 @@ void print_error(const std::string& line) { (void)write_all(STDERR_FILENO, "offl
 /// What the command line says, before the library sees it.
 struct cli_args {
   std::string src, dst;
+  std::vector<std::string> sources;  ///< --source, numbered from 1 in extents (K@...)
   std::vector<std::string> extents;
   std::string extents_file;
   std::string mode = "auto";
@@ -199,6 +200,7 @@ int plan_or_copy(cli_args a, operation op, bool json) {
   j.op = op;
   j.source = a.src;
   j.destination = a.dst;
+  j.sources = a.sources;
   if (auto s = fill_job(a, j); !s.ok()) return finish(job_result::failed(op, std::move(s)), a.json, 0);
   progress_bar bar;
   if (op == operation::copy) {
@@ -219,8 +221,12 @@ void add_copy_options(CLI::App* cmd, cli_args& a) {
   cmd->add_option("SRC", a.src, "source file or device")->required();
   cmd->add_option("DST", a.dst, "destination file or device")->required();
   cmd->add_option("EXTENT", a.extents,
-                  "SRC_OFFSET:DST_OFFSET:LENGTH in bytes; suffixes K M G T (1024^n), s (512-byte sectors). "
-                  "None: the whole source to offset 0");
+                  "[SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH in bytes; suffixes K M G T (1024^n), s (512-byte sectors). "
+                  "SOURCE: 0 (default) = SRC, k = the k-th --source. None: the whole source to offset 0");
+  cmd->add_option("--source", a.sources,
+                  "another source device or file (repeatable; extents name the k-th as k@...): NVMe namespaces of "
+                  "the destination's controller are gathered into one Copy per destination run")
+      ->allow_extra_args(false);  // one value per --source: what follows is an EXTENT
   cmd->add_option("--extents-file", a.extents_file, "read extents, one per line ('-' = stdin)");
   cmd->add_option("--mode", a.mode, "auto (offload, else fall back), offload (fail rather than fall back), fallback")
       ->capture_default_str();

@@ -59,18 +59,30 @@ result<std::uint64_t> parse_size(std::string_view text) {
 }
 
 result<extent> parse_extent(std::string_view text) {
+  // "K@SRC:DST:LEN": K names the source (0 the positional SRC, k the k-th --source).
+  std::uint32_t source = 0;
+  const std::string_view whole = text;
+  if (auto at = text.find('@'); at != std::string_view::npos) {
+    const std::string_view k = text.substr(0, at);
+    auto [ptr, ec] = std::from_chars(k.data(), k.data() + k.size(), source, 10);
+    if (k.empty() || ec != std::errc() || ptr != k.data() + k.size())
+      return status(errc::invalid_argument,
+                    fmt::format("extent '{}': expected SOURCE@SRC_OFFSET:DST_OFFSET:LENGTH, SOURCE a number from 0",
+                                quoted(whole)));
+    text.remove_prefix(at + 1);
+  }
   auto c1 = text.find(':');
   auto c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
   if (c1 == std::string_view::npos || c2 == std::string_view::npos || text.find(':', c2 + 1) != std::string_view::npos)
     return status(errc::invalid_argument,
-                  fmt::format("extent '{}': expected SRC_OFFSET:DST_OFFSET:LENGTH", quoted(text)));
+                  fmt::format("extent '{}': expected [SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH", quoted(whole)));
   auto a = parse_size(text.substr(0, c1));
   if (!a.ok()) return std::move(a).error().prefix("extent");
   auto b = parse_size(text.substr(c1 + 1, c2 - c1 - 1));
   if (!b.ok()) return std::move(b).error().prefix("extent");
   auto c = parse_size(text.substr(c2 + 1));
   if (!c.ok()) return std::move(c).error().prefix("extent");
-  return extent{a.value(), b.value(), c.value()};
+  return extent{a.value(), b.value(), c.value(), source};
 }
 
 namespace {

@@ -18,7 +18,8 @@ namespace offcopy::cli {
 /// Errors: invalid_argument for empty, negative, malformed, unknown suffix or overflow.
 [[nodiscard]] result<std::uint64_t> parse_size(std::string_view text);
 
-/// "SRC_OFFSET:DST_OFFSET:LENGTH", each a size.
+/// "[SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH", each a size; SOURCE (extent::source, default 0) a
+/// decimal number: 0 the positional source, k the k-th --source.
 [[nodiscard]] result<extent> parse_extent(std::string_view text);
 
 /// One extent per line; blank lines and lines starting with '#' are skipped.

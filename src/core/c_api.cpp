@@ -149,6 +149,29 @@ int offcopy_job_add_extent(offcopy_job* job, uint64_t src_offset, uint64_t dst_o
   }
 }
 
+int offcopy_job_add_source(offcopy_job* job, const char* path) {
+  if (job == nullptr || path == nullptr) return OFFCOPY_E_INVALID_ARGUMENT;
+  try {
+    job->job.sources.emplace_back(path);
+    job->error.clear();
+    return OFFCOPY_OK;
+  } catch (...) {
+    return OFFCOPY_E_INTERNAL;
+  }
+}
+
+int offcopy_job_add_extent_from(offcopy_job* job, uint32_t source, uint64_t src_offset, uint64_t dst_offset,
+                                uint64_t length) {
+  if (job == nullptr) return OFFCOPY_E_INVALID_ARGUMENT;
+  try {
+    job->job.extents.push_back({src_offset, dst_offset, length, source});
+    job->error.clear();
+    return OFFCOPY_OK;
+  } catch (...) {
+    return OFFCOPY_E_INTERNAL;
+  }
+}
+
 int offcopy_job_set(offcopy_job* job, const char* name, const char* value) {
   if (job == nullptr) return OFFCOPY_E_INVALID_ARGUMENT;
   try {

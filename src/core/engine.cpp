@@ -56,7 +56,7 @@ work drop_prefix(std::vector<plan_segment>& segs, work w, std::uint64_t done) {
     }
     // Partial segment: replace the run by a fresh copy with the first one trimmed.
     std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
-    segs.push_back({s.src_block + done, s.dst_block + done, s.blocks - done});
+    segs.push_back({s.src_block + done, s.dst_block + done, s.blocks - done, s.source});
     for (std::uint32_t i = 1; i < w.count; ++i) segs.push_back(segs[w.first + i]);
     return {nf, w.count, w.barrier, w.order};
   }
@@ -68,7 +68,7 @@ work drop_suffix(std::vector<plan_segment>& segs, work w, std::uint64_t done) {
   if (done == 0 || w.count != 1) return w;
   plan_segment s = segs[w.first];
   std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
-  segs.push_back({s.src_block, s.dst_block, s.blocks - std::min(done, s.blocks)});
+  segs.push_back({s.src_block, s.dst_block, s.blocks - std::min(done, s.blocks), s.source});
   return {nf, 1, w.barrier, w.order};
 }
 
@@ -84,8 +84,8 @@ bool split(std::vector<plan_segment>& segs, const work& w, work& a, work& b) {
   if (s.blocks < 2) return false;
   std::uint64_t h = s.blocks / 2;
   std::uint32_t nf = static_cast<std::uint32_t>(segs.size());
-  segs.push_back({s.src_block, s.dst_block, h});
-  segs.push_back({s.src_block + h, s.dst_block + h, s.blocks - h});
+  segs.push_back({s.src_block, s.dst_block, h, s.source});
+  segs.push_back({s.src_block + h, s.dst_block + h, s.blocks - h, s.source});
   a = {nf, 1, w.barrier};
   b = {nf + 1, 1, false};
   return true;
@@ -191,9 +191,17 @@ struct run_context {
 /// part at a time).
 class runner {
  public:
+  /// `gather`: a gathering part's source doors (plan_segment::source indexes them); empty otherwise.
   runner(const request& req, const plan& p, const policy& pol, report& rep, run_context& ctx,
-         completion_observer* observer)
-      : req_(req), plan_(p), pol_(pol), rep_(rep), observer_(observer), segs_(p.segments), ctx_(ctx) {
+         completion_observer* observer, std::vector<device_state*> gather = {})
+      : req_(req),
+        plan_(p),
+        pol_(pol),
+        rep_(rep),
+        observer_(observer),
+        segs_(p.segments),
+        ctx_(ctx),
+        gather_(std::move(gather)) {
     for (const auto& b : p.batches) queue_.push_back({b.first_segment, b.segment_count, b.barrier, b.order});
     delta_ = static_cast<std::int64_t>(req.destination->caps().identity_offset_bytes) -
              static_cast<std::int64_t>(req.source->caps().identity_offset_bytes);
@@ -210,7 +218,8 @@ class runner {
       rep_.result = status(errc::invalid_argument, fmt::format("plan names an unknown backend '{}'", kind));
       return;
     }
-    if (auto s = open_session(*planned, src, dst); s.ok()) {
+    auto opened = gather_.empty() ? open_session(*planned, src, dst) : open_gather_session(*planned, dst);
+    if (auto& s = opened; s.ok()) {
       session = std::move(s).value();
     } else if (offload && s.error().code() == errc::not_supported && pol_.mode == copy_mode::automatic) {
       rep_.fallback_reasons.push_back(fmt::format("{}: {}", kind, s.error().message()));
@@ -223,7 +232,11 @@ class runner {
       return;
     }
     if (session) {
-      if (offload) timed_flush([&] { flush_before(src, dst); });
+      if (offload) timed_flush([&] {
+          flush_before(src, dst);
+          for (device_state* g : gather_)
+            if (g != &src) flush_before(*g, dst);
+        });
       if (!drive(*session, kind, offload)) {
         // Even a failed offload may have written blocks (bytes_copied says which): the destination's
         // cached pages over them are stale all the same (DESIGN §1 coherence). The session goes
@@ -242,8 +255,21 @@ class runner {
       if (!rep_.result.ok()) return;
       if (queue_.empty()) return;
     }
-    // Fallback for what is left.
-    fall_back(src, dst);
+    // Fallback for what is left: a gathering part's rest source by source.
+    if (gather_.empty()) {
+      fall_back(src, dst);
+      return;
+    }
+    std::deque<work> rest;
+    rest.swap(queue_);
+    for (std::uint32_t g = 0; g < gather_.size(); ++g) {
+      for (const work& w : rest)
+        for (std::uint32_t i = 0; i < w.count; ++i)
+          if (segs_[w.first + i].source == g) queue_.push_back({w.first + i, 1, false});
+      if (queue_.empty()) continue;
+      fall_back(*gather_[g], dst);
+      if (!rep_.result.ok()) return;
+    }
   }
 
   /// Seconds spent flushing caches and syncing (the rest of the run is copying).
@@ -262,6 +288,18 @@ class runner {
   result<std::unique_ptr<copy_session>> open_session(backend& b, device_state& src, device_state& dst) {
     std::scoped_lock lock(src.mu, dst.mu);
     return b.open_session(src, dst, pol_);
+  }
+
+  /// The same for a gathering part: every source door's state held too (each once).
+  result<std::unique_ptr<copy_session>> open_gather_session(backend& b, device_state& dst) {
+    std::vector<std::unique_lock<std::recursive_mutex>> locks;
+    std::vector<device_state*> held;
+    for (device_state* d : gather_)
+      if (std::find(held.begin(), held.end(), d) == held.end()) held.push_back(d);
+    if (std::find(held.begin(), held.end(), &dst) == held.end()) held.push_back(&dst);
+    std::sort(held.begin(), held.end());  // one global order: no deadlock with another thread's
+    for (device_state* d : held) locks.emplace_back(d->mu);
+    return b.open_gather_session(gather_, dst, pol_);
   }
 
   /// Runs the queue on one session. False when the copy must stop (rep_.result set).
@@ -527,6 +565,7 @@ class runner {
   double flush_seconds_ = 0;
   status callback_error_;
   std::int64_t delta_ = 0;  ///< destination minus source start on a shared medium (partitions)
+  std::vector<device_state*> gather_;
 };
 
 }  // namespace
@@ -728,9 +767,14 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
     flush_seconds = r.flush_seconds();
   } else {
     // The devices must still be what the plan was made on: nothing is written otherwise.
-    resolved_side sides[2];
-    for (int k = 0; k < 2; ++k) {
-      sides[k].self = k == 0 ? req.source : req.destination;
+    // sides: [0] the source, [1] the destination, [2..] the request's further sources.
+    std::vector<resolved_side> sides(2 + req.sources.size());
+    for (std::size_t k = 0; k < sides.size(); ++k) {
+      sides[k].self = k == 0 ? req.source : k == 1 ? req.destination : req.sources[k - 2];
+      if (!sides[k].self) {
+        rep.result = status(errc::invalid_argument, fmt::format("request source {} is missing", k - 1));
+        return rep;
+      }
       device_state& st = state_of(*sides[k].self);
       std::shared_ptr<const resolution> res;
       {
@@ -752,20 +796,43 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
       sides[k].res = std::move(res);
     }
     upper_doors uppers;
-    if (sides[0].res->stacked() || sides[1].res->stacked()) {
-      uppers.add(sides[0]);
-      uppers.add(sides[1]);
+    std::vector<std::shared_ptr<const resolution>> stacks;
+    bool stacked = false;
+    for (const resolved_side& side : sides) {
+      stacks.push_back(side.res);
+      stacked = stacked || side.res->stacked();
     }
-    stack_watch watch({sides[0].res, sides[1].res}, pol.cancel);
+    if (stacked)
+      for (const resolved_side& side : sides) uppers.add(side);
+    stack_watch watch(std::move(stacks), pol.cancel);
+    // A medium path → its door: the destination's first (a source read through the destination's
+    // door to the same medium, plan_resolve.cpp), then the sources'.
+    auto door_of = [&](const std::string& path) -> std::shared_ptr<device> {
+      if (auto d = sides[1].door(path)) return d;
+      if (auto d = sides[0].door(path)) return d;
+      for (std::size_t k = 2; k < sides.size(); ++k)
+        if (auto d = sides[k].door(path)) return d;
+      return nullptr;
+    };
+    for (const plan_part& part : p.parts)
+      for (const std::string& g : part.gathered)
+        if (std::find(rep.gathered_sources.begin(), rep.gathered_sources.end(), g) == rep.gathered_sources.end())
+          rep.gathered_sources.push_back(g);
     policy run_pol = pol;
     run_pol.cancel = watch.cancel_flag();
     const std::vector<plan_run> runs = runs_of(p);
     for (const plan_run& r : runs) {
       const plan_part& part = p.parts.at(r.part);
-      // A source may be read through the destination's door to the same medium (plan_resolve.cpp).
-      std::shared_ptr<device> src_dev = sides[1].door(part.source_medium);
-      if (!src_dev) src_dev = sides[0].door(part.source_medium);
-      request doors{src_dev, sides[1].door(part.destination_medium), {}};
+      request doors{door_of(part.source_medium), sides[1].door(part.destination_medium), {}};
+      std::vector<device_state*> gather;
+      for (const std::string& g : part.gathered) {
+        std::shared_ptr<device> d = door_of(g);
+        if (!d) {
+          doors.source = nullptr;
+          break;
+        }
+        gather.push_back(&state_of(*d));
+      }
       if (!doors.source || !doors.destination) {
         rep.result = status(errc::internal, fmt::format("plan names media the devices do not resolve to ({} -> {})",
                                                         part.source_medium, part.destination_medium));
@@ -776,6 +843,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
       if (const backend_row* row = find_row(part.backend)) {  // replayed from the plan's discovery
         (void)ensure_discovered(src_door, *row);
         (void)ensure_discovered(dst_door, *row);
+        for (device_state* g : gather) (void)ensure_discovered(*g, *row);
       }
       const auto tf = std::chrono::steady_clock::now();
       if (!uppers.empty()) uppers.write_back_all(src_door, dst_door);
@@ -788,12 +856,12 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
         if (part.cut_from_pieces) obs = nullptr;
         if (obs != nullptr && (part.src_shift_bytes != 0 || part.dst_shift_bytes != 0))
           obs = &shifted.emplace(*observer, part.src_shift_bytes, part.dst_shift_bytes);
-        runner run(doors, p, run_pol, rep, ctx, obs);
+        runner run(doors, p, run_pol, rep, ctx, obs, gather);
         run.run();
         flush_seconds += run.flush_seconds();
       } else {
         const plan sp = sub_plan(p, r);
-        runner run(doors, sp, run_pol, rep, ctx, nullptr);
+        runner run(doors, sp, run_pol, rep, ctx, nullptr, gather);
         run.run();
         flush_seconds += run.flush_seconds();
       }
@@ -822,11 +890,19 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
     } else {
       auto tv = std::chrono::steady_clock::now();
       std::int64_t mismatch = -1;
-      request vr = req;
-      if (vr.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
-      if (auto s = verify_extents(vr, mismatch, pol.cancel); !s.ok()) {
+      // Source by source: each compared with the destination ranges it was copied to.
+      status bad;
+      for (std::size_t k = 0; k <= req.sources.size() && bad.ok(); ++k) {
+        request vr{k == 0 ? req.source : req.sources[k - 1], req.destination, {}};
+        for (const extent& e : req.extents)
+          if (e.source == k) vr.extents.push_back({e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes});
+        if (k == 0 && req.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
+        if (vr.extents.empty()) continue;
+        bad = verify_extents(vr, mismatch, pol.cancel);
+      }
+      if (!bad.ok()) {
         rep.first_mismatch_offset = mismatch;
-        rep.result = std::move(s);
+        rep.result = std::move(bad);
       } else {
         rep.verified = true;
       }

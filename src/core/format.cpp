@@ -173,10 +173,22 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
     for (const auto& c : part.considered)
       pc.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
     if (!part.fallback_reason.empty()) o["fallback_reason"] = part.fallback_reason;
+    o["source"] = part.source;
+    if (!part.gathered.empty()) {
+      auto& g = o["gathered"] = nlohmann::json::array();
+      for (std::size_t k = 0; k < part.gathered.size(); ++k)
+        g.push_back({{"medium", part.gathered[k]},
+                     {"source", part.gathered_sources[k]},
+                     {"max_segment_blocks", part.gathered_segment_blocks[k]}});
+    }
     auto& ranges = o["ranges"] = nlohmann::json::array();
     const std::size_t nr = max_commands == 0 ? part.ranges.size() : std::min(max_commands, part.ranges.size());
     for (std::size_t i = 0; i < nr; ++i)
-      ranges.push_back({part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes});
+      ranges.push_back(part.ranges[i].source == 0
+                           ? nlohmann::json{part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes,
+                                            part.ranges[i].length_bytes}
+                           : nlohmann::json{part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes,
+                                            part.ranges[i].length_bytes, part.ranges[i].source});
     o["ranges_total"] = part.ranges.size();
     parts.push_back(std::move(o));
   }
@@ -185,9 +197,12 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
   for (std::size_t i = 0; i < n; ++i) {
     const plan_batch& b = p.batches[i];
     nlohmann::json segs = nlohmann::json::array();
+    const bool gather = b.part < p.parts.size() && !p.parts[b.part].gathered.empty();
     for (std::uint32_t k = 0; k < b.segment_count; ++k) {
       const plan_segment& s = p.segments[b.first_segment + k];
-      segs.push_back({s.src_block, s.dst_block, s.blocks});
+      // A gathering part's segment names the medium it reads: index into the part's "gathered".
+      segs.push_back(gather ? nlohmann::json{s.src_block, s.dst_block, s.blocks, s.source}
+                            : nlohmann::json{s.src_block, s.dst_block, s.blocks});
     }
     nlohmann::json cmd{{"barrier", b.barrier}, {"segments", std::move(segs)}};
     if (b.order != copy_order::any) cmd["order"] = to_string(b.order);
@@ -217,6 +232,7 @@ nlohmann::json report_to_json(const report& r) {
   j["verified"] = r.verified;
   if (r.verify_skipped) j["verify_skipped"] = "source and destination overlap on one device";
   if (r.first_mismatch_offset >= 0) j["first_mismatch_offset"] = r.first_mismatch_offset;
+  if (!r.gathered_sources.empty()) j["gathered_sources"] = r.gathered_sources;
   if (!r.result.ok()) j["error"] = status_to_json(r.result);
   return j;
 }
@@ -275,6 +291,15 @@ std::string plan::to_text(std::size_t max_commands) const {
 
 namespace detail {
 
+std::string part_sources_text(const plan_part& part) {
+  if (part.gathered.empty()) return part.source_medium;
+  // "gather [1] /dev/nvme0n1 (source 1) + [2] ..." : the [k] tags the command listing uses.
+  std::string out = "gather";
+  for (std::size_t k = 0; k < part.gathered.size(); ++k)
+    out += fmt::format("{} [{}] {} (source {})", k == 0 ? "" : " +", k + 1, part.gathered[k], part.gathered_sources[k]);
+  return out;
+}
+
 std::string plan_body_text(const plan& p, std::size_t max_commands) {
   const auto& parts = p.parts;
   const auto& considered = p.considered;
@@ -286,12 +311,13 @@ std::string plan_body_text(const plan& p, std::size_t max_commands) {
     for (std::size_t k = 0; k < parts.size(); ++k) {
       const plan_part& part = parts[k];
       out += fmt::format("part {}: {}, {} -> {}, {} ({} bytes) in {}-byte blocks, {} range{}\n", k + 1, part.backend,
-                         part.source_medium, part.destination_medium, detail::human_bytes(static_cast<double>(part.bytes)),
+                         detail::part_sources_text(part), part.destination_medium, detail::human_bytes(static_cast<double>(part.bytes)),
                          part.bytes, part.block_bytes, part.ranges.size(), part.ranges.size() == 1 ? "" : "s");
       const std::size_t nr = max_commands == 0 ? part.ranges.size() : std::min(max_commands, part.ranges.size());
       for (std::size_t i = 0; i < nr; ++i)
-        out += fmt::format("    src {} -> dst {} x {} bytes\n", part.ranges[i].src_offset_bytes,
-                           part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes);
+        out += fmt::format("    {}src {} -> dst {} x {} bytes\n",
+                           part.ranges[i].source == 0 ? std::string() : fmt::format("source {}: ", part.ranges[i].source),
+                           part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes);
       if (nr < part.ranges.size()) out += fmt::format("    ... {} more ranges\n", part.ranges.size() - nr);
       for (const auto& c : part.considered)
         out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
@@ -299,7 +325,7 @@ std::string plan_body_text(const plan& p, std::size_t max_commands) {
     }
   } else {
     if (parts.size() == 1 && (parts[0].source_medium != "" || parts[0].destination_medium != ""))
-      out += fmt::format("media: {} -> {}\n", parts[0].source_medium, parts[0].destination_medium);
+      out += fmt::format("media: {} -> {}\n", detail::part_sources_text(parts[0]), parts[0].destination_medium);
     for (const auto& c : considered)
       out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
     if (!fallback_reason.empty()) out += fmt::format("fallback: {}\n", fallback_reason);
@@ -315,7 +341,9 @@ std::string plan_body_text(const plan& p, std::size_t max_commands) {
                                                           : "");
     for (std::uint32_t k = 0; k < b.segment_count; ++k) {
       const plan_segment& s = segments[b.first_segment + k];
-      out += fmt::format("  src {} -> dst {} x {}\n", s.src_block, s.dst_block, s.blocks);
+      const bool gather = b.part < parts.size() && !parts[b.part].gathered.empty();
+      out += fmt::format("  {}src {} -> dst {} x {}\n", gather ? fmt::format("[{}] ", s.source + 1) : std::string(),
+                         s.src_block, s.dst_block, s.blocks);
     }
   }
   if (n < batches.size()) out += fmt::format("... {} more commands\n", batches.size() - n);
@@ -343,6 +371,11 @@ std::string report::to_text() const {
                        u.cloned_bytes ? fmt::format(", {} bytes of them cloned (shared blocks)", u.cloned_bytes) : "");
   }
   for (const auto& r : fallback_reasons) out += fmt::format("  fallback: {}\n", r);
+  if (!gathered_sources.empty()) {
+    std::string list;
+    for (const auto& g : gathered_sources) list += (list.empty() ? "" : ", ") + g;
+    out += fmt::format("  gathered in one command per destination run: {}\n", list);
+  }
   if (verified) out += "  verify: source and destination match\n";
   if (verify_skipped) out += "  verify: skipped: source and destination overlap on one device\n";
   out += "  " + detail::timings_to_text(time) + "\n";

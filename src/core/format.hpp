@@ -25,6 +25,8 @@ namespace offcopy::detail {
 [[nodiscard]] std::string capabilities_to_text(const capabilities& c);
 [[nodiscard]] nlohmann::json plan_to_json(const plan& p, std::size_t max_commands);
 /// plan::to_text() after its header lines: parts, choices, commands (not yet terminal-safe).
+/// The sources of a part: its source medium, or "gather [1] A (source 0) + [2] B (source 1)".
+[[nodiscard]] std::string part_sources_text(const plan_part& part);
 [[nodiscard]] std::string plan_body_text(const plan& p, std::size_t max_commands);
 [[nodiscard]] nlohmann::json report_to_json(const report& r);
 

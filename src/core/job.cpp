@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -105,10 +106,27 @@ result<std::shared_ptr<device>> open_source(const job& j) {
   return dev;
 }
 
+/// The job's further sources (job::sources / source_devices), each opened read-only as the source is.
+result<std::vector<std::shared_ptr<device>>> open_sources(const job& j) {
+  std::vector<std::shared_ptr<device>> out;
+  const std::size_t n = std::max(j.sources.size(), j.source_devices.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    job one;
+    one.source = i < j.sources.size() ? j.sources[i] : std::string();
+    one.source_device = i < j.source_devices.size() ? j.source_devices[i] : nullptr;
+    auto d = open_source(one);
+    if (!d.ok()) return std::move(d).error().prefix(fmt::format("source {}", i + 1));
+    out.push_back(d.value());
+  }
+  return out;
+}
+
 /// The first string of a job that the OS would read cut at a NUL byte, named; empty when none.
 std::string string_with_nul(const job& j) {
   auto has = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   if (has(j.source)) return "source path";
+  for (const std::string& s : j.sources)
+    if (has(s)) return "source path";
   if (j.op != operation::probe && has(j.destination)) return "destination path";
   if (has(j.options.journal)) return "journal path";
   if (has(j.options.mode)) return "mode";
@@ -246,6 +264,11 @@ void run_plan(const job& j, job_result& r) {
     r.error = std::move(src).error();
     return;
   }
+  auto more = open_sources(j);
+  if (!more.ok()) {
+    r.error = std::move(more).error();
+    return;
+  }
   // Never created, never opened for writing: an existing destination is checked writable, a
   // missing one is planned as the new empty file a copy would create.
   std::shared_ptr<device> dst = j.destination_device;
@@ -259,7 +282,7 @@ void run_plan(const job& j, job_result& r) {
     dst = d.value();
   }
   r.time.open_seconds = seconds_since(t0);
-  request req{src.value(), dst, j.extents};
+  request req{src.value(), dst, j.extents, more.value()};
   auto p = make_plan(req, pol.value());
   if (!p.ok()) {
     r.error = std::move(p).error();
@@ -315,6 +338,11 @@ void run_copy(const job& j, job_result& r) {
     r.error = std::move(src).error();
     return;
   }
+  auto more = open_sources(j);
+  if (!more.ok()) {
+    r.error = std::move(more).error();
+    return;
+  }
   // A missing regular-file destination is created (as cp and dd do), and removed again unless
   // the copy wrote to it.
   std::shared_ptr<device> dst = j.destination_device;
@@ -341,7 +369,7 @@ void run_copy(const job& j, job_result& r) {
     dst = d.value();
   }
   r.time.open_seconds = seconds_since(t0);
-  const request req{src.value(), dst, j.extents};
+  const request req{src.value(), dst, j.extents, more.value()};
   // The whole request is validated and planned even when a journal says part of it is done.
   auto p = make_plan(req, pol.value());
   if (!p.ok()) {
@@ -579,6 +607,10 @@ job_result run(const job& j) noexcept {
       r.error = status(errc::invalid_argument, "empty destination path");
     } else if (!j.source_device && j.source.empty()) {
       r.error = status(errc::invalid_argument, "empty source path");
+    } else if (j.op != operation::probe && !j.options.journal.empty() &&
+               (!j.sources.empty() || !j.source_devices.empty())) {
+      // The journal's fingerprint and resume ranges name one source (issue 8.8).
+      r.error = status(errc::invalid_argument, "--journal with several sources (--source) is not supported");
     } else {
       switch (j.op) {
         case operation::probe: detail::run_probe(j, r); break;

@@ -74,9 +74,7 @@ void pack_plan(const request& req, const policy& pol, validated_request& v, plan
   }
 }
 
-namespace {
-
-result<plan> make_plan_unchecked(const request& req, const policy& pol) {
+result<plan> make_single_source_plan(const request& req, const policy& pol) {
   auto t0 = std::chrono::steady_clock::now();
   validated_request v;
   if (auto s = validate_request(req, pol, v); !s.ok()) return s;
@@ -89,14 +87,14 @@ result<plan> make_plan_unchecked(const request& req, const policy& pol) {
   return p;
 }
 
-}  // namespace
 }  // namespace detail
 
 namespace v0 {
 
 result<plan> make_plan(const request& req, const policy& pol) noexcept {
   try {
-    return detail::make_plan_unchecked(req, pol);
+    if (!req.sources.empty()) return detail::make_gather_plan(req, pol);
+    return detail::make_single_source_plan(req, pol);
   } catch (const std::exception& e) {
     return status(errc::internal, fmt::format("make_plan: {}", e.what()));
   }

@@ -90,4 +90,14 @@ struct validated_request {
 /// its extents into p.segments / p.batches.
 void pack_plan(const request& req, const policy& pol, validated_request& v, plan& p);
 
+/// make_plan for a request with one source (request::sources empty): the four steps above.
+[[nodiscard]] result<plan> make_single_source_plan(const request& req, const policy& pol);
+
+/// make_plan for a request with several sources (plan_gather.cpp): request-wide checks (each
+/// extent's source and its bounds, the destination's bounds and overlap over every source, bytes
+/// one source reads that another source's extents write: overlap), one sub-plan per source (its
+/// errors prefixed "source K (PATH)"), joined; then NVMe Copy parts writing one namespace from
+/// namespaces of its controller merged into gathering parts (pack_gather).
+[[nodiscard]] result<plan> make_gather_plan(const request& req, const policy& pol);
+
 }  // namespace offcopy::detail

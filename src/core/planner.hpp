@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "offcopy/plan.hpp"
@@ -41,6 +43,17 @@ struct side_geometry {
 /// source starts (partitions of one disk); 0 for one file or device.
 void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const copy_limits& limits,
                   bool ordered, std::int64_t medium_delta_bytes, plan& p);
+
+/// Packs the segments of a gathering part (one destination namespace, several source namespaces:
+/// plan_segment::source) into p.segments / p.batches as part `part`: sorted by destination,
+/// neighbours from one source merged, then greedily: a command ends where the destination is not
+/// contiguous, at `max_segments` ranges, at `max_command_blocks`, and before a range of
+/// `own_source` (the destination's own namespace, -1: none) that would follow a range of another
+/// source; each range at most segment_blocks[source] blocks (0: no limit). Every condition is
+/// monotone (a part of a valid command is valid), so greedy gives the fewest commands.
+void pack_gather(std::vector<plan_segment> items, std::span<const std::uint32_t> segment_blocks,
+                 std::uint32_t max_segments, std::uint64_t max_command_blocks, std::int64_t own_source,
+                 std::uint32_t part, plan& p);
 
 /// A move within one file reaches copy_file_range only when its shift is at least this: the
 /// kernel cannot copy a range onto itself, so it runs in pieces of the shift, one call each;

@@ -75,7 +75,14 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
                                 s.dst_block, next_dst));
     if (s.blocks == 0) return status(errc::internal, "NVMe Copy segment of 0 blocks");
     next_dst += s.blocks;
-    sources.push_back({source_nsid, s.src_block, s.blocks});
+    std::uint32_t nsid = source_nsid;
+    if (!p.source_nsids.empty()) {
+      if (s.source >= p.source_nsids.size())
+        return status(errc::internal, fmt::format("NVMe Copy segment names source {} of {}", s.source,
+                                                  p.source_nsids.size()));
+      nsid = p.source_nsids[s.source];
+    }
+    sources.push_back({nsid, s.src_block, s.blocks});
   }
   return build_gather(p, cmd.segments[0].dst_block, sources, dw, ranges, range_blocks);
 }

@@ -19,6 +19,9 @@ namespace offcopy::nvme {
 struct session_params {
   std::uint32_t nsid = 1;               ///< destination namespace (the command's NSID)
   std::uint32_t source_nsid = 0;        ///< formats 2h/3h only: source namespace
+  /// Formats 2h/3h, a gathering session: the namespace of each plan_segment::source (overrides
+  /// source_nsid). Empty: every segment reads source_nsid (or the destination namespace).
+  std::vector<std::uint32_t> source_nsids;
   std::uint8_t descriptor_format = 0;   ///< 0h..3h
   /// Protection information: regenerate the destination's PI (PRINFOR.PRACT = PRINFOW.PRACT = 1,
   /// no PRCHK bits) with reference tags starting at SDLBA; the source's PI is not checked.
@@ -60,9 +63,10 @@ struct gather_source {
                                   std::vector<std::uint32_t>& range_blocks);
 
 /// Builds the Copy command (dwords + range list) for one plan command: its segments (namespace
-/// LBAs: the resolution stage gives the backend namespaces, never partitions), from p.source_nsid
-/// (formats 2h/3h) or the destination namespace.
-/// Errors: as build_gather; internal for segments whose destinations are not back to back.
+/// LBAs: the resolution stage gives the backend namespaces, never partitions), each from
+/// p.source_nsids[segment.source] when set, else p.source_nsid (formats 2h/3h) or the destination
+/// namespace. Errors: as build_gather; internal for segments whose destinations are not back to
+/// back or whose source index has no namespace.
 [[nodiscard]] status build_copy(const session_params& p, const detail::command& cmd, copy_dwords& dw,
                                 std::vector<std::uint8_t>& ranges, std::vector<std::uint32_t>& range_blocks);
 

@@ -168,15 +168,44 @@ class nvme_copy_backend final : public detail::backend {
   result<std::unique_ptr<detail::copy_session>> open_session(detail::device_state& src, detail::device_state& dst,
                                                              const policy& pol) override {
     const auto* s = src.get<nvme_device_data>("nvme-copy");
-    const auto* d = dst.get<nvme_device_data>("nvme-copy");
     detail::pair_support ps = check(src, dst, pol);
     if (!ps.ok) return status(errc::not_supported, ps.reason);
+    return make_session(dst, pol, {s->info.nsid}, false);
+  }
+
+  result<std::unique_ptr<detail::copy_session>> open_gather_session(std::span<detail::device_state* const> sources,
+                                                                    detail::device_state& dst,
+                                                                    const policy& pol) override {
+    // Every source passed the pair check (one controller proven, compatible formats, format
+    // 2h/3h offered): one command may name each of them per range.
+    std::vector<std::uint32_t> nsids;
+    for (detail::device_state* src : sources) {
+      detail::pair_support ps = check(*src, dst, pol);
+      if (!ps.ok) return status(errc::not_supported, src->caps.path + ": " + ps.reason);
+      nsids.push_back(src->get<nvme_device_data>("nvme-copy")->info.nsid);
+    }
+    if (nsids.empty()) return status(errc::internal, "NVMe gather without sources");
+    return make_session(dst, pol, std::move(nsids), true);
+  }
+
+ private:
+  /// The session for `dst` reading namespaces `nsids` (one: a plain copy; several: a gather,
+  /// plan_segment::source indexes them). Formats 2h/3h when any is another namespace, or always
+  /// for a gather.
+  result<std::unique_ptr<detail::copy_session>> make_session(detail::device_state& dst, const policy& pol,
+                                                             std::vector<std::uint32_t> nsids, bool gather) {
+    const auto* d = dst.get<nvme_device_data>("nvme-copy");
     session_params p;
     p.nsid = d->info.nsid;
     p.descriptor_format = d->info.descriptor_format;
     std::shared_ptr<namespace_link> link = d->link;
-    if (s->info.nsid != d->info.nsid) {
-      p.source_nsid = s->info.nsid;
+    const bool cross = gather || nsids.front() != d->info.nsid;
+    if (cross) {
+      if (gather) {
+        p.source_nsids = std::move(nsids);
+      } else {
+        p.source_nsid = nsids.front();
+      }
       p.descriptor_format = static_cast<std::uint8_t>(p.descriptor_format + 2);
       // Before each cross-namespace copy: the format must be enabled now (a controller reset since
       // the probe clears CDFE), and again whenever the controller says it is not.

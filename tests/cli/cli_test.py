@@ -181,8 +181,8 @@ def empty_source():
 
 @case
 def malformed_extent():
-    bad_file_case(["0:4K"], "expected SRC_OFFSET:DST_OFFSET:LENGTH")
-    bad_file_case(["0:0:4K:1"], "expected SRC_OFFSET:DST_OFFSET:LENGTH")
+    bad_file_case(["0:4K"], "expected [SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH")
+    bad_file_case(["0:0:4K:1"], "expected [SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH")
     bad_file_case(["a:b:c"], "not a number")
 
 
@@ -214,6 +214,64 @@ def overflowing_number():
 @case
 def overlapping_destinations():
     bad_file_case(["0:0:8K", "100K:4K:8K"], "extents 1 and 2", "both write destination bytes [4096, 8192)")
+
+
+@case
+def several_sources():
+    with tempdir() as d:
+        f = Files(d)
+        b = os.path.join(d, "b.bin")
+        c = os.path.join(d, "c.bin")
+        bd = write_random(b, 64 * 1024, 7)
+        cd = write_random(c, 64 * 1024, 8)
+        lst = os.path.join(d, "list.txt")
+        with open(lst, "w") as fh:
+            fh.write("# source 2 from the file\n2@100:40K:1000\n")
+        rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:4K", "1@8K:4K:8K", "--source", c,
+                           "--extents-file", lst, "--json")
+        check(rc == 0, f"exit {rc}: {err!r}")
+        rep = json.loads(out)
+        check(rep["bytes_copied"] == 4096 + 8192 + 1000, f"bytes_copied {rep['bytes_copied']}")
+        want = bytearray(f.dst_data)
+        want[0:4096] = f.src_data[0:4096]
+        want[4096:12288] = bd[8192:16384]
+        want[40960:41960] = cd[100:1100]
+        check(read(f.dst) == bytes(want), "destination bytes differ from the three sources' ranges")
+        rc, out, err = run("plan", f.src, f.dst, "--source", b, "0:0:4K", "1@8K:4K:8K")
+        check(rc == 0, f"plan: exit {rc}: {err!r}")
+        check("source 1: src 8192 -> dst 4096 x 8192 bytes" in out, f"plan does not show the source: {out!r}")
+    # An extent naming a source that was not given; the same through a file (nothing written).
+    bad_file_case(["0:0:4K", "1@0:4K:4K"], "extent 2: source 1 does not exist")
+    bad_file_case(["x@0:0:4K"], "expected SOURCE@SRC_OFFSET:DST_OFFSET:LENGTH")
+    with tempdir() as d:
+        f = Files(d)
+        b = os.path.join(d, "b.bin")
+        write_random(b, 64 * 1024, 7)
+        rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:8K", "1@0:4K:4K")
+        expect_bad_input(rc, out, err, "extents 1 and 2", "both write destination bytes [4096, 8192)")
+        rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:4K", "1@60K:4K:8K")
+        expect_bad_input(rc, out, err, "extent 2: source 1", "past the end of")
+        journal = os.path.join(d, "j")
+        rc, out, err = run("copy", f.src, f.dst, "--source", b, "0:0:4K", "1@0:4K:4K", "--journal", journal)
+        expect_bad_input(rc, out, err, "--journal with several sources")
+        check(not os.path.exists(journal), "a refused journal was created")
+        f.untouched()
+
+
+@case
+def several_sources_offload_loop():
+    # A source without offload among several: --mode offload refuses before anything is written.
+    with tempdir() as d:
+        a, b, c = (os.path.join(d, n) for n in ("a.img", "b.img", "c.img"))
+        write_random(a, 1 << 20, 4)
+        write_random(b, 1 << 20, 5)
+        write_random(c, 1 << 20, 6)
+        before = digest(b)
+        with loop_device(a) as src, loop_device(b) as dst, loop_device(c) as more:
+            rc, out, err = run("copy", src, dst, "--source", more, "0:0:4K", "1@0:4K:4K", "--mode", "offload")
+            check(rc == 3, f"exit {rc}, expected 3 ({err!r})")
+            check("offload impossible" in err, f"no reason given: {err!r}")
+        check(digest(b) == before, "the destination changed")
 
 
 @case

@@ -118,6 +118,41 @@ int main(int argc, char** argv) {
   }
   free(got);
 
+  /* Two sources into one destination: the job's own (0) and one added (1), the same file here. */
+  {
+    char dst2[4096];
+    snprintf(dst2, sizeof dst2, "%s/c-api-dst2.bin", argv[1]);
+    remove(dst2);
+    offcopy_job* g = offcopy_job_new(OFFCOPY_COPY, src, dst2);
+    CHECK(offcopy_job_add_source(g, NULL) == OFFCOPY_E_INVALID_ARGUMENT);
+    CHECK(offcopy_job_add_source(g, src) == OFFCOPY_OK);
+    CHECK(offcopy_job_add_extent_from(g, 0, 0, 0, 4096) == OFFCOPY_OK);
+    CHECK(offcopy_job_add_extent_from(g, 1, 8192, 4096, 4096) == OFFCOPY_OK);
+    offcopy_result* gr = offcopy_job_run(g);
+    struct offcopy_summary gs;
+    memset(&gs, 0, sizeof gs);
+    gs.size = sizeof gs;
+    CHECK(offcopy_result_summary(gr, &gs) == OFFCOPY_OK);
+    CHECK(gs.outcome == OFFCOPY_DONE);
+    CHECK(gs.bytes_copied == 8192);
+    offcopy_result_free(gr);
+    CHECK(offcopy_job_add_extent_from(g, 2, 0, 0, 1) == OFFCOPY_OK); /* no source 2: refused when run */
+    gr = offcopy_job_run(g);
+    CHECK(strstr(offcopy_result_error_message(gr), "source 2 does not exist") != NULL);
+    offcopy_result_free(gr);
+    offcopy_job_free(g);
+    size_t n2 = 0;
+    unsigned char* got2 = read_file(dst2, &n2);
+    CHECK(got2 != NULL && n2 == 8192);
+    if (got2 != NULL && n2 == 8192) {
+      int same = 1;
+      for (size_t i = 0; i < 4096; ++i) same &= got2[i] == pattern(i) && got2[4096 + i] == pattern(8192 + i);
+      CHECK(same);
+    }
+    free(got2);
+    remove(dst2);
+  }
+
   /* Bad input: nothing written, exit status 2, the message and code. */
   job = offcopy_job_new(OFFCOPY_COPY, src, dst);
   CHECK(offcopy_job_add_extent(job, 0, 0, 2 * size) == OFFCOPY_OK);

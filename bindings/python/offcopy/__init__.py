@@ -105,8 +105,8 @@ def _error_from_report(report: dict) -> Error:
     return cls(error.get("message", ""), error.get("code", "internal"), error.get("errno", 0), report)
 
 
-def _run(operation: str, src: bytes, dst: bytes, extents, options, progress=None) -> dict:
-    value, outcome = _offcopy.run(operation, src, dst, extents, options, progress)
+def _run(operation: str, src: bytes, dst: bytes, extents, options, progress=None, sources=()) -> dict:
+    value, outcome = _offcopy.run(operation, src, dst, extents, options, progress, list(sources))
     if outcome != "done":
         raise _error_from_report(value)
     return value
@@ -144,7 +144,7 @@ def _uint(value, what: str, maximum: int = _UINT64_MAX) -> int:
     return n
 
 
-def _extents(extents) -> list[tuple[int, int, int]]:
+def _extents(extents) -> list[tuple[int, int, int, int]]:
     if extents is None:
         return []
     if isinstance(extents, (str, bytes)):
@@ -152,17 +152,36 @@ def _extents(extents) -> list[tuple[int, int, int]]:
     out = []
     for i, e in enumerate(extents):
         try:
-            src_offset, dst_offset, length = e
-        except (TypeError, ValueError):
-            raise _invalid(f"extent {i}: expected a (src_offset, dst_offset, length) tuple, got {e!r}") from None
+            items = tuple(e)
+        except TypeError:
+            items = ()
+        if len(items) == 3:
+            source = 0
+            src_offset, dst_offset, length = items
+        elif len(items) == 4:
+            source, src_offset, dst_offset, length = items
+        else:
+            raise _invalid(
+                f"extent {i}: expected a (src_offset, dst_offset, length) or (source, src_offset, dst_offset, "
+                f"length) tuple, got {e!r}"
+            )
         out.append(
             (
                 _uint(src_offset, f"extent {i} src_offset"),
                 _uint(dst_offset, f"extent {i} dst_offset"),
                 _uint(length, f"extent {i} length"),
+                _uint(source, f"extent {i} source", _UINT32_MAX),
             )
         )
     return out
+
+
+def _sources(sources) -> list[bytes]:
+    if sources is None:
+        return []
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        raise TypeError("sources: expected a sequence of paths")
+    return [_path(s, f"sources[{i}]") for i, s in enumerate(sources)]
 
 
 def _options(fn: str, mode, backends, limits: dict) -> _offcopy.CopyOptions:
@@ -200,12 +219,15 @@ def probe(path) -> dict:
     return _run("probe", _path(path, "path"), b"", [], _offcopy.CopyOptions())
 
 
-def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, journal=None, **limits) -> dict:
+def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, sources=None, journal=None, **limits) -> dict:
     """The commands a copy would send, without writing anything (``offload-copy plan --json``).
 
     ``mode`` is "auto" (offload where possible, else fall back), "offload" (fail rather than fall
     back) or "fallback" (never offload). ``backends`` restricts and orders the backends tried
-    ("nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"). ``limits`` are
+    ("nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"). ``sources`` are more
+    source paths: an extent (source, src_offset, dst_offset, length) reads ``src`` when source is 0
+    and ``sources[source - 1]`` otherwise (NVMe namespaces of the destination's controller are
+    gathered into one Copy per destination run; docs/python.md). ``limits`` are
     max_segments_per_command, max_segment_blocks and max_command_blocks: they can only tighten the
     device's own. Nothing is created or written: a missing destination is planned as the new empty
     file a copy would create. ``journal``: the journal of an interrupted copy (see copy()); the plan
@@ -221,7 +243,7 @@ def plan(src, dst, extents=None, mode: str = "auto", *, backends=None, journal=N
     options = _options("plan", mode, backends, limits)
     if journal is not None:
         options.journal = _path(journal, "journal")
-    return _run("plan", _path(src, "src"), _path(dst, "dst"), _extents(extents), options)
+    return _run("plan", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, None, _sources(sources))
 
 
 def copy(
@@ -236,6 +258,7 @@ def copy(
     *,
     backends=None,
     sync: bool = True,
+    sources=None,
     journal=None,
     **limits,
 ) -> dict:
@@ -252,8 +275,8 @@ def copy(
     attribute. The GIL is released while copying. ``journal``: a file recording completed work
     (str, bytes or os.PathLike): after an interruption (an exception, kill -9, a power cut) the same
     call copies only what is missing; refused (InvalidRequest) when the request or a device
-    changed; removed when the copy completes. ``mode``, ``backends`` and ``limits`` are as for
-    plan().
+    changed; removed when the copy completes. ``mode``, ``backends``, ``sources`` and
+    ``limits`` are as for plan().
 
     Keys: status ("ok"), bytes_requested, bytes_copied, backends {name: {bytes, commands, retries}},
     fallback_reason(s) (when a fallback happened), elapsed_seconds, timings {open_seconds,
@@ -272,4 +295,4 @@ def copy(
         options.journal = _path(journal, "journal")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable(bytes_done, bytes_total), got {type(progress).__name__}")
-    return _run("copy", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress)
+    return _run("copy", _path(src, "src"), _path(dst, "dst"), _extents(extents), options, progress, _sources(sources))

@@ -5,7 +5,7 @@ import os
 from typing import Any, Callable, Iterable, Literal, Sequence, TypedDict, Union
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
-_Extent = tuple[int, int, int]
+_Extent = tuple[int, int, int] | tuple[int, int, int, int]  # (src, dst, length) or (source, src, dst, length)
 Mode = Literal["auto", "offload", "fallback"]
 Backend = Literal["nvme-copy", "scsi-xcopy", "scsi-token", "copy-file-range", "buffered"]
 Operation = Literal["probe", "plan", "copy"]
@@ -169,6 +169,7 @@ def plan(
     mode: Mode = ...,
     *,
     backends: Sequence[Backend] | Backend | None = ...,
+    sources: Sequence[_Path] | None = ...,
     journal: _Path | None = ...,
     max_segments_per_command: int | None = ...,
     max_segment_blocks: int | None = ...,
@@ -186,6 +187,7 @@ def copy(
     *,
     backends: Sequence[Backend] | Backend | None = ...,
     sync: bool = ...,
+    sources: Sequence[_Path] | None = ...,
     journal: _Path | None = ...,
     max_segments_per_command: int | None = ...,
     max_segment_blocks: int | None = ...,

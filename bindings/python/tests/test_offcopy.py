@@ -89,6 +89,34 @@ def test_extents_copy(tmp_path, rng):
     assert report["bytes_copied"] == sum(n for _, _, n in extents)
 
 
+def test_several_sources(tmp_path, rng):
+    a, b, c, dst = (tmp_path / n for n in ("a", "b", "c", "dst"))
+    da = write_random(a, 64 * 1024, rng)
+    db = write_random(b, 64 * 1024, rng)
+    dc = write_random(c, 64 * 1024, rng)
+    before = write_random(dst, 64 * 1024, rng)
+    extents = [(0, 0, 4096), (1, 100, 4096, 5000), (2, 7, 20_000, 333), (0, 9000, 30_000, 10)]
+    report = offcopy.copy(a, dst, extents, sources=[b, str(c)], verify=True)
+    want = apply_extents(before, da, [(0, 0, 4096), (9000, 30_000, 10)])
+    want = apply_extents(want, db, [(100, 4096, 5000)])
+    want = apply_extents(want, dc, [(7, 20_000, 333)])
+    assert dst.read_bytes() == want
+    assert report["bytes_copied"] == 4096 + 5000 + 333 + 10
+    assert report["verified"] is True
+    p = offcopy.plan(a, dst, extents, sources=[b, c])
+    assert sorted(part["source"] for part in p["parts"]) == [0, 1, 2]
+    with pytest.raises(offcopy.InvalidRequest) as e:
+        offcopy.plan(a, dst, [(3, 0, 0, 1)], sources=[b])
+    assert e.value.code == "invalid-argument"
+    assert "source 3 does not exist" in str(e.value)
+    with pytest.raises(offcopy.InvalidRequest):
+        offcopy.plan(a, dst, [(0, 0, 0, 1, 2)], sources=[b])
+    with pytest.raises(offcopy.InvalidRequest) as e:
+        offcopy.copy(a, dst, [(0, 0, 0, 100), (1, 0, 50, 100)], sources=[b])
+    assert e.value.code == "overlap"
+    assert dst.read_bytes() == want  # nothing written
+
+
 def test_extents_grow_the_destination(tmp_path, rng):
     src = tmp_path / "src"
     dst = tmp_path / "dst"

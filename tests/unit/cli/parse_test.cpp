@@ -77,9 +77,24 @@ TEST_CASE("parse_extent") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code() == errc::invalid_argument);
   }
-  CHECK(parse_extent("1:2").error().message() == "extent '1:2': expected SRC_OFFSET:DST_OFFSET:LENGTH");
+  CHECK(parse_extent("1:2").error().message() == "extent '1:2': expected [SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH");
   CHECK(parse_extent("0:0:-4K").error().message() == "extent: '-4K': negative numbers are not sizes");
   CHECK(parse_extent("0:4Q:1").error().message() == "extent: '4Q': unknown size suffix (use K, M, G, T or s)");
+}
+
+TEST_CASE("parse_extent: SOURCE@ names the source (0 = the positional one)") {
+  CHECK(parse_extent("2@1K:8s:4K").value() == extent{1024, 4096, 4096, 2});
+  CHECK(parse_extent("0@0:0:1").value() == extent{0, 0, 1, 0});
+  CHECK(parse_extent("0:0:1").value().source == 0);
+  CHECK(parse_extent("4294967295@0:0:1").value().source == 4294967295U);
+  for (const char* bad : {"@0:0:1", "x@0:0:1", "-1@0:0:1", "1 @0:0:1", "4294967296@0:0:1", "1@2@0:0:1", "1@0:0"}) {
+    CAPTURE(bad);
+    auto r = parse_extent(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == errc::invalid_argument);
+  }
+  CHECK(parse_extent("x@0:0:1").error().message() ==
+        "extent 'x@0:0:1': expected SOURCE@SRC_OFFSET:DST_OFFSET:LENGTH, SOURCE a number from 0");
 }
 
 TEST_CASE("parse_extents: one per line, comments and blank lines skipped, errors name the line") {
@@ -98,5 +113,5 @@ TEST_CASE("parse_extents: one per line, comments and blank lines skipped, errors
   auto b = parse_extents(bad, "list.txt");
   REQUIRE_FALSE(b.ok());
   CHECK(b.error().code() == errc::invalid_argument);
-  CHECK(b.error().message() == "list.txt:3: extent '1:2:3:4': expected SRC_OFFSET:DST_OFFSET:LENGTH");
+  CHECK(b.error().message() == "list.txt:3: extent '1:2:3:4': expected [SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH");
 }
