@@ -47,8 +47,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto a = ext.find(':'), b = ext.find(':', a + 1);
-  offcopy::request req{src.value(), dst.value(),
-                       {{bytes_of(ext.substr(0, a)), bytes_of(ext.substr(a + 1, b - a - 1)), bytes_of(ext.substr(b + 1))}}};
+  offcopy::request req{
+      src.value(),
+      dst.value(),
+      {{bytes_of(ext.substr(0, a)), bytes_of(ext.substr(a + 1, b - a - 1)), bytes_of(ext.substr(b + 1))}}};
   offcopy::policy pol;
   pol.mode = mode == "offload" ? offcopy::copy_mode::offload : offcopy::copy_mode::fallback;
   for (int r = 1; r <= reps; ++r) {

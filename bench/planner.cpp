@@ -44,8 +44,7 @@ std::atomic<long long> g_peak_bytes{0};
 void note_alloc(std::size_t n) {
   long long now = g_live_bytes.fetch_add(static_cast<long long>(n)) + static_cast<long long>(n);
   long long peak = g_peak_bytes.load();
-  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now)) {
-  }
+  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now)) {}
 }
 }  // namespace
 
@@ -146,7 +145,8 @@ cost_row measure_cost(std::size_t n, int reps, const std::string& dir) {
       });
       ::clock_gettime(CLOCK_MONOTONIC, &w1);
       sort_cpu.push_back(thread_cpu_seconds() - c0);
-      sort_wall.push_back(static_cast<double>(w1.tv_sec - w0.tv_sec) + static_cast<double>(w1.tv_nsec - w0.tv_nsec) * 1e-9);
+      sort_wall.push_back(static_cast<double>(w1.tv_sec - w0.tv_sec) +
+                          static_cast<double>(w1.tv_nsec - w0.tv_nsec) * 1e-9);
       if (!std::is_sorted(v.begin(), v.end(), [](const offcopy::extent& a, const offcopy::extent& b) {
             return a.dst_offset_bytes < b.dst_offset_bytes;
           }))
@@ -162,13 +162,15 @@ cost_row measure_cost(std::size_t n, int reps, const std::string& dir) {
       auto p = offcopy::make_plan(req, pol);
       ::clock_gettime(CLOCK_MONOTONIC, &w1);
       plan_cpu.push_back(thread_cpu_seconds() - c0);
-      plan_wall.push_back(static_cast<double>(w1.tv_sec - w0.tv_sec) + static_cast<double>(w1.tv_nsec - w0.tv_nsec) * 1e-9);
+      plan_wall.push_back(static_cast<double>(w1.tv_sec - w0.tv_sec) +
+                          static_cast<double>(w1.tv_nsec - w0.tv_nsec) * 1e-9);
       if (!p.ok()) {
         std::fprintf(stderr, "make_plan: %s\n", p.error().to_string().c_str());
         std::exit(1);
       }
       row.commands = p.value().batches.size();
-      row.peak_per_extent = std::max(row.peak_per_extent, static_cast<double>(g_peak_bytes.load() - base) / static_cast<double>(n));
+      row.peak_per_extent =
+          std::max(row.peak_per_extent, static_cast<double>(g_peak_bytes.load() - base) / static_cast<double>(n));
     }
   }
   row.sort_cpu = median(sort_cpu);
@@ -247,8 +249,9 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 
-  std::printf("| extents | std::sort CPU (ms) | make_plan CPU (ms) | make_plan / sort, CPU (target <= 3) | wall ratio | "
-              "peak heap bytes per extent (target <= 64) | make_plan ns per n log2 n |\n");
+  std::printf(
+      "| extents | std::sort CPU (ms) | make_plan CPU (ms) | make_plan / sort, CPU (target <= 3) | wall ratio | "
+      "peak heap bytes per extent (target <= 64) | make_plan ns per n log2 n |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   double first_per_nlogn = 0;
   for (const cost_row& r : rows) {
@@ -298,7 +301,8 @@ int main(int argc, char** argv) {
   if (!csv_dir.empty()) {
     std::filesystem::create_directories(csv_dir);
     if (FILE* f = std::fopen((csv_dir + "/planner_cost.csv").c_str(), "w")) {
-      std::fprintf(f, "extents,sort_cpu_s,make_plan_cpu_s,sort_wall_s,make_plan_wall_s,peak_bytes_per_extent,commands\n");
+      std::fprintf(f,
+                   "extents,sort_cpu_s,make_plan_cpu_s,sort_wall_s,make_plan_wall_s,peak_bytes_per_extent,commands\n");
       for (const cost_row& r : rows)
         std::fprintf(f, "%zu,%.6f,%.6f,%.6f,%.6f,%.2f,%zu\n", r.extents, r.sort_cpu, r.plan_cpu, r.sort_wall,
                      r.plan_wall, r.peak_per_extent, r.commands);

@@ -41,7 +41,8 @@ using namespace offcopy;
 
 namespace {
 
-using extent_tuple = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, std::uint32_t>;  // src, dst, length, source
+using extent_tuple =
+    std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, std::uint32_t>;  // src, dst, length, source
 
 // Looked up per call (a sys.modules hit): a static py::object would outlive the interpreter.
 py::object json_to_py(const std::string& text) { return py::module_::import("json").attr("loads")(text); }

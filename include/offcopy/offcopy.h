@@ -96,8 +96,8 @@ OFFCOPY_API int offcopy_job_add_source(offcopy_job* job, const char* path);
  * offcopy_job_add_source). With several sources every extent says which one it reads, and NVMe
  * namespaces of the destination's controller are gathered into one Copy per destination run
  * (docs/c-api.md). Checked when the job runs. */
-OFFCOPY_API int offcopy_job_add_extent_from(offcopy_job* job, uint32_t source, uint64_t src_offset,
-                                            uint64_t dst_offset, uint64_t length);
+OFFCOPY_API int offcopy_job_add_extent_from(offcopy_job* job, uint32_t source, uint64_t src_offset, uint64_t dst_offset,
+                                            uint64_t length);
 
 /* Sets an option, by the CLI's long option name without the dashes, value as a string:
  *   "mode" auto|offload|fallback;  "backend" a backend name, appended to the order ("" clears it);

@@ -238,9 +238,10 @@ void add_copy_options(CLI::App* cmd, cli_args& a) {
   cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
   cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
   cmd->add_flag("--no-overlap", a.no_overlap, "refuse a source overlapping its destination on one device");
-  a.journal_option = cmd->add_option("--journal", a.journal,
-                  "resumable copy: record completed work in FILE; the same command again copies only what is "
-                  "missing (plan: show what it would copy)");
+  a.journal_option =
+      cmd->add_option("--journal", a.journal,
+                      "resumable copy: record completed work in FILE; the same command again copies only what is "
+                      "missing (plan: show what it would copy)");
   cmd->add_option("--extents-timeout", a.extents_timeout_seconds,
                   "seconds an --extents-file pipe or FIFO may send nothing before it is an error (0: wait)")
       ->capture_default_str();
@@ -311,7 +312,8 @@ int run_cli(int argc, char** argv) {
     j.op = operation::probe;
     j.source = probe_args.src;
     job_result r = run(j);
-    if (g_cancel.load() && r.ok()) r = job_result::failed(operation::probe, status(errc::cancelled, "stopped by a signal"));
+    if (g_cancel.load() && r.ok())
+      r = job_result::failed(operation::probe, status(errc::cancelled, "stopped by a signal"));
     return finish(r, probe_args.json || json_requested(argc, argv), 0);
   }
   // "--json" anywhere asks for JSON, also where the parser took it as another option's value.

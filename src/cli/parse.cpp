@@ -45,10 +45,14 @@ result<std::uint64_t> parse_size(std::string_view text) {
     mult = 512;
   } else if (suffix.size() == 1 || (suffix.size() == 3 && (suffix.substr(1) == "iB" || suffix.substr(1) == "ib"))) {
     switch (suffix[0]) {
-      case 'K': case 'k': mult = 1ULL << 10; break;
-      case 'M': case 'm': mult = 1ULL << 20; break;
-      case 'G': case 'g': mult = 1ULL << 30; break;
-      case 'T': case 't': mult = 1ULL << 40; break;
+      case 'K':
+      case 'k': mult = 1ULL << 10; break;
+      case 'M':
+      case 'm': mult = 1ULL << 20; break;
+      case 'G':
+      case 'g': mult = 1ULL << 30; break;
+      case 'T':
+      case 't': mult = 1ULL << 40; break;
       default: return bad("unknown size suffix (use K, M, G, T or s)");
     }
   } else {

@@ -28,9 +28,9 @@ namespace offcopy::cli {
 /// What an extents file may be (issue 8.3: /dev/zero, a FIFO nobody writes to, an enormous file
 /// each get a clear error at once, in bounded memory).
 struct extents_file_limits {
-  std::size_t max_line_bytes = 4096;        ///< a longer line is an error
-  std::size_t max_lines = 1U << 20;         ///< lines of any kind, comments and blank ones included
-  std::uint64_t max_bytes = 64ULL << 20;    ///< a larger regular file is refused before it is read
+  std::size_t max_line_bytes = 4096;      ///< a longer line is an error
+  std::size_t max_lines = 1U << 20;       ///< lines of any kind, comments and blank ones included
+  std::uint64_t max_bytes = 64ULL << 20;  ///< a larger regular file is refused before it is read
   /// A pipe, FIFO, socket or character device (not a terminal) that sends nothing for this long
   /// is an error; 0: wait for ever.
   std::chrono::milliseconds idle_timeout{30000};
@@ -40,8 +40,7 @@ struct extents_file_limits {
 /// at least every 100 ms while it waits for data. Errors name `name` and the line: a directory,
 /// a line too long, too many lines or bytes, no data for idle_timeout, a read error, a line that
 /// is not an extent. Quoted input in messages is cut to 64 bytes.
-[[nodiscard]] result<std::vector<extent>> read_extents(int fd, const std::string& name,
-                                                       const std::atomic<bool>* cancel,
+[[nodiscard]] result<std::vector<extent>> read_extents(int fd, const std::string& name, const std::atomic<bool>* cancel,
                                                        const extents_file_limits& limits = {});
 
 /// At most 64 bytes of untrusted input for an error message ("...(N bytes)" when cut).

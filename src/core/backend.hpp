@@ -80,8 +80,8 @@ class backend {
                                                                            const policy& pol) = 0;
   /// A session whose commands each read several sources (a gathering part: plan_segment::source
   /// indexes `sources`). Every pair (sources[i], dst) must pass check(). Default: not_supported.
-  [[nodiscard]] virtual result<std::unique_ptr<copy_session>> open_gather_session(std::span<device_state* const> sources,
-                                                                                  device_state& dst, const policy& pol) {
+  [[nodiscard]] virtual result<std::unique_ptr<copy_session>> open_gather_session(
+      std::span<device_state* const> sources, device_state& dst, const policy& pol) {
     (void)sources;
     (void)dst;
     (void)pol;

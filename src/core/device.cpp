@@ -104,8 +104,8 @@ bool describe_char_by_twin(dev_t rdev, device_kind kind, capabilities& caps) {
   caps.direct_io_align_bytes = caps.logical_block_bytes;
   caps.read_only = read_first_line(blk + "/ro") == "1";
   unsigned tmaj = 0, tmin = 0;
-  caps.identity = std::sscanf(majmin.c_str(), "%u:%u", &tmaj, &tmin) == 2 ? block_medium_identity(tmaj, tmin)
-                                                                         : "blk:" + majmin;
+  caps.identity =
+      std::sscanf(majmin.c_str(), "%u:%u", &tmaj, &tmin) == 2 ? block_medium_identity(tmaj, tmin) : "blk:" + majmin;
   struct stat st {};
   const std::string dev_path = "/dev/" + disk;
   if (sys().stat(dev_path.c_str(), &st) == 0 && S_ISBLK(st.st_mode) &&

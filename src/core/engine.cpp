@@ -17,11 +17,11 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
-#include "src/core/resolve.hpp"
 #include "src/core/observer.hpp"
+#include "src/core/planner.hpp"
+#include "src/core/resolve.hpp"
 #include "src/core/sys.hpp"
 #include "src/core/verify.hpp"
-#include "src/core/planner.hpp"
 
 namespace offcopy {
 namespace detail {
@@ -107,8 +107,8 @@ void flush_before(device_state& src, device_state& dst) {
   // Dirty pages of either side must be on the medium before the device copies behind the cache.
   // A char device (/dev/ngXnY, /dev/sgN) has no page cache of its own: the cache that matters
   // is that of its block device, so write that one back. One node (one page cache) once.
-  const bool same_node = &src == &dst || (src.key.kind == dst.key.kind && src.key.dev == dst.key.dev &&
-                                           src.key.ino == dst.key.ino);
+  const bool same_node =
+      &src == &dst || (src.key.kind == dst.key.kind && src.key.dev == dst.key.dev && src.key.ino == dst.key.ino);
   for (int side = 0; side < 2; ++side) {
     if (side == 1 && same_node) break;
     device_state* d = side == 0 ? &src : &dst;
@@ -171,8 +171,8 @@ class shifted_observer final : public completion_observer {
   std::span<const plan_segment> to_endpoints(std::span<const plan_segment> segments, std::uint32_t block_bytes) {
     bytes_.clear();
     for (const plan_segment& s : segments)
-      bytes_.push_back({s.src_block * block_bytes - src_shift_, s.dst_block * block_bytes - dst_shift_,
-                        s.blocks * block_bytes});
+      bytes_.push_back(
+          {s.src_block * block_bytes - src_shift_, s.dst_block * block_bytes - dst_shift_, s.blocks * block_bytes});
     return bytes_;
   }
   completion_observer& inner_;
@@ -232,7 +232,8 @@ class runner {
       return;
     }
     if (session) {
-      if (offload) timed_flush([&] {
+      if (offload)
+        timed_flush([&] {
           flush_before(src, dst);
           for (device_state* g : gather_)
             if (g != &src) flush_before(*g, dst);
@@ -398,8 +399,8 @@ class runner {
       }
       command cmd{st.next_tag, std::span<const plan_segment>(segs_.data() + w.first, w.count), plan_.block_bytes,
                   w.order};
-      status s = observer_ ? observer_->before_submit(cmd.segments, cmd.block_bytes, cmd.order != copy_order::any)
-                           : status();
+      status s =
+          observer_ ? observer_->before_submit(cmd.segments, cmd.block_bytes, cmd.order != copy_order::any) : status();
       if (s.ok()) s = session.submit(cmd);
       if (!s.ok()) {
         if (cut) {
@@ -476,8 +477,7 @@ class runner {
   work cut_memmove_piece() {
     work& front = queue_.front();
     plan_segment rest = segs_[front.first];
-    plan_segment piece =
-        take_memmove_piece(rest, front.order, memmove_piece_blocks(rest, plan_.block_bytes, delta_));
+    plan_segment piece = take_memmove_piece(rest, front.order, memmove_piece_blocks(rest, plan_.block_bytes, delta_));
     if (rest.blocks == 0) {
       queue_.pop_front();
     } else if (front.own_segment) {
@@ -746,9 +746,8 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
   rep.bytes_requested = p.total_bytes();
   if (p.parts.size() > 1) {
     for (const plan_part& part : p.parts)
-      if (!part.fallback_reason.empty() &&
-          std::find(rep.fallback_reasons.begin(), rep.fallback_reasons.end(), part.fallback_reason) ==
-              rep.fallback_reasons.end())
+      if (!part.fallback_reason.empty() && std::find(rep.fallback_reasons.begin(), rep.fallback_reasons.end(),
+                                                     part.fallback_reason) == rep.fallback_reasons.end())
         rep.fallback_reasons.push_back(part.fallback_reason);
   } else if (!p.fallback_reason.empty()) {
     rep.fallback_reasons.push_back(p.fallback_reason);
@@ -912,8 +911,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
   return rep;
 }
 
-report execute_observed(const request& req, const plan& p, const policy& pol,
-                        completion_observer* observer) noexcept {
+report execute_observed(const request& req, const plan& p, const policy& pol, completion_observer* observer) noexcept {
   try {
     return execute_unchecked(req, p, pol, observer);
   } catch (const std::exception& e) {

@@ -35,27 +35,26 @@ nlohmann::json status_to_json(const status& s) {
   nlohmann::json j{{"code", to_string(s.code())}, {"message", s.message()}};
   if (s.sys_errno()) j["errno"] = s.sys_errno();
   if (const auto& n = s.nvme()) {
-    j["nvme"] = {{"sct", n->sct}, {"sc", n->sc}, {"dnr", n->dnr}, {"dw0", n->dw0}, {"status", n->raw_status},
-                 {"name", n->name}};
+    j["nvme"] = {{"sct", n->sct},           {"sc", n->sc},    {"dnr", n->dnr}, {"dw0", n->dw0},
+                 {"status", n->raw_status}, {"name", n->name}};
   }
   if (const auto& c = s.scsi()) {
-    j["scsi"] = {{"status", c->status}, {"sense_key", c->sense_key}, {"asc", c->asc}, {"ascq", c->ascq},
-                 {"text", c->text}};
+    j["scsi"] = {
+        {"status", c->status}, {"sense_key", c->sense_key}, {"asc", c->asc}, {"ascq", c->ascq}, {"text", c->text}};
     if (c->information_valid) j["scsi"]["information"] = c->information;
   }
   return j;
 }
 
 nlohmann::json timings_to_json(const timings& t) {
-  return {{"open_seconds", t.open_seconds},   {"probe_seconds", t.probe_seconds},
-          {"plan_seconds", t.plan_seconds},   {"flush_seconds", t.flush_seconds},
-          {"copy_seconds", t.copy_seconds},   {"verify_seconds", t.verify_seconds}};
+  return {{"open_seconds", t.open_seconds},   {"probe_seconds", t.probe_seconds}, {"plan_seconds", t.plan_seconds},
+          {"flush_seconds", t.flush_seconds}, {"copy_seconds", t.copy_seconds},   {"verify_seconds", t.verify_seconds}};
 }
 
 std::string timings_to_text(const timings& t) {
-  return fmt::format("time: open {:.3f} s, probe {:.3f} s, plan {:.3f} s, flush {:.3f} s, copy {:.3f} s, verify {:.3f} s",
-                     t.open_seconds, t.probe_seconds, t.plan_seconds, t.flush_seconds, t.copy_seconds,
-                     t.verify_seconds);
+  return fmt::format(
+      "time: open {:.3f} s, probe {:.3f} s, plan {:.3f} s, flush {:.3f} s, copy {:.3f} s, verify {:.3f} s",
+      t.open_seconds, t.probe_seconds, t.plan_seconds, t.flush_seconds, t.copy_seconds, t.verify_seconds);
 }
 
 nlohmann::json capabilities_to_json(const capabilities& c) {
@@ -121,9 +120,9 @@ bool is_own_medium(const capabilities& c) {
 }  // namespace
 
 std::string capabilities_to_text(const capabilities& c) {
-  std::string out = fmt::format("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind),
-                                c.size_bytes, c.logical_block_bytes, c.physical_block_bytes,
-                                c.read_only ? ", read-only" : "");
+  std::string out =
+      fmt::format("{}: {}, {} bytes, {}-byte logical blocks ({} physical){}\n", c.path, to_string(c.kind), c.size_bytes,
+                  c.logical_block_bytes, c.physical_block_bytes, c.read_only ? ", read-only" : "");
   if (c.block_path != c.path && !c.block_path.empty()) out += fmt::format("  data through {}\n", c.block_path);
   if (!c.parent_path.empty())
     out += fmt::format("  partition of {} starting at byte {}\n", c.parent_path, c.partition_start_bytes);
@@ -160,7 +159,8 @@ nlohmann::json plan_to_json(const plan& p, std::size_t max_commands) {
   j["limits"] = limits_to_json(p.limits);
   if (!p.fallback_reason.empty()) j["fallback_reason"] = p.fallback_reason;
   auto& cons = j["considered"] = nlohmann::json::array();
-  for (const auto& c : p.considered) cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
+  for (const auto& c : p.considered)
+    cons.push_back({{"backend", c.backend}, {"chosen", c.chosen}, {"reason", c.reason}});
   auto& parts = j["parts"] = nlohmann::json::array();
   for (const plan_part& part : p.parts) {
     nlohmann::json o{{"backend", part.backend},
@@ -269,16 +269,18 @@ std::string plan::to_text(std::size_t max_commands) const {
     std::string names;
     for (const plan_part& part : parts)
       if (names.find(part.backend) == std::string::npos) names += (names.empty() ? "" : " + ") + part.backend;
-    std::string out = fmt::format("{} parts ({}), {} command{}, {} segment{}, {} ({} bytes){}\n", parts.size(), names,
-                                  batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
-                                  segments.size() == 1 ? "" : "s", detail::human_bytes(static_cast<double>(total_bytes())),
-                                  total_bytes(), ordered ? ", ordered (overlapping)" : "");
+    std::string out =
+        fmt::format("{} parts ({}), {} command{}, {} segment{}, {} ({} bytes){}\n", parts.size(), names, batches.size(),
+                    batches.size() == 1 ? "" : "s", segments.size(), segments.size() == 1 ? "" : "s",
+                    detail::human_bytes(static_cast<double>(total_bytes())), total_bytes(),
+                    ordered ? ", ordered (overlapping)" : "");
     return detail::terminal_safe(out + detail::plan_body_text(*this, max_commands));
   }
-  std::string out = fmt::format("backend {}, {} command{}, {} segment{}, {} ({} bytes) in {}-byte blocks{}\n",
-                                backend, batches.size(), batches.size() == 1 ? "" : "s", segments.size(),
-                                segments.size() == 1 ? "" : "s", detail::human_bytes(static_cast<double>(total_bytes())),
-                                total_bytes(), block_bytes, ordered ? ", ordered (overlapping)" : "");
+  std::string out =
+      fmt::format("backend {}, {} command{}, {} segment{}, {} ({} bytes) in {}-byte blocks{}\n", backend,
+                  batches.size(), batches.size() == 1 ? "" : "s", segments.size(), segments.size() == 1 ? "" : "s",
+                  detail::human_bytes(static_cast<double>(total_bytes())), total_bytes(), block_bytes,
+                  ordered ? ", ordered (overlapping)" : "");
   out += fmt::format("limits: segments/command {}, blocks/segment {}, blocks/command {}{}\n",
                      limits.max_segments_per_command ? std::to_string(limits.max_segments_per_command) : "-",
                      limits.max_segment_blocks ? std::to_string(limits.max_segment_blocks) : "-",
@@ -311,13 +313,15 @@ std::string plan_body_text(const plan& p, std::size_t max_commands) {
     for (std::size_t k = 0; k < parts.size(); ++k) {
       const plan_part& part = parts[k];
       out += fmt::format("part {}: {}, {} -> {}, {} ({} bytes) in {}-byte blocks, {} range{}\n", k + 1, part.backend,
-                         detail::part_sources_text(part), part.destination_medium, detail::human_bytes(static_cast<double>(part.bytes)),
-                         part.bytes, part.block_bytes, part.ranges.size(), part.ranges.size() == 1 ? "" : "s");
+                         detail::part_sources_text(part), part.destination_medium,
+                         detail::human_bytes(static_cast<double>(part.bytes)), part.bytes, part.block_bytes,
+                         part.ranges.size(), part.ranges.size() == 1 ? "" : "s");
       const std::size_t nr = max_commands == 0 ? part.ranges.size() : std::min(max_commands, part.ranges.size());
       for (std::size_t i = 0; i < nr; ++i)
-        out += fmt::format("    {}src {} -> dst {} x {} bytes\n",
-                           part.ranges[i].source == 0 ? std::string() : fmt::format("source {}: ", part.ranges[i].source),
-                           part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes);
+        out +=
+            fmt::format("    {}src {} -> dst {} x {} bytes\n",
+                        part.ranges[i].source == 0 ? std::string() : fmt::format("source {}: ", part.ranges[i].source),
+                        part.ranges[i].src_offset_bytes, part.ranges[i].dst_offset_bytes, part.ranges[i].length_bytes);
       if (nr < part.ranges.size()) out += fmt::format("    ... {} more ranges\n", part.ranges.size() - nr);
       for (const auto& c : part.considered)
         out += fmt::format("  {} {}{}\n", c.chosen ? "*" : "-", c.backend, c.reason.empty() ? "" : ": " + c.reason);
@@ -362,8 +366,9 @@ std::string report::to_text() const {
   std::string out;
   double rate = elapsed_seconds > 0 ? static_cast<double>(bytes_copied) / elapsed_seconds : 0;
   out += fmt::format("{}: {} of {} copied ({} bytes) in {:.3f} s, {}/s\n", result.ok() ? "done" : "FAILED",
-                     detail::human_bytes(static_cast<double>(bytes_copied)), detail::human_bytes(static_cast<double>(bytes_requested)),
-                     bytes_copied, elapsed_seconds, detail::human_bytes(rate));
+                     detail::human_bytes(static_cast<double>(bytes_copied)),
+                     detail::human_bytes(static_cast<double>(bytes_requested)), bytes_copied, elapsed_seconds,
+                     detail::human_bytes(rate));
   for (const auto& [name, u] : usage) {
     if (u.commands == 0 && u.bytes == 0) continue;
     out += fmt::format("  {}: {} bytes in {} command{}{}{}\n", name, u.bytes, u.commands, u.commands == 1 ? "" : "s",

@@ -138,7 +138,9 @@ std::string string_with_nul(const job& j) {
 
 bool cancelled(const job_options& o) noexcept { return o.cancel != nullptr && o.cancel->load(); }
 
-status cancelled_before_start() { return status(errc::cancelled, "cancelled by the caller before anything was written"); }
+status cancelled_before_start() {
+  return status(errc::cancelled, "cancelled by the caller before anything was written");
+}
 
 /// The mode a job's option string names (automatic for anything else: a bad mode string fails as
 /// invalid_argument before it matters).
@@ -170,8 +172,7 @@ class xfsz_guard {
       sigemptyset(&s);
       sigaddset(&s, SIGXFSZ);
       const timespec zero{};
-      while (sigtimedwait(&s, nullptr, &zero) == SIGXFSZ) {
-      }
+      while (sigtimedwait(&s, nullptr, &zero) == SIGXFSZ) {}
     }
     pthread_sigmask(SIG_SETMASK, &old_, nullptr);
   }
@@ -388,12 +389,12 @@ void run_copy(const job& j, job_result& r) {
     // segments, a striped table) are not journalled: refused before anything is written.
     for (const plan_part& part : p.value().parts) {
       if (part.cut_from_pieces || p.value().parts.size() > 1) {
-        r.error = status(errc::invalid_argument,
-                         fmt::format("journal {}: the request is cut into {} parts over stacked devices ({} -> {}); a "
-                                     "journal can resume only a copy that moves as a whole (copy without --journal, "
-                                     "or one piece at a time)",
-                                     j.options.journal, p.value().parts.size(), part.source_medium,
-                                     part.destination_medium));
+        r.error =
+            status(errc::invalid_argument,
+                   fmt::format("journal {}: the request is cut into {} parts over stacked devices ({} -> {}); a "
+                               "journal can resume only a copy that moves as a whole (copy without --journal, "
+                               "or one piece at a time)",
+                               j.options.journal, p.value().parts.size(), part.source_medium, part.destination_medium));
         return;
       }
     }
@@ -406,8 +407,8 @@ void run_copy(const job& j, job_result& r) {
     jr = std::move(opened).value();
     r.journal = j.options.journal;
     if (jr->resumed()) {
-      auto rest = jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst),
-                                r.resumed_bytes);
+      auto rest =
+          jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst), r.resumed_bytes);
       if (!rest.ok()) {
         r.error = std::move(rest).error();
         return;

@@ -173,7 +173,8 @@ nlohmann::json journal_fingerprint(const capabilities& src, const capabilities& 
           {"source", side(src, false)},
           {"destination", side(dst, true)},
           {"request",
-           {{"extents", extents.size()}, {"bytes", extents.empty() ? src.size_bytes : bytes},
+           {{"extents", extents.size()},
+            {"bytes", extents.empty() ? src.size_bytes : bytes},
             {"crc32c", fmt::format("{:#010x}", crc)}}},
           // Not compared: for people reading the file.
           {"paths", {{"source", valid_utf8(src.path)}, {"destination", valid_utf8(dst.path)}}}};
@@ -261,16 +262,16 @@ result<std::unique_ptr<journal>> journal::open(const std::string& path, const nl
   if (sys().fstat(j->fd_, &st) != 0) return errno_status(errno, "journal " + path);
   if (!S_ISREG(st.st_mode)) return status(errc::invalid_argument, fmt::format("journal {}: not a regular file", path));
   if (std::find(forbidden.begin(), forbidden.end(), file_identity(st)) != forbidden.end())
-    return status(errc::invalid_argument, fmt::format("journal {}: is the source or the destination of the copy", path));
+    return status(errc::invalid_argument,
+                  fmt::format("journal {}: is the source or the destination of the copy", path));
   if (a == access::write && ::flock(j->fd_, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
-    if (err == EWOULDBLOCK)
-      return status(errc::busy, fmt::format("journal {}: in use by another copy", path), err);
+    if (err == EWOULDBLOCK) return status(errc::busy, fmt::format("journal {}: in use by another copy", path), err);
     return errno_status(err, "journal " + path + ": lock");
   }
   if (static_cast<std::uint64_t>(st.st_size) > max_file_bytes)
-    return status(errc::invalid_argument,
-                  fmt::format("journal {}: {} bytes, more than a journal can be ({})", path, st.st_size, max_file_bytes));
+    return status(errc::invalid_argument, fmt::format("journal {}: {} bytes, more than a journal can be ({})", path,
+                                                      st.st_size, max_file_bytes));
   if (auto s = j->load(fingerprint); !s.ok()) return s;
   if (!j->resumed_ && a == access::write) {
     if (auto s = j->create(fingerprint); !s.ok()) return s;
@@ -293,8 +294,9 @@ status journal::load(const nlohmann::json& fingerprint) {
     got += static_cast<std::size_t>(n);
   }
   auto damaged = [&](std::string_view why) {
-    return status(errc::invalid_argument,
-                  fmt::format("journal {}: not an offcopy journal, or damaged ({}); remove it to start over", path_, why));
+    return status(
+        errc::invalid_argument,
+        fmt::format("journal {}: not an offcopy journal, or damaged ({}); remove it to start over", path_, why));
   };
   // Nothing, or a creation cut short (the header is made durable before any byte is copied): a
   // new journal.
@@ -311,9 +313,9 @@ status journal::load(const nlohmann::json& fingerprint) {
     if (data.size() == header_end) return {};  // the header's own write torn: nothing was copied under it
     return damaged("header checksum");
   }
-  nlohmann::json header = nlohmann::json::parse(data.begin() + static_cast<std::ptrdiff_t>(at + 8),
-                                                data.begin() + static_cast<std::ptrdiff_t>(at + 8 + length), nullptr,
-                                                false);
+  nlohmann::json header =
+      nlohmann::json::parse(data.begin() + static_cast<std::ptrdiff_t>(at + 8),
+                            data.begin() + static_cast<std::ptrdiff_t>(at + 8 + length), nullptr, false);
   if (header.is_discarded() || !header.is_object()) return damaged("header is not JSON");
   if (std::string why = fingerprint_difference(header, fingerprint); !why.empty())
     return status(errc::invalid_argument,
@@ -337,7 +339,8 @@ status journal::load(const nlohmann::json& fingerprint) {
   end_ = at;
   if (access_ == access::write && end_ < data.size()) {
     // Cut the torn tail so new records follow the last good one.
-    if (sys().ftruncate(fd_, static_cast<off_t>(end_)) != 0) return errno_status(errno, "journal " + path_ + ": truncate");
+    if (sys().ftruncate(fd_, static_cast<off_t>(end_)) != 0)
+      return errno_status(errno, "journal " + path_ + ": truncate");
   }
   return {};
 }
@@ -392,7 +395,8 @@ result<std::vector<extent>> journal::remaining(const std::vector<extent>& extent
     for (auto [lo, hi] : gaps) left += hi - lo;
     done_bytes += e.length_bytes - left;
     // An extent moving up on its medium is copied from its end: its pieces too.
-    const bool up = static_cast<std::int64_t>(e.dst_offset_bytes) + medium_delta > static_cast<std::int64_t>(e.src_offset_bytes);
+    const bool up =
+        static_cast<std::int64_t>(e.dst_offset_bytes) + medium_delta > static_cast<std::int64_t>(e.src_offset_bytes);
     if (up) std::reverse(gaps.begin(), gaps.end());
     for (auto [lo, hi] : gaps) out.push_back({e.src_offset_bytes + (lo - e.dst_offset_bytes), lo, hi - lo});
   }

@@ -80,9 +80,8 @@ class journal final : public completion_observer {
   /// invalid_argument. `forbidden`: identities (capabilities::identity) the journal file must not
   /// be (the source and destination). Creating: the header is durable (file and directory
   /// fsync'ed) before this returns.
-  [[nodiscard]] static result<std::unique_ptr<journal>> open(const std::string& path,
-                                                             const nlohmann::json& fingerprint, access a,
-                                                             const std::vector<std::string>& forbidden);
+  [[nodiscard]] static result<std::unique_ptr<journal>> open(const std::string& path, const nlohmann::json& fingerprint,
+                                                             access a, const std::vector<std::string>& forbidden);
   ~journal() override;
   journal(const journal&) = delete;
   journal& operator=(const journal&) = delete;

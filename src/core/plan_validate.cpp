@@ -48,8 +48,9 @@ status validate_request(const request& req, const policy& pol, validated_request
   if (auto s = candidate_order(pol, v.candidates); !s.ok()) return s;
   for (std::size_t i = 0; i < req.extents.size(); ++i)
     if (req.extents[i].source != 0)
-      return status(errc::invalid_argument, fmt::format("extent {}: source {} does not exist (the request has one source)",
-                                                        i + 1, req.extents[i].source));
+      return status(errc::invalid_argument,
+                    fmt::format("extent {}: source {} does not exist (the request has one source)", i + 1,
+                                req.extents[i].source));
   // open()'s classification: immutable, so no lock while another thread discovers.
   const capabilities& sc = req.source->caps();
   const capabilities& dc = req.destination->caps();

@@ -119,8 +119,8 @@ status validate_extents(std::vector<extent>& extents, const side_geometry& src, 
                     fmt::format("extent {}: source bytes [{}, {}) are past the end of the source ({} bytes)", i + 1,
                                 e.src_offset_bytes, e.src_offset_bytes + e.length_bytes, src.size_bytes));
     // A growing file still ends at the largest off_t: past it every write fails (EINVAL/EFBIG).
-    if (dst.can_grow && e.dst_offset_bytes + e.length_bytes >
-                            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    if (dst.can_grow &&
+        e.dst_offset_bytes + e.length_bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
       return status(errc::out_of_range,
                     fmt::format("extent {}: destination bytes [{}, {}) are past the largest file offset", i + 1,
                                 e.dst_offset_bytes, e.dst_offset_bytes + e.length_bytes));
@@ -140,9 +140,10 @@ status validate_extents(std::vector<extent>& extents, const side_geometry& src, 
       const extent& a = extents[k - 1];
       const extent& b = extents[k];
       if (a.dst_offset_bytes + a.length_bytes > b.dst_offset_bytes)
-        return status(errc::overlap,
-                      fmt::format("extents {} and {} both write destination bytes [{}, {})", k, k + 1, b.dst_offset_bytes,
-                                  std::min(a.dst_offset_bytes + a.length_bytes, b.dst_offset_bytes + b.length_bytes)));
+        return status(
+            errc::overlap,
+            fmt::format("extents {} and {} both write destination bytes [{}, {})", k, k + 1, b.dst_offset_bytes,
+                        std::min(a.dst_offset_bytes + a.length_bytes, b.dst_offset_bytes + b.length_bytes)));
     }
   } else {
     std::vector<std::pair<std::uint64_t, std::uint32_t>> by_dst(extents.size());
@@ -156,8 +157,7 @@ status validate_extents(std::vector<extent>& extents, const side_geometry& src, 
         auto lo = std::min(order_a, order_b) + 1;
         auto hi = std::max(order_a, order_b) + 1;
         return status(errc::overlap,
-                      fmt::format("extents {} and {} both write destination bytes [{}, {})", lo, hi,
-                                  b.dst_offset_bytes,
+                      fmt::format("extents {} and {} both write destination bytes [{}, {})", lo, hi, b.dst_offset_bytes,
                                   std::min(a.dst_offset_bytes + a.length_bytes, b.dst_offset_bytes + b.length_bytes)));
       }
     }
@@ -189,8 +189,9 @@ bool has_overlap_hazard(const std::vector<extent>& extents, const side_geometry&
     std::uint64_t s = e.src_offset_bytes + src.identity_offset_bytes;
     std::uint64_t end = s + e.length_bytes;
     // First destination range ending after s.
-    auto it = std::upper_bound(d.begin(), d.end(), s,
-                               [](std::uint64_t v, const std::pair<std::uint64_t, std::uint64_t>& r) { return v < r.second; });
+    auto it = std::upper_bound(
+        d.begin(), d.end(), s,
+        [](std::uint64_t v, const std::pair<std::uint64_t, std::uint64_t>& r) { return v < r.second; });
     if (it != d.end() && it->first < end) return true;
   }
   return false;
@@ -289,8 +290,8 @@ std::uint64_t smallest_self_overlap_shift(const std::vector<extent>& extents,
 std::uint64_t memmove_piece_blocks(const plan_segment& s, std::uint32_t unit_bytes,
                                    std::int64_t medium_delta_bytes) noexcept {
   const std::int64_t u = unit_bytes == 0 ? 1 : unit_bytes;
-  const std::int64_t shift = static_cast<std::int64_t>(s.dst_block) * u + medium_delta_bytes -
-                             static_cast<std::int64_t>(s.src_block) * u;
+  const std::int64_t shift =
+      static_cast<std::int64_t>(s.dst_block) * u + medium_delta_bytes - static_cast<std::int64_t>(s.src_block) * u;
   const std::uint64_t distance = static_cast<std::uint64_t>(shift < 0 ? -shift : shift);
   return std::max<std::uint64_t>(1, distance / static_cast<std::uint64_t>(u));
 }

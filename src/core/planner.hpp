@@ -15,15 +15,14 @@ namespace offcopy::detail {
 /// What validation needs to know of one side.
 struct side_geometry {
   std::uint64_t size_bytes = 0;
-  bool can_grow = false;           ///< regular-file destinations may be extended
-  std::string identity;            ///< equal identities = same medium
+  bool can_grow = false;  ///< regular-file destinations may be extended
+  std::string identity;   ///< equal identities = same medium
   std::uint64_t identity_offset_bytes = 0;
 };
 
 /// Checks extents in place (fills the whole-device default when empty): zero length, overflow,
 /// bounds, two extents writing the same destination bytes. Writes nothing.
-[[nodiscard]] status validate_extents(std::vector<extent>& extents, const side_geometry& src,
-                                      const side_geometry& dst);
+[[nodiscard]] status validate_extents(std::vector<extent>& extents, const side_geometry& src, const side_geometry& dst);
 
 /// Index of the first extent whose offsets or length are not multiples of `unit_bytes`, or -1.
 [[nodiscard]] std::int64_t first_misaligned(const std::vector<extent>& extents, std::uint32_t unit_bytes) noexcept;
@@ -41,8 +40,8 @@ struct side_geometry {
 /// therefore that of a non-overlapping copy of the same bytes, whatever d is.
 /// `medium_delta_bytes` = where the destination starts on the shared medium minus where the
 /// source starts (partitions of one disk); 0 for one file or device.
-void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const copy_limits& limits,
-                  bool ordered, std::int64_t medium_delta_bytes, plan& p);
+void pack_extents(std::vector<extent>& extents, std::uint32_t unit_bytes, const copy_limits& limits, bool ordered,
+                  std::int64_t medium_delta_bytes, plan& p);
 
 /// Packs the segments of a gathering part (one destination namespace, several source namespaces:
 /// plan_segment::source) into p.segments / p.batches as part `part`: sorted by destination,
@@ -75,7 +74,6 @@ inline constexpr std::uint64_t min_copy_file_range_shift_bytes = 1ULL << 20;
 /// (from the end of `rest` when descending, from its start when ascending); `rest` keeps the
 /// remainder. Run one after the other, the pieces give memmove's result when each is no longer
 /// than memmove_piece_blocks().
-[[nodiscard]] plan_segment take_memmove_piece(plan_segment& rest, copy_order order,
-                                              std::uint64_t max_blocks) noexcept;
+[[nodiscard]] plan_segment take_memmove_piece(plan_segment& rest, copy_order order, std::uint64_t max_blocks) noexcept;
 
 }  // namespace offcopy::detail

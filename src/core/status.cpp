@@ -54,13 +54,23 @@ std::string status::to_string() const {
 status errno_status(int err, const std::string& context) {
   errc code = errc::io_error;
   switch (err) {
-    case ENOENT: case ENODEV: case ENXIO: code = errc::not_found; break;
-    case EROFS: case EACCES: case EPERM: code = errc::read_only; break;
+    case ENOENT:
+    case ENODEV:
+    case ENXIO: code = errc::not_found; break;
+    case EROFS:
+    case EACCES:
+    case EPERM: code = errc::read_only; break;
     case EBUSY: code = errc::busy; break;
     // A path that cannot name anything (a component not a directory, too long, a symlink loop, a
     // directory where a file is needed): bad input, like a missing path.
-    case EINVAL: case ENOTDIR: case ENAMETOOLONG: case ELOOP: case EISDIR: code = errc::invalid_argument; break;
-    case EOPNOTSUPP: case ENOTTY: case ENOSYS: code = errc::not_supported; break;
+    case EINVAL:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EISDIR: code = errc::invalid_argument; break;
+    case EOPNOTSUPP:
+    case ENOTTY:
+    case ENOSYS: code = errc::not_supported; break;
     case ECANCELED: code = errc::cancelled; break;
     default: break;
   }

@@ -59,7 +59,8 @@ class reader {
         if (errno == EINTR) continue;
         return errno_status(errno, "verify: read " + path_);
       }
-      if (n == 0) return status(errc::io_error, fmt::format("verify: {}: unexpected end at byte {}", path_, start + got));
+      if (n == 0)
+        return status(errc::io_error, fmt::format("verify: {}: unexpected end at byte {}", path_, start + got));
       got += static_cast<std::uint64_t>(n);
     }
     return static_cast<const std::uint8_t*>(buf_.get() + (off - start));
@@ -98,9 +99,8 @@ status verify_extents(const request& req, std::int64_t& first_mismatch, const st
         std::uint64_t i = 0;
         while (a.value()[i] == b.value()[i]) ++i;
         first_mismatch = static_cast<std::int64_t>(e.dst_offset_bytes + done + i);
-        return status(errc::verify_mismatch,
-                      fmt::format("verify: destination byte {} differs from source byte {}", first_mismatch,
-                                  e.src_offset_bytes + done + i));
+        return status(errc::verify_mismatch, fmt::format("verify: destination byte {} differs from source byte {}",
+                                                         first_mismatch, e.src_offset_bytes + done + i));
       }
       done += n;
     }

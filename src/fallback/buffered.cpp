@@ -52,11 +52,11 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / 
 
 /// One side of the copy.
 struct side {
-  std::string path;     ///< for messages
-  int cached_fd = -1;   ///< page-cache I/O
+  std::string path;    ///< for messages
+  int cached_fd = -1;  ///< page-cache I/O
   bool own_cached_fd = false;
-  int direct_fd = -1;   ///< O_DIRECT, or -1
-  bool direct_refused = false;  ///< the kernel refused an aligned O_DIRECT transfer: stop using it
+  int direct_fd = -1;                  ///< O_DIRECT, or -1
+  bool direct_refused = false;         ///< the kernel refused an aligned O_DIRECT transfer: stop using it
   std::uint32_t granule = page_bytes;  ///< O_DIRECT needs offset and length multiples of this
 
   [[nodiscard]] bool direct() const noexcept { return direct_fd >= 0 && !direct_refused; }
@@ -144,11 +144,15 @@ class uring_driver final : public io_driver {
       sqe = io_uring_get_sqe(&ring_);
     }
     if (op.is_write) {
-      if (fixed_) io_uring_prep_write_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
-      else io_uring_prep_write(sqe, op.fd, op.buf, op.length, op.offset);
+      if (fixed_)
+        io_uring_prep_write_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
+      else
+        io_uring_prep_write(sqe, op.fd, op.buf, op.length, op.offset);
     } else {
-      if (fixed_) io_uring_prep_read_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
-      else io_uring_prep_read(sqe, op.fd, op.buf, op.length, op.offset);
+      if (fixed_)
+        io_uring_prep_read_fixed(sqe, op.fd, op.buf, op.length, op.offset, static_cast<int>(op.slot));
+      else
+        io_uring_prep_read(sqe, op.fd, op.buf, op.length, op.offset);
     }
     io_uring_sqe_set_data64(sqe, op.slot);
     ops_[op.slot] = op;
@@ -203,14 +207,14 @@ struct chunk {
 struct command_state {
   std::uint64_t tag = 0;
   std::uint64_t block_bytes = 1;
-  copy_order order = copy_order::any;  ///< memmove commands: one segment, chunks cut in this order
-  std::vector<plan_segment> segments;  ///< copied: the caller's span need not outlive submit()
-  std::size_t segment_index = 0;       ///< where the next chunk starts
+  copy_order order = copy_order::any;      ///< memmove commands: one segment, chunks cut in this order
+  std::vector<plan_segment> segments;      ///< copied: the caller's span need not outlive submit()
+  std::size_t segment_index = 0;           ///< where the next chunk starts
   std::uint64_t segment_offset_bytes = 0;  ///< bytes of the segment cut
   std::uint64_t next_seq = 0;
   bool all_issued = false;
-  unsigned in_flight = 0;  ///< chunks of this command holding a slot
-  status error;            ///< first failure
+  unsigned in_flight = 0;          ///< chunks of this command holding a slot
+  status error;                    ///< first failure
   std::uint64_t prefix_bytes = 0;  ///< bytes of chunks 0..prefix_seq-1, all written
   std::uint64_t prefix_seq = 0;
   std::map<std::uint64_t, std::uint32_t> done_ahead;  ///< written chunks past the prefix
@@ -220,10 +224,10 @@ struct command_state {
   // size from the end, each window cut upward: the source is read forward inside a window (the
   // backing store's readahead keeps working) and the windows walk down.
   bool window_started = false;
-  std::uint64_t window_lo = 0, window_hi = 0;  ///< segment-relative bytes (descending)
-  std::uint64_t cursor = 0;                    ///< next chunk start in the window, segment-relative
+  std::uint64_t window_lo = 0, window_hi = 0;                    ///< segment-relative bytes (descending)
+  std::uint64_t cursor = 0;                                      ///< next chunk start in the window, segment-relative
   std::vector<std::pair<std::uint64_t, std::uint64_t>> reading;  ///< source ranges being read
-  std::vector<unsigned> parked;  ///< slots holding a read chunk that may not be written yet
+  std::vector<unsigned> parked;                    ///< slots holding a read chunk that may not be written yet
   std::map<std::uint64_t, std::uint64_t> written;  ///< descending: written ranges, segment-relative
   std::list<command_state>::iterator self;
 };
@@ -285,8 +289,7 @@ class buffered_session final : public copy_session {
     if (auto s = open_side(src, false, src_direct, src_); !s.ok()) return s;
     if (auto s = open_side(dst, true, dst_direct, dst_); !s.ok()) return s;
     src_.granule = std::lcm<std::uint32_t>(std::max<std::uint32_t>(src.caps.direct_io_align_bytes, 512), 512);
-    dst_.granule =
-        std::lcm<std::uint32_t>(std::max<std::uint32_t>(dst.caps.direct_io_align_bytes, 512), page_bytes);
+    dst_.granule = std::lcm<std::uint32_t>(std::max<std::uint32_t>(dst.caps.direct_io_align_bytes, 512), page_bytes);
     // Holes of a file source are kept (file destination) or zeroed by the device (BLKZEROOUT),
     // except within one medium, where zeroing could hit bytes another extent still has to read.
     const bool one_medium = !src.caps.identity.empty() && src.caps.identity == dst.caps.identity;
@@ -298,7 +301,8 @@ class buffered_session final : public copy_session {
     const std::uint64_t unit = std::lcm<std::uint64_t>(std::lcm<std::uint64_t>(src_.granule, dst_.granule), page_bytes);
     buffer_bytes_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(align_up(want, unit), 1ULL << 30));
     // Room for the aligned range around a skewed source chunk (see chunk::skew).
-    stride_bytes_ = buffer_bytes_ + (src_.direct() ? static_cast<std::uint32_t>(align_up(2ULL * src_.granule, page_bytes)) : 0);
+    stride_bytes_ =
+        buffer_bytes_ + (src_.direct() ? static_cast<std::uint32_t>(align_up(2ULL * src_.granule, page_bytes)) : 0);
     unsigned buffers = pol.buffers_in_flight != 0
                            ? pol.buffers_in_flight
                            : (cached ? default_cached_buffers_in_flight : default_buffers_in_flight);
@@ -398,8 +402,7 @@ class buffered_session final : public copy_session {
   static status open_side(device_state& dev, bool write, bool direct, side& out) {
     const capabilities& caps = dev.caps;
     out.path = caps.block_path.empty() ? caps.path : caps.block_path;
-    if (caps.block_path.empty() && caps.kind != device_kind::regular_file &&
-        caps.kind != device_kind::block_device) {
+    if (caps.block_path.empty() && caps.kind != device_kind::regular_file && caps.kind != device_kind::block_device) {
       return status(errc::not_supported, fmt::format("{}: no block device to read and write", caps.path));
     }
     if (out.path == caps.path && dev.fd >= 0) {
@@ -419,8 +422,7 @@ class buffered_session final : public copy_session {
   }
 
   bool allocate() {
-    void* p = ::mmap(nullptr, buffers_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                     -1, 0);
+    void* p = ::mmap(nullptr, buffers_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) return false;
     buffers_ = static_cast<std::byte*>(p);
     return true;
@@ -726,14 +728,14 @@ class buffered_session final : public copy_session {
     if (direct && sl.done + n < needed) n -= n % sd.granule;
     if (n == 0) {
       if (res == 0 && !w) {
-        fail(index, status(errc::io_error,
-                           fmt::format("short read: {} has no data at offset {} (end of device or file)",
-                                       sd.path, offset)));
+        fail(index,
+             status(errc::io_error,
+                    fmt::format("short read: {} has no data at offset {} (end of device or file)", sd.path, offset)));
         return;
       }
       if (++sl.stalls > max_stalled_retries) {
-        fail(index, status(errc::io_error, fmt::format("short {}: {} makes no progress at offset {}", verb,
-                                                       sd.path, offset)));
+        fail(index,
+             status(errc::io_error, fmt::format("short {}: {} makes no progress at offset {}", verb, sd.path, offset)));
         return;
       }
       issue(index);
@@ -915,8 +917,7 @@ class buffered_backend_impl final : public backend {
     return p;
   }
 
-  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
-                                                     const policy& pol) override {
+  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst, const policy& pol) override {
     return open_buffered_session(src, dst, pol, buffered_tuning{});
   }
 };

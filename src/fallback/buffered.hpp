@@ -33,8 +33,7 @@ inline constexpr std::uint32_t default_cached_buffer_bytes = 256U << 10;
 inline constexpr unsigned default_cached_buffers_in_flight = 4;
 
 /// What buffered_backend().open_session() does, with explicit tuning.
-[[nodiscard]] result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src,
-                                                                          device_state& dst,
+[[nodiscard]] result<std::unique_ptr<copy_session>> open_buffered_session(device_state& src, device_state& dst,
                                                                           const policy& pol,
                                                                           const buffered_tuning& tuning);
 
@@ -46,8 +45,8 @@ struct buffered_session_info {
   bool dst_direct = false;
   std::uint32_t buffer_bytes = 0;
   unsigned buffers = 0;
-  std::uint64_t direct_ops = 0;  ///< reads+writes issued with O_DIRECT so far
-  std::uint64_t cached_ops = 0;  ///< reads+writes issued through the page cache so far
+  std::uint64_t direct_ops = 0;    ///< reads+writes issued with O_DIRECT so far
+  std::uint64_t cached_ops = 0;    ///< reads+writes issued through the page cache so far
   std::uint64_t zeroed_bytes = 0;  ///< destination bytes zeroed for holes of the source
   std::uint64_t skewed_reads = 0;  ///< chunks read direct around a source range off the granule
 };

@@ -24,9 +24,7 @@ namespace offcopy::detail {
 namespace {
 
 /// Errors with which the kernel says "not between these two files" rather than "I/O failed".
-bool is_refusal(int err) noexcept {
-  return err == EXDEV || err == EINVAL || err == EOPNOTSUPP || err == ENOSYS;
-}
+bool is_refusal(int err) noexcept { return err == EXDEV || err == EINVAL || err == EOPNOTSUPP || err == ENOSYS; }
 
 /// A move within one medium by less than this goes to the buffered copier: copy_file_range
 /// cannot copy a range onto itself, and pieces of the shift distance cost one call each
@@ -46,7 +44,8 @@ class cfr_session final : public copy_session {
         delta_(static_cast<std::int64_t>(dst.caps.identity_offset_bytes) -
                static_cast<std::int64_t>(src.caps.identity_offset_bytes)) {
     struct stat st {};
-    if (sys().fstat(dst.fd, &st) == 0 && st.st_blksize > 0) clone_block_bytes_ = static_cast<std::uint64_t>(st.st_blksize);
+    if (sys().fstat(dst.fd, &st) == 0 && st.st_blksize > 0)
+      clone_block_bytes_ = static_cast<std::uint64_t>(st.st_blksize);
     if (sys().fstat(src.fd, &st) == 0) src_size_ = static_cast<std::uint64_t>(st.st_size);
   }
 
@@ -212,19 +211,18 @@ class cfr_session final : public copy_session {
         if (err == EINTR || err == EAGAIN) continue;
         if (!copied_any_ && is_refusal(err)) {
           return status(errc::not_supported,
-                        fmt::format("copy_file_range {} -> {}: {}", src_.caps.path, dst_.caps.path,
-                                    std::strerror(err)),
+                        fmt::format("copy_file_range {} -> {}: {}", src_.caps.path, dst_.caps.path, std::strerror(err)),
                         err);
         }
         // Data has moved: whatever the errno, this is no longer "cannot copy this pair".
-        status s = errno_status(err, fmt::format("copy_file_range {} -> {} at source offset {}",
-                                                 src_.caps.path, dst_.caps.path, src_offset));
+        status s = errno_status(err, fmt::format("copy_file_range {} -> {} at source offset {}", src_.caps.path,
+                                                 dst_.caps.path, src_offset));
         if (s.code() == errc::not_supported || s.code() == errc::invalid_argument) s.recode(errc::io_error);
         return s;
       }
       if (n == 0) {
-        return status(errc::io_error,
-                      fmt::format("short read: {} ends before offset {}", src_.caps.path, src_offset), 0);
+        return status(errc::io_error, fmt::format("short read: {} ends before offset {}", src_.caps.path, src_offset),
+                      0);
       }
       copied_any_ = true;
       auto moved = static_cast<std::uint64_t>(n);
@@ -250,7 +248,6 @@ class cfr_session final : public copy_session {
   std::uint64_t grow_to_ = 0;  ///< the destination must be at least this long (a trailing hole)
   std::deque<completion> ready_;
 };
-
 
 class cfr_backend final : public backend {
  public:
@@ -280,8 +277,7 @@ class cfr_backend final : public backend {
     return p;
   }
 
-  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
-                                                     const policy& pol) override {
+  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst, const policy& pol) override {
     pair_support p = check(src, dst, pol);
     if (!p.ok) return status(errc::not_supported, p.reason);
     return std::unique_ptr<copy_session>(std::make_unique<cfr_session>(src, dst, pol));

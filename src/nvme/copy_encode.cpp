@@ -47,17 +47,17 @@ bool encode_copy_dwords(const copy_fields& f, copy_dwords& out, std::string* why
   d.cdw3 = static_cast<std::uint32_t>(f.ilbrt >> 32);
   d.cdw10 = static_cast<std::uint32_t>(f.sdlba);
   d.cdw11 = static_cast<std::uint32_t>(f.sdlba >> 32);
-  d.cdw12 = (f.ranges - 1) & 0xffu;                      // bits 7:0 NR, 0-based
-  d.cdw12 |= std::uint32_t{f.format} << 8;               // bits 11:8 descriptor format
-  d.cdw12 |= std::uint32_t{f.prinfor} << 12;             // bits 15:12 PRINFOR
-  d.cdw12 |= std::uint32_t{f.dtype} << 20;               // bits 23:20 DTYPE
-  d.cdw12 |= std::uint32_t{f.stcw} << 24;                // bit 24 STCW
-  d.cdw12 |= std::uint32_t{f.prinfow} << 26;             // bits 29:26 PRINFOW
-  d.cdw12 |= std::uint32_t{f.fua} << 30;                 // bit 30 FUA
-  d.cdw12 |= std::uint32_t{f.limited_retry} << 31;       // bit 31 LR
-  d.cdw13 = std::uint32_t{f.dspec} << 16;                // bits 31:16 DSPEC
-  d.cdw14 = static_cast<std::uint32_t>(f.ilbrt);         // ILBRT bits 31:0
-  d.cdw15 = f.lbat | (std::uint32_t{f.lbatm} << 16);     // LBAT 15:0, LBATM 31:16
+  d.cdw12 = (f.ranges - 1) & 0xffu;                   // bits 7:0 NR, 0-based
+  d.cdw12 |= std::uint32_t{f.format} << 8;            // bits 11:8 descriptor format
+  d.cdw12 |= std::uint32_t{f.prinfor} << 12;          // bits 15:12 PRINFOR
+  d.cdw12 |= std::uint32_t{f.dtype} << 20;            // bits 23:20 DTYPE
+  d.cdw12 |= std::uint32_t{f.stcw} << 24;             // bit 24 STCW
+  d.cdw12 |= std::uint32_t{f.prinfow} << 26;          // bits 29:26 PRINFOW
+  d.cdw12 |= std::uint32_t{f.fua} << 30;              // bit 30 FUA
+  d.cdw12 |= std::uint32_t{f.limited_retry} << 31;    // bit 31 LR
+  d.cdw13 = std::uint32_t{f.dspec} << 16;             // bits 31:16 DSPEC
+  d.cdw14 = static_cast<std::uint32_t>(f.ilbrt);      // ILBRT bits 31:0
+  d.cdw15 = f.lbat | (std::uint32_t{f.lbatm} << 16);  // LBAT 15:0, LBATM 31:16
   out = d;
   return true;
 }

@@ -14,28 +14,27 @@
 namespace offcopy::nvme {
 
 inline constexpr std::uint8_t copy_opcode = 0x19;
-inline constexpr std::uint32_t max_ranges_per_command = 256;   // NR is 8 bits, 0-based
-inline constexpr std::uint32_t max_blocks_per_range = 65536;   // NLB is 16 bits, 0-based
+inline constexpr std::uint32_t max_ranges_per_command = 256;  // NR is 8 bits, 0-based
+inline constexpr std::uint32_t max_blocks_per_range = 65536;  // NLB is 16 bits, 0-based
 
-static_assert(std::endian::native == std::endian::little,
-              "the packed wire structs below assume a little-endian host");
+static_assert(std::endian::native == std::endian::little, "the packed wire structs below assume a little-endian host");
 
 #pragma pack(push, 1)
 /// Source Range Entry, descriptor format 0h (32 bytes).
 struct range_entry_f0 {
   std::uint8_t reserved0[8];
-  std::uint64_t slba;         ///< bytes 15:08
-  std::uint16_t nlb_0based;   ///< bytes 17:16, 0-based
+  std::uint64_t slba;        ///< bytes 15:08
+  std::uint16_t nlb_0based;  ///< bytes 17:16, 0-based
   std::uint8_t reserved18[6];
-  std::uint32_t eilbrt;       ///< bytes 27:24
-  std::uint16_t elbat;        ///< bytes 29:28
-  std::uint16_t elbatm;       ///< bytes 31:30
+  std::uint32_t eilbrt;  ///< bytes 27:24
+  std::uint16_t elbat;   ///< bytes 29:28
+  std::uint16_t elbatm;  ///< bytes 31:30
 };
 /// Source Range Entry, descriptor format 1h (40 bytes): 80-bit ELBST/EILBRT for 32/64-bit guard PI.
 struct range_entry_f1 {
   std::uint8_t reserved0[8];
-  std::uint64_t slba;             ///< bytes 15:08
-  std::uint16_t nlb_0based;       ///< bytes 17:16, 0-based
+  std::uint64_t slba;        ///< bytes 15:08
+  std::uint16_t nlb_0based;  ///< bytes 17:16, 0-based
   std::uint8_t reserved18[8];
   std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26, most-significant byte first (QEMU, libnvme)
   std::uint16_t elbat;            ///< bytes 37:36
@@ -43,24 +42,24 @@ struct range_entry_f1 {
 };
 /// Source Range Entry, descriptor format 2h (32 bytes): 0h plus source namespace and options.
 struct range_entry_f2 {
-  std::uint32_t snsid;        ///< bytes 03:00
+  std::uint32_t snsid;  ///< bytes 03:00
   std::uint8_t reserved4[4];
-  std::uint64_t slba;         ///< bytes 15:08
-  std::uint16_t nlb_0based;   ///< bytes 17:16
+  std::uint64_t slba;        ///< bytes 15:08
+  std::uint16_t nlb_0based;  ///< bytes 17:16
   std::uint8_t reserved18[4];
-  std::uint16_t sopt;         ///< bytes 23:22
-  std::uint32_t eilbrt;       ///< bytes 27:24
-  std::uint16_t elbat;        ///< bytes 29:28
-  std::uint16_t elbatm;       ///< bytes 31:30
+  std::uint16_t sopt;    ///< bytes 23:22
+  std::uint32_t eilbrt;  ///< bytes 27:24
+  std::uint16_t elbat;   ///< bytes 29:28
+  std::uint16_t elbatm;  ///< bytes 31:30
 };
 /// Source Range Entry, descriptor format 3h (40 bytes): 1h plus source namespace and options.
 struct range_entry_f3 {
-  std::uint32_t snsid;            ///< bytes 03:00
+  std::uint32_t snsid;  ///< bytes 03:00
   std::uint8_t reserved4[4];
-  std::uint64_t slba;             ///< bytes 15:08
-  std::uint16_t nlb_0based;       ///< bytes 17:16
+  std::uint64_t slba;        ///< bytes 15:08
+  std::uint16_t nlb_0based;  ///< bytes 17:16
   std::uint8_t reserved18[4];
-  std::uint16_t sopt;             ///< bytes 23:22
+  std::uint16_t sopt;  ///< bytes 23:22
   std::uint8_t reserved24[2];
   std::uint8_t elbst_eilbrt[10];  ///< bytes 35:26, most-significant byte first (QEMU, libnvme)
   std::uint16_t elbat;            ///< bytes 37:36
@@ -92,9 +91,9 @@ static_assert(sizeof(range_entry_f3) == 40 && offsetof(range_entry_f3, snsid) ==
 struct source_range {
   std::uint64_t slba = 0;
   std::uint32_t blocks = 0;
-  std::uint32_t snsid = 0;          ///< formats 2h/3h
-  std::uint16_t sopt = 0;           ///< formats 2h/3h
-  std::uint64_t eilbrt = 0;         ///< bits 63:0 of ELBST/EILBRT (formats 0h/2h: the 32-bit EILBRT)
+  std::uint32_t snsid = 0;            ///< formats 2h/3h
+  std::uint16_t sopt = 0;             ///< formats 2h/3h
+  std::uint64_t eilbrt = 0;           ///< bits 63:0 of ELBST/EILBRT (formats 0h/2h: the 32-bit EILBRT)
   std::uint16_t elbst_eilbrt_hi = 0;  ///< formats 1h/3h: bits 79:64 of ELBST/EILBRT
   std::uint16_t elbat = 0;
   std::uint16_t elbatm = 0;
@@ -102,19 +101,19 @@ struct source_range {
 
 /// The command fields of a Copy (CDW2/3 and CDW10-15), in host terms.
 struct copy_fields {
-  std::uint64_t sdlba = 0;       ///< CDW10/11
-  std::uint32_t ranges = 1;      ///< number of ranges, 1..256 (NR = ranges - 1)
-  std::uint8_t format = 0;       ///< CDW12 bits 11:8
-  std::uint8_t prinfor = 0;      ///< CDW12 bits 15:12
-  std::uint8_t dtype = 0;        ///< CDW12 bits 23:20
-  bool stcw = false;             ///< CDW12 bit 24
-  std::uint8_t prinfow = 0;      ///< CDW12 bits 29:26
-  bool fua = false;              ///< CDW12 bit 30
-  bool limited_retry = false;    ///< CDW12 bit 31
-  std::uint16_t dspec = 0;       ///< CDW13 bits 31:16
-  std::uint64_t ilbrt = 0;       ///< CDW14 (low 32 bits); CDW3 bits 31:0 = ILBRT bits 63:32 (64b guard)
-  std::uint16_t lbat = 0;        ///< CDW15 bits 15:0
-  std::uint16_t lbatm = 0;       ///< CDW15 bits 31:16
+  std::uint64_t sdlba = 0;     ///< CDW10/11
+  std::uint32_t ranges = 1;    ///< number of ranges, 1..256 (NR = ranges - 1)
+  std::uint8_t format = 0;     ///< CDW12 bits 11:8
+  std::uint8_t prinfor = 0;    ///< CDW12 bits 15:12
+  std::uint8_t dtype = 0;      ///< CDW12 bits 23:20
+  bool stcw = false;           ///< CDW12 bit 24
+  std::uint8_t prinfow = 0;    ///< CDW12 bits 29:26
+  bool fua = false;            ///< CDW12 bit 30
+  bool limited_retry = false;  ///< CDW12 bit 31
+  std::uint16_t dspec = 0;     ///< CDW13 bits 31:16
+  std::uint64_t ilbrt = 0;     ///< CDW14 (low 32 bits); CDW3 bits 31:0 = ILBRT bits 63:32 (64b guard)
+  std::uint16_t lbat = 0;      ///< CDW15 bits 15:0
+  std::uint16_t lbatm = 0;     ///< CDW15 bits 31:16
 };
 
 struct copy_dwords {

@@ -25,8 +25,8 @@ status build_gather(const session_params& p, std::uint64_t sdlba, std::span<cons
   for (const gather_source& g : sources) {
     if (g.blocks == 0) return status(errc::internal, "NVMe Copy source of 0 blocks");
     if (g.nsid != p.nsid && !cross_formats)
-      return status(errc::internal, fmt::format("NVMe Copy from namespace {} into {} needs descriptor format 2h/3h",
-                                                g.nsid, p.nsid));
+      return status(errc::internal,
+                    fmt::format("NVMe Copy from namespace {} into {} needs descriptor format 2h/3h", g.nsid, p.nsid));
     // NLB is 16 bits: a longer source becomes several consecutive ranges.
     for (std::uint64_t done = 0; done < g.blocks;) {
       const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(g.blocks - done, max_blocks_per_range));
@@ -41,8 +41,7 @@ status build_gather(const session_params& p, std::uint64_t sdlba, std::span<cons
     }
   }
   if (list.size() > max_ranges_per_command)
-    return status(errc::size_limit_exceeded,
-                  fmt::format("NVMe Copy of {} source ranges (at most 256)", list.size()));
+    return status(errc::size_limit_exceeded, fmt::format("NVMe Copy of {} source ranges (at most 256)", list.size()));
   copy_fields f;
   f.sdlba = sdlba;
   f.ranges = static_cast<std::uint32_t>(list.size());
@@ -78,8 +77,8 @@ status build_copy(const session_params& p, const detail::command& cmd, copy_dwor
     std::uint32_t nsid = source_nsid;
     if (!p.source_nsids.empty()) {
       if (s.source >= p.source_nsids.size())
-        return status(errc::internal, fmt::format("NVMe Copy segment names source {} of {}", s.source,
-                                                  p.source_nsids.size()));
+        return status(errc::internal,
+                      fmt::format("NVMe Copy segment names source {} of {}", s.source, p.source_nsids.size()));
       nsid = p.source_nsids[s.source];
     }
     sources.push_back({nsid, s.src_block, s.blocks});
@@ -94,8 +93,7 @@ status passthrough_errno_status(int err, const char* transport_name) {
   return status(errc::io_error, what, err);
 }
 
-copy_session::copy_session(std::unique_ptr<transport> t, session_params p)
-    : transport_(std::move(t)), params_(p) {}
+copy_session::copy_session(std::unique_ptr<transport> t, session_params p) : transport_(std::move(t)), params_(p) {}
 
 namespace {
 /// Range lists (and their transports) of commands whose completion never came back: kept, never

@@ -17,12 +17,12 @@ namespace offcopy::nvme {
 
 /// How plan blocks become Copy commands for one source/destination pair.
 struct session_params {
-  std::uint32_t nsid = 1;               ///< destination namespace (the command's NSID)
-  std::uint32_t source_nsid = 0;        ///< formats 2h/3h only: source namespace
+  std::uint32_t nsid = 1;         ///< destination namespace (the command's NSID)
+  std::uint32_t source_nsid = 0;  ///< formats 2h/3h only: source namespace
   /// Formats 2h/3h, a gathering session: the namespace of each plan_segment::source (overrides
   /// source_nsid). Empty: every segment reads source_nsid (or the destination namespace).
   std::vector<std::uint32_t> source_nsids;
-  std::uint8_t descriptor_format = 0;   ///< 0h..3h
+  std::uint8_t descriptor_format = 0;  ///< 0h..3h
   /// Protection information: regenerate the destination's PI (PRINFOR.PRACT = PRINFOW.PRACT = 1,
   /// no PRCHK bits) with reference tags starting at SDLBA; the source's PI is not checked.
   bool pi_regenerate = false;

@@ -100,9 +100,10 @@ result<cdfe_update> enable_cdfe(const admin_runner& admin, std::uint16_t bits) {
   if (!back.ok()) return std::move(back).error();
   u.after = cdfe_of(back.value());
   if ((u.after & bits) != bits)
-    return status(errc::not_supported,
-                  fmt::format("Host Behavior Support: CDFE is {:#x} after setting {:#x} (the controller did not keep it)",
-                              u.after, u.before | bits));
+    return status(
+        errc::not_supported,
+        fmt::format("Host Behavior Support: CDFE is {:#x} after setting {:#x} (the controller did not keep it)",
+                    u.after, u.before | bits));
   return u;
 }
 

@@ -73,16 +73,15 @@ void evaluate(namespace_info& info) {
   if ((info.oncs & (1u << 8)) == 0) {
     info.reason = fmt::format("controller does not support Copy (ONCS={} has bit 8 clear)", hex(info.oncs));
   } else if ((info.ocfs & (1u << info.descriptor_format)) == 0) {
-    info.reason = fmt::format("controller lacks Copy descriptor format {}h (OCFS={})", info.descriptor_format,
-                              hex(info.ocfs));
+    info.reason =
+        fmt::format("controller lacks Copy descriptor format {}h (OCFS={})", info.descriptor_format, hex(info.ocfs));
   } else if (info.mssrl_blocks == 0 || info.mcl_blocks == 0) {
     info.reason = fmt::format("namespace {} reports no usable Copy limits (MSSRL={}, MCL={}, MSRC={})", info.nsid,
                               info.mssrl_blocks, info.mcl_blocks, info.msrc_0based);
   } else if (info.lba_bytes == 0) {
     info.reason = "namespace LBA format has an invalid data size";
   } else if (info.pi_type > 3 || info.pi_format > 2) {
-    info.reason = fmt::format("unknown protection information type {} / format {}", info.pi_type,
-                              info.pi_format);
+    info.reason = fmt::format("unknown protection information type {} / format {}", info.pi_type, info.pi_format);
   } else {
     info.copy_usable = true;
     info.reason.clear();

@@ -57,8 +57,7 @@ bool offers_cross_namespace(const namespace_info& info) noexcept { return (info.
 std::string format_mismatch(const namespace_info& s, const namespace_info& d) {
   static const char* const pi_names[] = {"none", "Type 1", "Type 2", "Type 3"};
   static const char* const pif_names[] = {"16-bit guard", "32-bit guard", "64-bit guard", "reserved"};
-  if (s.lba_bytes != d.lba_bytes)
-    return fmt::format("LBA data size {} B vs {} B", s.lba_bytes, d.lba_bytes);
+  if (s.lba_bytes != d.lba_bytes) return fmt::format("LBA data size {} B vs {} B", s.lba_bytes, d.lba_bytes);
   if (s.metadata_bytes != d.metadata_bytes)
     return fmt::format("metadata size {} B vs {} B", s.metadata_bytes, d.metadata_bytes);
   if (s.metadata_bytes != 0 && s.metadata_extended != d.metadata_extended)
@@ -157,8 +156,8 @@ class nvme_copy_backend final : public detail::backend {
                              const policy& pol) const override {
     const auto* d = dst.get<nvme_device_data>("nvme-copy");
     const bool needs_cap = d == nullptr || !d->link || d->link->needs_cap_sys_admin();
-    detail::pair_support ps = check_pair(src.get<nvme_device_data>("nvme-copy"), d, pol,
-                                         !needs_cap || has_cap_sys_admin());
+    detail::pair_support ps =
+        check_pair(src.get<nvme_device_data>("nvme-copy"), d, pol, !needs_cap || has_cap_sys_admin());
     if (ps.ok) {
       if (auto t = test_limits_override()) ps.limits = *t;
     }
@@ -272,8 +271,7 @@ detail::pair_support check_pair(const nvme_device_data* src, const nvme_device_d
   if (!src->identified || !src->info.copy_usable)
     return {false, "source: " + (src->info.reason.empty() ? std::string("not identified") : src->info.reason)};
   if (!dst->identified || !dst->info.copy_usable)
-    return {false,
-            "destination: " + (dst->info.reason.empty() ? std::string("not identified") : dst->info.reason)};
+    return {false, "destination: " + (dst->info.reason.empty() ? std::string("not identified") : dst->info.reason)};
   const namespace_info& s = src->info;
   const namespace_info& d = dst->info;
   const namespace_location& sl = src->location;
@@ -294,14 +292,14 @@ detail::pair_support check_pair(const nvme_device_data* src, const nvme_device_d
                                  d.nsid, why)};
     const std::uint8_t want = static_cast<std::uint8_t>(d.descriptor_format + 2);
     if ((d.ocfs & (1u << want)) == 0)
-      return {false, fmt::format("cross-namespace copy needs descriptor format {}h, controller OCFS={}", want,
-                                 hex(d.ocfs))};
+      return {false,
+              fmt::format("cross-namespace copy needs descriptor format {}h, controller OCFS={}", want, hex(d.ocfs))};
     if (!dst->cdfe.has_value())
       return {false, "cross-namespace copy needs Host Behavior Support to enable format " + std::to_string(want) +
                          "h: " + (dst->cdfe_error.empty() ? std::string("not read") : dst->cdfe_error)};
   } else if (s.lba_bytes != d.lba_bytes) {
-    return {false, fmt::format("NVMe Copy needs equal block sizes (source {} B, destination {} B)", s.lba_bytes,
-                               d.lba_bytes)};
+    return {false,
+            fmt::format("NVMe Copy needs equal block sizes (source {} B, destination {} B)", s.lba_bytes, d.lba_bytes)};
   }
   if (!has_sys_admin) return {false, "NVMe passthrough needs CAP_SYS_ADMIN"};
   (void)pol;

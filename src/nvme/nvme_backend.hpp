@@ -15,12 +15,12 @@ namespace offcopy::nvme {
 /// Attached to a device by the probe (device_state data "nvme-copy").
 struct nvme_device_data final : detail::backend_data {
   namespace_info info;
-  bool identified = false;          ///< Identify succeeded
-  namespace_location location;      ///< controller/subsystem, disk, char device, partition start
+  bool identified = false;      ///< Identify succeeded
+  namespace_location location;  ///< controller/subsystem, disk, char device, partition start
   std::shared_ptr<namespace_link> link;
   /// Host Behavior Support CDFE as the probe read it (only asked when OCFS offers 2h or 3h).
   std::optional<std::uint16_t> cdfe;
-  std::string cdfe_error;           ///< why CDFE could not be read
+  std::string cdfe_error;  ///< why CDFE could not be read
 };
 
 /// Limits the planner is given instead of the device's when OFFCOPY_TEST_NVME_LIMITS is set:

@@ -58,7 +58,7 @@ errc copy_errc(std::uint16_t raw_status) noexcept {
   if (sct == sct_command_specific && sc == sc_command_size_limit_exceeded) return errc::size_limit_exceeded;
   if (sct == sct_generic && (sc == sc_invalid_opcode || sc == sc_invalid_field)) return errc::not_supported;
   if (sct == sct_command_specific && (sc == sc_incompatible_namespace_or_format || sc == sc_fast_copy_not_possible ||
-                                     sc == sc_overlapping_io_range || sc == sc_invalid_format))
+                                      sc == sc_overlapping_io_range || sc == sc_invalid_format))
     return errc::not_supported;
   return errc::device_error;
 }

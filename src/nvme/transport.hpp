@@ -76,9 +76,9 @@ using admin_runner = std::function<io_completion(const admin_command&)>;
 struct namespace_location {
   std::string controller;
   unsigned subsystem_controllers = 1;
-  std::string disk_name;        ///< whole namespace block device name ("nvme0n1")
-  std::string char_path;        ///< "/dev/ng0n1" when it exists
-  bool is_char = false;         ///< the device opened is the char device itself
+  std::string disk_name;  ///< whole namespace block device name ("nvme0n1")
+  std::string char_path;  ///< "/dev/ng0n1" when it exists
+  bool is_char = false;   ///< the device opened is the char device itself
 };
 
 class namespace_link {
@@ -105,7 +105,8 @@ void set_link_factory(link_factory factory);
 [[nodiscard]] std::unique_ptr<namespace_link> open_link(const detail::device_state& dev);
 
 /// The Linux link on an open namespace block device or NVMe char device (nullptr when sysfs does
-/// not show an NVMe namespace, e.g. for a partition: the resolution stage resolves those). The device's fd stays owned by `dev`.
+/// not show an NVMe namespace, e.g. for a partition: the resolution stage resolves those). The device's fd stays owned
+/// by `dev`.
 [[nodiscard]] std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev);
 
 /// Synchronous NVME_IOCTL_IO64_CMD on `fd` (block device or char device; not owned).

@@ -320,8 +320,8 @@ class linux_link final : public namespace_link {
 
   result<std::unique_ptr<transport>> open_async(unsigned depth) override {
     if (loc_.char_path.empty())
-      return status(errc::not_supported, fmt::format("asynchronous NVMe Copy needs the char device of {}",
-                                                     loc_.disk_name));
+      return status(errc::not_supported,
+                    fmt::format("asynchronous NVMe Copy needs the char device of {}", loc_.disk_name));
     // A namespace opened as its block device opens its twin /dev/ngXnY.
     const bool own = !loc_.is_char;
     int fd = own ? ::open(loc_.char_path.c_str(), O_RDWR | O_CLOEXEC) : fd_;
@@ -359,7 +359,8 @@ std::unique_ptr<namespace_link> make_linux_link(const detail::device_state& dev)
   }
   namespace_location loc;
   loc.is_char = caps.kind == device_kind::nvme_char;
-  const std::string node_link = fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(rdev), minor(rdev));
+  const std::string node_link =
+      fmt::format("/sys/dev/{}/{}:{}", loc.is_char ? "char" : "block", major(rdev), minor(rdev));
   // Not a namespace (a SCSI disk, a loop device): decided from the node's name with one readlink,
   // before any sysfs path is resolved -- realpath() costs a readlink per path component, about
   // twenty system calls for each device that turns out not to be NVMe (issue 11 fixed cost).

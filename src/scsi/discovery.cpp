@@ -90,8 +90,8 @@ void fill_sysfs(const device_state& dev, lu_info& lu) {
   const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
   const bool block = S_ISBLK(st.st_mode);
   if (!block && !S_ISCHR(st.st_mode)) return;
-  const std::string sys = std::string(block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(maj) + ":" +
-                          std::to_string(min);
+  const std::string sys =
+      std::string(block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(maj) + ":" + std::to_string(min);
   const std::vector<std::string> parts = components(sysfs_link(sys));
   const std::string kind_dir = block ? "block" : "scsi_generic";
   std::size_t at = parts.size();
@@ -138,9 +138,8 @@ unsigned copy_timeout_seconds(std::uint64_t bytes) noexcept {
   return static_cast<unsigned>(std::min<std::uint64_t>(s, 3600));
 }
 
-status run_command(transport& t, std::span<const std::uint8_t> cdb, data_direction dir,
-                   std::span<std::uint8_t> data, unsigned timeout_seconds, const std::string& what,
-                   std::uint32_t* resid_bytes) {
+status run_command(transport& t, std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
+                   unsigned timeout_seconds, const std::string& what, std::uint32_t* resid_bytes) {
   for (int attempt = 0;; ++attempt) {
     scsi_reply r = t.execute(cdb, dir, data, timeout_seconds);
     if (resid_bytes != nullptr) *resid_bytes = r.data_resid_bytes;
@@ -156,8 +155,7 @@ result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capac
   std::vector<std::uint8_t> buf(252);
   {
     auto cdb = inquiry_cdb(false, 0, static_cast<std::uint16_t>(buf.size()));
-    if (auto s = run_command(t, cdb, data_direction::from_device, buf, probe_timeout_s, "INQUIRY"); !s.ok())
-      return s;
+    if (auto s = run_command(t, cdb, data_direction::from_device, buf, probe_timeout_s, "INQUIRY"); !s.ok()) return s;
     lu->inquiry = parse_standard_inquiry(buf);
     if (!lu->inquiry) return status(errc::device_error, "INQUIRY " + t.name() + ": short reply");
   }
@@ -191,8 +189,8 @@ result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capac
   {
     std::vector<std::uint8_t> rcop(1024, 0);
     auto cdb = receive_copy_operating_parameters_cdb(static_cast<std::uint32_t>(rcop.size()));
-    auto s = run_command(t, cdb, data_direction::from_device, rcop, probe_timeout_s,
-                         "RECEIVE COPY OPERATING PARAMETERS");
+    auto s =
+        run_command(t, cdb, data_direction::from_device, rcop, probe_timeout_s, "RECEIVE COPY OPERATING PARAMETERS");
     if (s.ok()) {
       lu->rcop = parse_copy_operating_parameters(rcop);
       if (!lu->rcop) lu->rcop_error = "RECEIVE COPY OPERATING PARAMETERS: malformed reply";

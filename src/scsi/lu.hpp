@@ -16,15 +16,15 @@ namespace offcopy::detail::scsi {
 
 struct lu_info final : backend_data {
   std::optional<standard_inquiry> inquiry;
-  std::vector<std::uint8_t> vpd_pages;     ///< from VPD 0x00
-  std::vector<std::uint8_t> naa;           ///< LU NAA designator (VPD 0x83); empty when none
+  std::vector<std::uint8_t> vpd_pages;  ///< from VPD 0x00
+  std::vector<std::uint8_t> naa;        ///< LU NAA designator (VPD 0x83); empty when none
   std::optional<read_capacity16> capacity;
   std::optional<copy_operating_parameters> rcop;
-  std::string rcop_error;                  ///< why RECEIVE COPY OPERATING PARAMETERS gave nothing
-  std::optional<third_party_copy_vpd> tpc; ///< VPD 0x8F
-  std::string sd_path;                     ///< /dev/sdX (empty when unknown)
-  std::string sg_path;                     ///< /dev/sgN (empty when unknown)
-  std::string scsi_address;                ///< "H:C:T:L" from sysfs (empty when unknown)
+  std::string rcop_error;                   ///< why RECEIVE COPY OPERATING PARAMETERS gave nothing
+  std::optional<third_party_copy_vpd> tpc;  ///< VPD 0x8F
+  std::string sd_path;                      ///< /dev/sdX (empty when unknown)
+  std::string sg_path;                      ///< /dev/sgN (empty when unknown)
+  std::string scsi_address;                 ///< "H:C:T:L" from sysfs (empty when unknown)
 
   [[nodiscard]] std::string naa_hex() const;
   /// "H:C:T" — LUs behind the same target port (empty when unknown).
@@ -37,7 +37,7 @@ struct lu_info final : backend_data {
 /// what the kernel already reports for a disk's block device (the same READ CAPACITY it sent at
 /// scan time), so the command is not sent again.
 [[nodiscard]] result<std::shared_ptr<lu_info>> discover(transport& t,
-                                                       std::optional<read_capacity16> known_capacity = std::nullopt);
+                                                        std::optional<read_capacity16> known_capacity = std::nullopt);
 
 /// Probe helper for both backends: discovers once per device (cached in both backend slots),
 /// fills caps of /dev/sgN nodes (size, block size, block_path, identity). nullptr when the device

@@ -50,7 +50,8 @@ status rrti(transport& t, std::uint32_t list_id, const token_options& opt, token
       out = std::move(*info);
       return {};
     }
-    const unsigned ms = std::max<unsigned>(opt.poll_floor_ms, std::min<std::uint32_t>(info->status_update_delay_ms, 1000));
+    const unsigned ms =
+        std::max<unsigned>(opt.poll_floor_ms, std::min<std::uint32_t>(info->status_update_delay_ms, 1000));
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   }
   return status(errc::device_error, "RECEIVE ROD TOKEN INFORMATION " + t.name() + ": copy still in progress");
@@ -62,8 +63,7 @@ status operation_status(const rod_token_information& info, const std::string& wh
   if (copy_op_without_errors(info.copy_status)) return {};
   char code[8];
   std::snprintf(code, sizeof code, "0x%02x", info.copy_status);
-  if (info.sense.empty())
-    return status(errc::device_error, what + " " + dev + ": copy operation status " + code);
+  if (info.sense.empty()) return status(errc::device_error, what + " " + dev + ": copy operation status " + code);
   scsi_reply r;
   r.sam_status = 0x02;
   r.sense = info.sense;
@@ -92,9 +92,11 @@ status populate(transport& src, std::span<const block_range> ranges, std::uint64
     return status(errc::device_error, "RECEIVE ROD TOKEN INFORMATION " + src.name() + ": no ROD token returned");
   covered = blocks_reported(info, asked, block_bytes);
   if (covered == 0)
-    return status(errc::device_error, "POPULATE TOKEN " + src.name() + ": the token represents no data (transfer "
-                                      "count " + std::to_string(info.transfer_count) + ", units " +
-                                      std::to_string(info.transfer_count_units) + ")");
+    return status(errc::device_error, "POPULATE TOKEN " + src.name() +
+                                          ": the token represents no data (transfer "
+                                          "count " +
+                                          std::to_string(info.transfer_count) + ", units " +
+                                          std::to_string(info.transfer_count_units) + ")");
   token = std::move(info.token);
   return {};
 }
@@ -140,8 +142,8 @@ status write_once(transport& dst, std::span<const std::uint8_t> token, std::uint
     return r;
   }
   if (auto st = operation_status(info, "WRITE USING TOKEN", dst.name()); !st.ok()) {
-    transferred = std::min(
-        transfer_count_blocks(info.transfer_count_units, info.transfer_count, block_bytes).value_or(0), asked);
+    transferred =
+        std::min(transfer_count_blocks(info.transfer_count_units, info.transfer_count, block_bytes).value_or(0), asked);
     return st;
   }
   transferred = blocks_reported(info, asked, block_bytes);
@@ -228,10 +230,9 @@ token_capability token_capability_of(const lu_info& lu, bool force) {
     c.reason = "VPD 0x8F has no block device ROD token limits descriptor";
     return c;
   }
-  if (!lu.tpc->commands.empty() &&
-      (!lu.tpc->supports(op_third_party_copy_out, sa_populate_token) ||
-       !lu.tpc->supports(op_third_party_copy_out, sa_write_using_token) ||
-       !lu.tpc->supports(op_third_party_copy_in, sa_receive_rod_token_information))) {
+  if (!lu.tpc->commands.empty() && (!lu.tpc->supports(op_third_party_copy_out, sa_populate_token) ||
+                                    !lu.tpc->supports(op_third_party_copy_out, sa_write_using_token) ||
+                                    !lu.tpc->supports(op_third_party_copy_in, sa_receive_rod_token_information))) {
     c.reason = "VPD 0x8F does not list POPULATE TOKEN, WRITE USING TOKEN and RECEIVE ROD TOKEN INFORMATION";
     return c;
   }

@@ -19,10 +19,10 @@ class backend;
 namespace offcopy::detail::scsi {
 
 struct token_options {
-  bool immed = false;                     ///< IMMED on POPULATE TOKEN and WRITE USING TOKEN, then poll
-  std::uint32_t inactivity_timeout_s = 0; ///< 0 = the device default
-  unsigned max_polls = 100000;            ///< RRTI polls before giving up
-  unsigned poll_floor_ms = 1;             ///< minimum wait between polls
+  bool immed = false;                      ///< IMMED on POPULATE TOKEN and WRITE USING TOKEN, then poll
+  std::uint32_t inactivity_timeout_s = 0;  ///< 0 = the device default
+  unsigned max_polls = 100000;             ///< RRTI polls before giving up
+  unsigned poll_floor_ms = 1;              ///< minimum wait between polls
 };
 
 /// Counters kept by a token copy (tests and the closing report read them).

@@ -58,16 +58,13 @@ class sg_pt_transport final : public transport {
       reply.os_errno = rc == SCSI_PT_DO_NOT_SUPPORTED ? ENOTTY : EINVAL;
     } else {
       switch (get_scsi_pt_result_category(pt)) {
-        case SCSI_PT_RESULT_GOOD:
-          break;
+        case SCSI_PT_RESULT_GOOD: break;
         case SCSI_PT_RESULT_STATUS:
         case SCSI_PT_RESULT_SENSE:
           reply.sam_status = static_cast<std::uint8_t>(get_scsi_pt_status_response(pt));
           if (reply.sam_status == 0) reply.sam_status = 0x02;  // sense without status: treat as CHECK CONDITION
           break;
-        case SCSI_PT_RESULT_TRANSPORT_ERR:
-          reply.transport_error = true;
-          break;
+        case SCSI_PT_RESULT_TRANSPORT_ERR: reply.transport_error = true; break;
         case SCSI_PT_RESULT_OS_ERR:
         default:
           reply.os_errno = get_scsi_pt_os_err(pt);
@@ -185,8 +182,8 @@ status reply_status(const scsi_reply& reply, const std::string& what, const std:
   if (reply.os_errno != 0) {
     // The kernel refusing a pass-through opcode (no CAP_SYS_RAWIO, or not a SCSI device) means
     // this path cannot be used at all: not_supported, so the engine can fall back.
-    if (reply.os_errno == EPERM || reply.os_errno == EACCES || reply.os_errno == ENOTTY ||
-        reply.os_errno == EINVAL || reply.os_errno == ENOSYS)
+    if (reply.os_errno == EPERM || reply.os_errno == EACCES || reply.os_errno == ENOTTY || reply.os_errno == EINVAL ||
+        reply.os_errno == ENOSYS)
       return status(errc::not_supported, ctx + ": pass-through refused: " + std::strerror(reply.os_errno),
                     reply.os_errno);
     return errno_status(reply.os_errno, ctx);

@@ -25,10 +25,10 @@ enum class data_direction : std::uint8_t { none, from_device, to_device };
 
 /// What came back from one command, before any interpretation.
 struct scsi_reply {
-  int os_errno = 0;               ///< the pass-through itself failed (EPERM, ENOTTY, EIO, ...)
-  bool transport_error = false;   ///< host/driver status said the command did not reach the LU
+  int os_errno = 0;              ///< the pass-through itself failed (EPERM, ENOTTY, EIO, ...)
+  bool transport_error = false;  ///< host/driver status said the command did not reach the LU
   bool timed_out = false;
-  std::uint8_t sam_status = 0;    ///< 0x00 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, ...
+  std::uint8_t sam_status = 0;  ///< 0x00 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, ...
   std::vector<std::uint8_t> sense;
   std::uint32_t data_resid_bytes = 0;  ///< data-in bytes not transferred
 };
@@ -38,8 +38,8 @@ class transport {
   virtual ~transport() = default;
   /// Sends one CDB and waits for its status. `data` is read (to_device) or filled (from_device).
   /// Safe to call from several threads at once. Never throws.
-  virtual scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir,
-                             std::span<std::uint8_t> data, unsigned timeout_seconds) = 0;
+  virtual scsi_reply execute(std::span<const std::uint8_t> cdb, data_direction dir, std::span<std::uint8_t> data,
+                             unsigned timeout_seconds) = 0;
   /// Path shown in messages.
   [[nodiscard]] virtual std::string name() const = 0;
 };

@@ -120,8 +120,9 @@ std::optional<std::vector<std::uint8_t>> parse_vpd83_lu_naa(std::span<const std:
     const std::size_t len = page[off + 3];
     if (off + 4 + len > end) break;  // truncated descriptor: stop, keep what we have
     if (code_set == 1 && association == 0 && designator_type == 3 && len >= 8 && len <= 20) {
-      if (!best || len > best->size()) best.emplace(page.begin() + static_cast<std::ptrdiff_t>(off + 4),
-                                                    page.begin() + static_cast<std::ptrdiff_t>(off + 4 + len));
+      if (!best || len > best->size())
+        best.emplace(page.begin() + static_cast<std::ptrdiff_t>(off + 4),
+                     page.begin() + static_cast<std::ptrdiff_t>(off + 4 + len));
     }
     off += 4 + len;
   }
@@ -136,8 +137,7 @@ bool third_party_copy_vpd::accepts_rod_token(std::uint32_t rod_type) const noexc
 bool third_party_copy_vpd::supports(std::uint8_t opcode, std::uint8_t service_action) const noexcept {
   for (const auto& c : commands) {
     if (c.opcode != opcode) continue;
-    if (std::find(c.service_actions.begin(), c.service_actions.end(), service_action) !=
-        c.service_actions.end())
+    if (std::find(c.service_actions.begin(), c.service_actions.end(), service_action) != c.service_actions.end())
       return true;
   }
   return false;
@@ -234,12 +234,12 @@ std::vector<std::uint8_t> encode_extended_copy_lid1(std::uint8_t list_id, list_i
   put_be32(&b[8], static_cast<std::uint32_t>(seg_bytes));
   std::uint8_t* p = b.data() + xcopy_header_bytes;
   for (const auto& c : cscds) {
-    p[0] = 0xE4;                          // identification descriptor
-    p[1] = c.peripheral_type & 0x1F;      // 1 bits 4-0 peripheral device type
-    p[4] = 0x01;                          // code set: binary
-    p[5] = 0x03;                          // association LU (bits 5-4 = 0), designator type NAA
+    p[0] = 0xE4;                      // identification descriptor
+    p[1] = c.peripheral_type & 0x1F;  // 1 bits 4-0 peripheral device type
+    p[4] = 0x01;                      // code set: binary
+    p[5] = 0x03;                      // association LU (bits 5-4 = 0), designator type NAA
     const std::size_t n = std::min<std::size_t>(c.naa.size(), 20);
-    p[7] = static_cast<std::uint8_t>(n);  // designator length
+    p[7] = static_cast<std::uint8_t>(n);   // designator length
     std::copy_n(c.naa.begin(), n, p + 8);  // 8-27, zero padded
     // 28: bit 2 PAD = 0; 29-31 disk block length.
     p[29] = static_cast<std::uint8_t>(c.block_bytes >> 16);
@@ -248,9 +248,9 @@ std::vector<std::uint8_t> encode_extended_copy_lid1(std::uint8_t list_id, list_i
     p += cscd_descriptor_bytes;
   }
   for (const auto& s : segments) {
-    p[0] = 0x02;                 // block → block
-    p[1] = 0x00;                 // DC = 0 (blocks are counted in the source's block size), CAT = 0
-    put_be16(p + 2, 0x0018);     // descriptor length
+    p[0] = 0x02;              // block → block
+    p[1] = 0x00;              // DC = 0 (blocks are counted in the source's block size), CAT = 0
+    put_be16(p + 2, 0x0018);  // descriptor length
     put_be16(p + 4, s.src_cscd);
     put_be16(p + 6, s.dst_cscd);
     put_be16(p + 10, s.blocks);
@@ -309,8 +309,7 @@ std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ran
 
 std::vector<std::uint8_t> encode_write_using_token(std::span<const std::uint8_t> token,
                                                    std::uint64_t offset_into_rod_blocks,
-                                                   std::span<const block_range> ranges, bool immed,
-                                                   bool delete_token) {
+                                                   std::span<const block_range> ranges, bool immed, bool delete_token) {
   const std::size_t list_bytes = ranges.size() * range_descriptor_bytes;
   std::vector<std::uint8_t> b(write_using_token_header_bytes + list_bytes, 0);
   put_be16(&b[0], static_cast<std::uint16_t>(b.size() - 2));
@@ -415,8 +414,7 @@ sense_meaning classify_sense(const sense_fields& s) noexcept {
       if (s.asc == 0x23) return sense_meaning::token_error;
       if (is(0x00, 0x16)) return sense_meaning::list_id_busy;
       return sense_meaning::device_error;
-    case sense_key_unit_attention:
-      return sense_meaning::retry;
+    case sense_key_unit_attention: return sense_meaning::retry;
     case sense_key_no_sense:
     case sense_key_not_ready:
       if (is(0x00, 0x16)) return sense_meaning::list_id_busy;

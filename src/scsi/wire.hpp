@@ -24,9 +24,7 @@ inline void put_be32(std::uint8_t* p, std::uint32_t v) noexcept {
 inline void put_be64(std::uint8_t* p, std::uint64_t v) noexcept {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * (7 - i)));
 }
-inline std::uint16_t get_be16(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
+inline std::uint16_t get_be16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 inline std::uint32_t get_be32(const std::uint8_t* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
@@ -66,8 +64,7 @@ using cdb16 = std::array<std::uint8_t, 16>;
 /// WRITE USING TOKEN: 0x83 / SA 0x11, 6-9 list identifier, 10-13 parameter list length.
 [[nodiscard]] cdb16 write_using_token_cdb(std::uint32_t list_id, std::uint32_t parameter_list_bytes) noexcept;
 /// RECEIVE ROD TOKEN INFORMATION: 0x84 / SA 0x07, 2-5 list identifier, 10-13 allocation length.
-[[nodiscard]] cdb16 receive_rod_token_information_cdb(std::uint32_t list_id,
-                                                      std::uint32_t allocation_bytes) noexcept;
+[[nodiscard]] cdb16 receive_rod_token_information_cdb(std::uint32_t list_id, std::uint32_t allocation_bytes) noexcept;
 
 // ---- INQUIRY and READ CAPACITY --------------------------------------------------------------
 struct standard_inquiry {
@@ -84,8 +81,8 @@ struct standard_inquiry {
 [[nodiscard]] std::vector<std::uint8_t> parse_supported_vpd_pages(std::span<const std::uint8_t> data);
 
 struct read_capacity16 {
-  std::uint64_t last_lba = 0;       ///< 0-7
-  std::uint32_t block_bytes = 0;    ///< 8-11
+  std::uint64_t last_lba = 0;                  ///< 0-7
+  std::uint32_t block_bytes = 0;               ///< 8-11
   std::uint8_t physical_per_logical_log2 = 0;  ///< 13 bits 3-0
   [[nodiscard]] std::uint64_t size_bytes() const noexcept { return (last_lba + 1) * block_bytes; }
 };
@@ -100,11 +97,11 @@ struct read_capacity16 {
 // ---- VPD 0x8F (third-party copy) -------------------------------------------------------------
 /// Block device ROD token limits descriptor (type 0x0000), offsets within the descriptor.
 struct rod_token_limits {
-  std::uint16_t max_range_descriptors = 0;     ///< 10-11
-  std::uint32_t max_inactivity_timeout_s = 0;  ///< 12-15
+  std::uint16_t max_range_descriptors = 0;         ///< 10-11
+  std::uint32_t max_inactivity_timeout_s = 0;      ///< 12-15
   std::uint32_t default_inactivity_timeout_s = 0;  ///< 16-19
-  std::uint64_t max_token_transfer_blocks = 0; ///< 20-27
-  std::uint64_t optimal_transfer_blocks = 0;   ///< 28-35
+  std::uint64_t max_token_transfer_blocks = 0;     ///< 20-27
+  std::uint64_t optimal_transfer_blocks = 0;       ///< 28-35
 };
 struct supported_command {
   std::uint8_t opcode = 0;
@@ -121,11 +118,11 @@ struct rod_type_entry {
   bool token_out = false;  ///< created by POPULATE TOKEN
 };
 struct third_party_copy_vpd {
-  std::optional<rod_token_limits> rod_limits;          ///< descriptor 0x0000
-  std::vector<supported_command> commands;             ///< descriptor 0x0001
-  std::optional<std::uint32_t> max_segment_bytes;      ///< descriptor 0x8001, 12-15
-  std::vector<rod_type_entry> rod_types;               ///< descriptor 0x0108 (empty when absent)
-  std::vector<std::uint16_t> descriptor_types;         ///< every descriptor type seen, in order
+  std::optional<rod_token_limits> rod_limits;      ///< descriptor 0x0000
+  std::vector<supported_command> commands;         ///< descriptor 0x0001
+  std::optional<std::uint32_t> max_segment_bytes;  ///< descriptor 0x8001, 12-15
+  std::vector<rod_type_entry> rod_types;           ///< descriptor 0x0108 (empty when absent)
+  std::vector<std::uint16_t> descriptor_types;     ///< every descriptor type seen, in order
   [[nodiscard]] bool supports(std::uint8_t opcode, std::uint8_t service_action) const noexcept;
   /// The 0x0108 descriptor lists `rod_type` with TOKEN_IN set: WRITE USING TOKEN takes it.
   [[nodiscard]] bool accepts_rod_token(std::uint32_t rod_type) const noexcept;
@@ -136,15 +133,15 @@ struct third_party_copy_vpd {
 
 // ---- RECEIVE COPY OPERATING PARAMETERS -------------------------------------------------------
 struct copy_operating_parameters {
-  bool snlid = false;                        ///< 4 bit 0: supports "no list identifier"
-  std::uint16_t max_cscd_descriptors = 0;    ///< 8-9
-  std::uint16_t max_segment_descriptors = 0; ///< 10-11
-  std::uint32_t max_descriptor_list_bytes = 0;  ///< 12-15
-  std::uint32_t max_segment_bytes = 0;       ///< 16-19
-  std::uint32_t max_inline_data_bytes = 0;   ///< 20-23
-  std::uint32_t held_data_limit_bytes = 0;   ///< 24-27
-  std::uint16_t total_concurrent_copies = 0; ///< 34-35
-  std::uint8_t max_concurrent_copies = 0;    ///< 36
+  bool snlid = false;                              ///< 4 bit 0: supports "no list identifier"
+  std::uint16_t max_cscd_descriptors = 0;          ///< 8-9
+  std::uint16_t max_segment_descriptors = 0;       ///< 10-11
+  std::uint32_t max_descriptor_list_bytes = 0;     ///< 12-15
+  std::uint32_t max_segment_bytes = 0;             ///< 16-19
+  std::uint32_t max_inline_data_bytes = 0;         ///< 20-23
+  std::uint32_t held_data_limit_bytes = 0;         ///< 24-27
+  std::uint16_t total_concurrent_copies = 0;       ///< 34-35
+  std::uint8_t max_concurrent_copies = 0;          ///< 36
   std::uint8_t data_segment_granularity_log2 = 0;  ///< 37
   std::vector<std::uint8_t> descriptor_codes;      ///< 44.. (length in 43)
   [[nodiscard]] bool supports_descriptor(std::uint8_t code) const noexcept;
@@ -176,9 +173,9 @@ inline constexpr std::size_t block_segment_bytes = 28;
 inline constexpr std::uint32_t max_block_segment_blocks = 0xFFFF;
 
 /// Encodes a LID1 parameter list: header, CSCDs, segments (no inline data). Priority 1 as sg_xcopy.
-[[nodiscard]] std::vector<std::uint8_t> encode_extended_copy_lid1(
-    std::uint8_t list_id, list_id_usage usage, std::span<const cscd_identification> cscds,
-    std::span<const block_segment> segments);
+[[nodiscard]] std::vector<std::uint8_t> encode_extended_copy_lid1(std::uint8_t list_id, list_id_usage usage,
+                                                                  std::span<const cscd_identification> cscds,
+                                                                  std::span<const block_segment> segments);
 
 /// RECEIVE COPY STATUS(LID1) COPY MANAGER STATUS (byte 4 bits 6-0): FreeBSD CTL scsi_all.h
 /// RCS_CCS_INPROG/COMPLETED/ERROR, sg3_utils sg_copy_results.c.
@@ -226,16 +223,16 @@ inline constexpr std::uint32_t rod_type_zero = 0xFFFF0001;  ///< block device ze
 /// POPULATE TOKEN list: 0-1 data length (total-2), 2 bit 1 RTV / bit 0 IMMED, 4-7 inactivity
 /// timeout, 8-11 ROD type, 14-15 range descriptor list length, 16.. ranges. RTV is set when
 /// rod_type != 0.
-[[nodiscard]] std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ranges,
-                                                              bool immed, std::uint32_t inactivity_timeout_s,
+[[nodiscard]] std::vector<std::uint8_t> encode_populate_token(std::span<const block_range> ranges, bool immed,
+                                                              std::uint32_t inactivity_timeout_s,
                                                               std::uint32_t rod_type = 0);
 /// WRITE USING TOKEN list: 0-1 data length, 2 bit 1 DEL_TKN / bit 0 IMMED, 8-15 offset into ROD
 /// (blocks), 16-527 token, 534-535 range list length, 536.. ranges (FreeBSD CTL
 /// scsi_write_using_token_data, EC_WUT_DEL_TKN = 0x02).
 [[nodiscard]] std::vector<std::uint8_t> encode_write_using_token(std::span<const std::uint8_t> token,
                                                                  std::uint64_t offset_into_rod_blocks,
-                                                                 std::span<const block_range> ranges,
-                                                                 bool immed, bool delete_token = false);
+                                                                 std::span<const block_range> ranges, bool immed,
+                                                                 bool delete_token = false);
 /// The 512-byte block device zero ROD token (ROD type 0xFFFF0001, length 0x01F8).
 [[nodiscard]] std::array<std::uint8_t, rod_token_bytes> zero_rod_token() noexcept;
 
@@ -244,11 +241,11 @@ inline constexpr std::uint32_t rod_type_zero = 0xFFFF0001;  ///< block device ze
 /// COMPLETED_RESID 04h, INPROG_FGBG 10h, INPROG_FG 11h, INPROG_BG 12h, ABORTED 60h) and QNAP's LIO
 /// ODX tpc_def.h (COPY_OP_STATUS, same values, "SPC4R36 page 423").
 enum : std::uint8_t {
-  copy_op_completed = 0x01,                  ///< completed without errors
+  copy_op_completed = 0x01,  ///< completed without errors
   copy_op_completed_with_errors = 0x02,
-  copy_op_completed_partial_rod = 0x03,      ///< completed without errors, partial ROD token usage
-  copy_op_completed_residual = 0x04,         ///< completed without errors, with residual data
-  copy_op_in_progress = 0x10,                ///< in progress, foreground or background unknown
+  copy_op_completed_partial_rod = 0x03,  ///< completed without errors, partial ROD token usage
+  copy_op_completed_residual = 0x04,     ///< completed without errors, with residual data
+  copy_op_in_progress = 0x10,            ///< in progress, foreground or background unknown
   copy_op_in_progress_foreground = 0x11,
   copy_op_in_progress_background = 0x12,
   copy_op_terminated = 0x60,
@@ -277,8 +274,7 @@ struct rod_token_information {
   std::vector<std::uint8_t> token;  ///< empty when the reply carries none
   [[nodiscard]] bool in_progress() const noexcept { return copy_op_running(copy_status); }
 };
-[[nodiscard]] std::optional<rod_token_information> parse_rod_token_information(
-    std::span<const std::uint8_t> data);
+[[nodiscard]] std::optional<rod_token_information> parse_rod_token_information(std::span<const std::uint8_t> data);
 
 // ---- sense data ---------------------------------------------------------------------------------
 /// Fields of fixed (0x70/0x71) or descriptor (0x72/0x73) sense, decoded without libsgutils2 so the

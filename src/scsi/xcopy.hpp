@@ -29,8 +29,7 @@ struct xcopy_capability {
 
 /// Planner limits from RECEIVE COPY OPERATING PARAMETERS: segments ≤ max segment descriptors and
 /// ≤ (max descriptor list length − CSCDs) / 28; blocks per segment ≤ min(65535, max segment length).
-[[nodiscard]] copy_limits xcopy_limits(const copy_operating_parameters& p, std::uint32_t block_bytes,
-                                       unsigned cscds);
+[[nodiscard]] copy_limits xcopy_limits(const copy_operating_parameters& p, std::uint32_t block_bytes, unsigned cscds);
 
 /// The two ends of a copy as the CSCD descriptors name them.
 struct xcopy_pair {
@@ -66,7 +65,8 @@ struct pair_decision {
 /// over-claim by one, so the claim is also bounded by the TRANSFER COUNT (units honoured: the
 /// bytes written so far): only segments the count covers entirely. With reserved units the count
 /// proves nothing and SEGMENTS PROCESSED − 1 is claimed, an over-claim under neither reading.
-[[nodiscard]] std::uint64_t lid1_blocks_known_done(const copy_status_lid1& status, std::span<const plan_segment> segments,
+[[nodiscard]] std::uint64_t lid1_blocks_known_done(const copy_status_lid1& status,
+                                                   std::span<const plan_segment> segments,
                                                    std::uint32_t block_bytes) noexcept;
 
 [[nodiscard]] backend& xcopy_backend_instance();

@@ -98,8 +98,8 @@ std::vector<std::uint8_t> build_xcopy_list(const xcopy_pair& pair, std::uint8_t 
   std::vector<block_segment> segs;
   segs.reserve(segments.size());
   for (const auto& s : segments)
-    segs.push_back({0, static_cast<std::uint16_t>(one ? 0 : 1), static_cast<std::uint16_t>(s.blocks),
-                    s.src_block, s.dst_block});
+    segs.push_back(
+        {0, static_cast<std::uint16_t>(one ? 0 : 1), static_cast<std::uint16_t>(s.blocks), s.src_block, s.dst_block});
   return encode_extended_copy_lid1(list_id, usage, cscds, segs);
 }
 
@@ -112,8 +112,7 @@ std::atomic<unsigned> next_list_id{static_cast<unsigned>(::getpid())};
 /// synchronous; the transport is safe to use from several threads).
 class xcopy_session final : public copy_session {
  public:
-  xcopy_session(std::unique_ptr<transport> t, xcopy_pair pair, list_id_usage usage, copy_limits limits,
-                unsigned depth)
+  xcopy_session(std::unique_ptr<transport> t, xcopy_pair pair, list_id_usage usage, copy_limits limits, unsigned depth)
       : t_(std::move(t)), pair_(std::move(pair)), usage_(usage), limits_(limits), depth_(std::max(depth, 1u)) {}
 
   ~xcopy_session() override {
@@ -298,8 +297,7 @@ class xcopy_backend final : public backend {
     return ps;
   }
 
-  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst,
-                                                     const policy& pol) override {
+  result<std::unique_ptr<copy_session>> open_session(device_state& src, device_state& dst, const policy& pol) override {
     auto s = lu_of(src);
     auto d = lu_of(dst);
     if (!s || !d) return status(errc::not_supported, "not a SCSI logical unit");

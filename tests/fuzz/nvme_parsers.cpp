@@ -22,8 +22,8 @@ namespace {
   std::abort();
 }
 }  // namespace
-#define FUZZ_REQUIRE(cond) \
-  do {                     \
+#define FUZZ_REQUIRE(cond)         \
+  do {                             \
     if (!(cond)) broken(__LINE__); \
   } while (0)
 

@@ -63,7 +63,10 @@ TEST_CASE("host: tiny shifts on a loop device give memmove's bytes in whole comm
   const std::string img = dir.path() + "/disk.img";
   const std::uint64_t size = 48 * mib;
   const std::vector<std::uint8_t> data = random_bytes(size, 5);
-  { std::ofstream(img, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(size)); }
+  {
+    std::ofstream(img, std::ios::binary)
+        .write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(size));
+  }
   loop_devices_whole whole;
   loop_device loop(img);
   for (std::uint64_t shift : {1ULL, 511ULL, 4095ULL}) {
@@ -197,7 +200,10 @@ TEST_CASE("host: XFS with reflink clones a whole-file copy and says so") {
   xfs_mount fs;
   const std::string a = fs.mnt + "/a", b = fs.mnt + "/b", c = fs.mnt + "/c";
   const std::vector<std::uint8_t> data = random_bytes(24 * mib + 123, 9);  // a partial last block
-  { std::ofstream(a, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size())); }
+  {
+    std::ofstream(a, std::ios::binary)
+        .write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  }
   REQUIRE(shell("sync"));
   { std::ofstream(b, std::ios::binary); }
   report rep = copy(request{open_device(a, false), open_device(b, true), {}}, {});

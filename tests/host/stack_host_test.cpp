@@ -370,8 +370,7 @@ TEST_CASE("dm linear on a partition: dm -> partition -> disk, recursively") {
   REQUIRE(pr.probed->pieces.size() == 1);
   CHECK(pr.probed->pieces[0].medium == L.dev);
   CHECK(pr.probed->pieces[0].medium_offset_bytes == 6 * mib);
-  CHECK(pr.probed->pieces[0].via ==
-        "/dev/mapper/on-part (dm linear) > " + L.dev + "p2 (partition 2)");
+  CHECK(pr.probed->pieces[0].via == "/dev/mapper/on-part (dm linear) > " + L.dev + "p2 (partition 2)");
   const std::string out = dir.path() + "/out";
   job_result r = run(copy_job(top.dev, out, {}));
   INFO(r.error.to_string());

@@ -97,15 +97,14 @@ source_range model_decode_entry(std::uint8_t format, const std::uint8_t* e) {
   return r;
 }
 
-
 // Status codes the model answers with that the backend has no constant for.
-constexpr std::uint8_t sc_invalid_namespace = 0x0b;       // SCT 0: Invalid Namespace or Format
-constexpr std::uint8_t sc_invalid_format = 0x0a;          // SCT 1: Invalid Format (QEMU NVME_INVALID_FORMAT)
-constexpr std::uint8_t sct_media = 0x2;                   // Media and Data Integrity Errors
+constexpr std::uint8_t sc_invalid_namespace = 0x0b;  // SCT 0: Invalid Namespace or Format
+constexpr std::uint8_t sc_invalid_format = 0x0a;     // SCT 1: Invalid Format (QEMU NVME_INVALID_FORMAT)
+constexpr std::uint8_t sct_media = 0x2;              // Media and Data Integrity Errors
 constexpr std::uint8_t sc_write_fault = 0x80;
 constexpr std::uint8_t sc_unrecovered_read_error = 0x81;
 constexpr std::uint32_t nsid_broadcast = 0xffffffffu;
-constexpr std::uint32_t max_namespaces = 256;             // QEMU 10 NVME_MAX_NAMESPACES
+constexpr std::uint32_t max_namespaces = 256;  // QEMU 10 NVME_MAX_NAMESPACES
 
 /// PIF as QEMU's ns->pif: 0 for namespaces without protection information.
 std::uint8_t effective_pif(const nvme_model_config& c) { return c.pi_type != 0 ? c.pi_format : 0; }
@@ -218,7 +217,8 @@ std::uint16_t nvme_model::run_copy(ns_state& dst, const copy_fields& f, const st
         return make_raw_status(sct_generic, sc_invalid_namespace, true);
       src = find_ns(r.snsid);
       if (src == nullptr) return make_raw_status(sct_generic, sc_invalid_field, true);
-      if (!same_format(src->cfg, d)) return make_raw_status(sct_command_specific, sc_incompatible_namespace_or_format, true);
+      if (!same_format(src->cfg, d))
+        return make_raw_status(sct_command_specific, sc_incompatible_namespace_or_format, true);
     } else if (cross_formats) {
       // QEMU 10 checks overlap only here (formats 2h/3h, source = destination namespace), and only
       // whether the range's end falls inside the destination range.
@@ -349,8 +349,7 @@ io_completion nvme_model::admin(const admin_command& cmd) {
       }
       return finish(0);
     }
-    default:
-      return finish(make_raw_status(sct_generic, sc_invalid_opcode, true));
+    default: return finish(make_raw_status(sct_generic, sc_invalid_opcode, true));
   }
 }
 
@@ -453,7 +452,8 @@ class model_link final : public namespace_link {
   io_completion admin(const admin_command& cmd) override { return m_.admin(cmd); }
   std::unique_ptr<transport> open_sync() override { return m_.make_transport(1, false, "model-sync"); }
   result<std::unique_ptr<transport>> open_async(unsigned depth) override {
-    if (!async_) return status(errc::not_supported, "asynchronous NVMe Copy needs the char device of " + loc_.disk_name);
+    if (!async_)
+      return status(errc::not_supported, "asynchronous NVMe Copy needs the char device of " + loc_.disk_name);
     return m_.make_transport(depth, false, "model-async");
   }
   bool needs_cap_sys_admin() const noexcept override { return false; }

@@ -46,8 +46,8 @@ void set64(std::uint8_t* p, std::uint64_t v) {
 
 // ---- codes, as CTL's scsi_all.h names them ----------------------------------------------------
 constexpr std::uint8_t INQUIRY = 0x12;
-constexpr std::uint8_t SERVICE_ACTION_IN = 0x9E;  // SA 0x10: READ CAPACITY(16)
-constexpr std::uint8_t EXTENDED_COPY = 0x83;      // THIRD-PARTY COPY OUT
+constexpr std::uint8_t SERVICE_ACTION_IN = 0x9E;    // SA 0x10: READ CAPACITY(16)
+constexpr std::uint8_t EXTENDED_COPY = 0x83;        // THIRD-PARTY COPY OUT
 constexpr std::uint8_t RECEIVE_COPY_STATUS = 0x84;  // THIRD-PARTY COPY IN
 constexpr std::uint8_t EC_EC_LID1 = 0x00, EC_PT = 0x10, EC_WUT = 0x11;
 constexpr std::uint8_t RCS_RCS_LID1 = 0x00, RCS_RCOP = 0x03, RCS_RRTI = 0x07;
@@ -183,8 +183,7 @@ struct scsi_model::op_status {
 };
 
 scsi_model::scsi_model(scsi_model_config cfg) : cfg_(cfg) {
-  detail::scsi::set_transport_factory(
-      [this](const detail::device_state& d) { return transport_for(d.caps.path); });
+  detail::scsi::set_transport_factory([this](const detail::device_state& d) { return transport_for(d.caps.path); });
   // The model's logical units are regular files: let the SCSI backends discover those too.
   for (const char* b : {"scsi-xcopy", "scsi-token"}) detail::set_discovered_kinds(b, detail::all_device_kinds);
 }
@@ -308,8 +307,8 @@ scsi_reply scsi_model::execute(lu& l, std::span<const std::uint8_t> cdb, data_di
       set64(&rod[28], cfg_.optimal_transfer_blocks);
       r.insert(r.end(), rod.begin(), rod.end());
       // Supported commands (scsi_vpd_tpc_descriptor_sc): list length, then {opcode, n, SAs}.
-      std::vector<std::uint8_t> cmds = {0x00, 0x01, 0, 0, 0, EXTENDED_COPY, 3, EC_EC_LID1, EC_PT, EC_WUT,
-                                        RECEIVE_COPY_STATUS, 2, RCS_RCOP, RCS_RRTI};
+      std::vector<std::uint8_t> cmds = {
+          0x00, 0x01, 0, 0, 0, EXTENDED_COPY, 3, EC_EC_LID1, EC_PT, EC_WUT, RECEIVE_COPY_STATUS, 2, RCS_RCOP, RCS_RRTI};
       cmds[4] = static_cast<std::uint8_t>(cmds.size() - 5);
       set16(&cmds[2], cmds.size() - 4);
       r.insert(r.end(), cmds.begin(), cmds.end());

@@ -152,7 +152,7 @@ class scsi_model {
   transport_audit audit_;
 
  public:
-  std::mutex mutex;  ///< transports from several threads: one command at a time in the model
+  std::mutex mutex;      ///< transports from several threads: one command at a time in the model
   unsigned running = 0;  ///< commands inside a transport's execute() (under `mutex`)
 };
 

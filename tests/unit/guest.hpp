@@ -16,5 +16,6 @@ struct guest_requirement {
 #define OFFCOPY_GUEST_CAT2(a, b) a##b
 #define OFFCOPY_GUEST_CAT(a, b) OFFCOPY_GUEST_CAT2(a, b)
 /// At namespace scope: OFFCOPY_GUEST_REQUIRES("OFFCOPY_SCSI_SRC", "tests/vm/scenarios/scsi_unit_guest.sh");
-#define OFFCOPY_GUEST_REQUIRES(variable, where) \
-  static const ::offcopy::test::guest_requirement OFFCOPY_GUEST_CAT(offcopy_guest_requirement_, __LINE__)(variable, where)
+#define OFFCOPY_GUEST_REQUIRES(variable, where)                                                                     \
+  static const ::offcopy::test::guest_requirement OFFCOPY_GUEST_CAT(offcopy_guest_requirement_, __LINE__)(variable, \
+                                                                                                          where)

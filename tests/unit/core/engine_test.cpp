@@ -154,7 +154,7 @@ TEST_CASE("engine: size limit exceeded splits the command in halves and re-sends
     request req{f.src, f.dst, ext};
     report rep = execute(req, must_plan(req));
     REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
-    const std::vector<plan_segment> want{{0, 0, 16}, {0, 0, 8}, {0, 0, 4}, {4, 4, 4},
+    const std::vector<plan_segment> want{{0, 0, 16}, {0, 0, 8}, {0, 0, 4},  {4, 4, 4},
                                          {8, 8, 8},  {8, 8, 4}, {12, 12, 4}};
     REQUIRE(fake.log.submitted.size() == want.size());
     for (std::size_t i = 0; i < want.size(); ++i) {
@@ -216,8 +216,7 @@ TEST_CASE("engine: not supported falls back in auto mode and fails in offload mo
     REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
     CHECK(fake.log.submitted.size() == 2);
     CHECK(rep.of("nvme-copy").bytes == 5 * kb);  // one command and one block of the second
-    std::uint64_t fallback_bytes =
-        rep.of("copy-file-range").bytes + rep.of("buffered").bytes;
+    std::uint64_t fallback_bytes = rep.of("copy-file-range").bytes + rep.of("buffered").bytes;
     CHECK(fallback_bytes == 11 * kb);
     CHECK(rep.bytes_copied == 16 * kb);
     REQUIRE(rep.fallback_reasons.size() == 1);

@@ -25,10 +25,10 @@
 
 namespace offcopy::core_test {
 
+using test_files::open_device;
+using test_files::read_file;
 using test_files::scratch_dir;
 using test_files::write_file;
-using test_files::read_file;
-using test_files::open_device;
 
 inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -60,10 +60,10 @@ struct fake_config {
   status open_error;  ///< returned by open_session when not ok
   /// Outcome of the n-th submitted command (0-based); the default completes it.
   std::function<detail::completion(std::size_t index, const recorded_command&)> outcome;
-  bool complete_newest_first = false;  ///< out-of-order completion
-  unsigned max_per_reap = 1;           ///< completions handed back per reap (at least min_completions)
+  bool complete_newest_first = false;       ///< out-of-order completion
+  unsigned max_per_reap = 1;                ///< completions handed back per reap (at least min_completions)
   std::size_t reap_fails_after = SIZE_MAX;  ///< reap returns io_error once this many commands completed
-  std::int64_t corrupt_dst_byte = -1;  ///< flips this destination byte after the copy (verify tests)
+  std::int64_t corrupt_dst_byte = -1;       ///< flips this destination byte after the copy (verify tests)
 };
 
 /// What the fake saw.
@@ -196,7 +196,9 @@ class fake_backend final : public detail::backend {
 /// Installs a backend for the scope of a test and puts the original back, whatever happens.
 class backend_swap {
  public:
-  explicit backend_swap(detail::backend& b) : old_(detail::replace_backend("nvme-copy", &b)) { REQUIRE(old_ != nullptr); }
+  explicit backend_swap(detail::backend& b) : old_(detail::replace_backend("nvme-copy", &b)) {
+    REQUIRE(old_ != nullptr);
+  }
   ~backend_swap() { detail::replace_backend("nvme-copy", old_); }
   backend_swap(const backend_swap&) = delete;
   backend_swap& operator=(const backend_swap&) = delete;

@@ -92,7 +92,11 @@ TEST_CASE("report JSON: an error keeps its code, errno and device detail, unused
   CHECK(j["error"]["code"] == "device-error");
   CHECK(j["error"]["message"] == "Copy failed");
   CHECK(j["error"]["errno"] == 5);
-  CHECK(j["error"]["nvme"] == json{{"sct", 1}, {"sc", 0x83}, {"dnr", true}, {"dw0", 3}, {"status", 0x4183},
+  CHECK(j["error"]["nvme"] == json{{"sct", 1},
+                                   {"sc", 0x83},
+                                   {"dnr", true},
+                                   {"dw0", 3},
+                                   {"status", 0x4183},
                                    {"name", "Command Size Limit Exceeded"}});
 
   report s;
@@ -109,8 +113,9 @@ TEST_CASE("report JSON: an error keeps its code, errno and device detail, unused
   json k = json::parse(s.to_json());
   CHECK(k["backends"] == json::object());
   CHECK_FALSE(k["error"].contains("errno"));
-  CHECK(k["error"]["scsi"] == json{{"status", 2}, {"sense_key", 10}, {"asc", 13}, {"ascq", 2},
-                                   {"text", "Copy aborted"}, {"information", 77}});
+  CHECK(
+      k["error"]["scsi"] ==
+      json{{"status", 2}, {"sense_key", 10}, {"asc", 13}, {"ascq", 2}, {"text", "Copy aborted"}, {"information", 77}});
   CHECK(k["first_mismatch_offset"] == 12);
 }
 

@@ -39,10 +39,10 @@ std::uint64_t base_seed() {
 struct scenario {
   std::uint32_t unit = 1;
   bool same_medium = false;
-  std::uint64_t medium_blocks = 0;                    ///< same medium: its size
-  std::uint64_t src_base = 0, dst_base = 0;           ///< same medium: where each side starts
-  std::uint64_t src_blocks = 0, dst_blocks = 0;       ///< size of each side
-  std::vector<extent> extents;                        ///< in bytes, request order
+  std::uint64_t medium_blocks = 0;               ///< same medium: its size
+  std::uint64_t src_base = 0, dst_base = 0;      ///< same medium: where each side starts
+  std::uint64_t src_blocks = 0, dst_blocks = 0;  ///< size of each side
+  std::vector<extent> extents;                   ///< in bytes, request order
   copy_limits limits;
 
   [[nodiscard]] side_geometry src_geometry() const {
@@ -60,7 +60,8 @@ struct scenario {
       << " dst " << dst_base << "+" << dst_blocks << " limits {" << limits.max_segments_per_command << ", "
       << limits.max_segment_blocks << ", " << limits.max_command_blocks << ", "
       << (limits.contiguous_destination ? "contiguous" : "scatter") << "} extents:";
-    for (const extent& e : extents) o << " " << e.src_offset_bytes << ":" << e.dst_offset_bytes << ":" << e.length_bytes;
+    for (const extent& e : extents)
+      o << " " << e.src_offset_bytes << ":" << e.dst_offset_bytes << ":" << e.length_bytes;
     return o.str();
   }
 };
@@ -99,7 +100,7 @@ scenario random_scenario(std::mt19937_64& rng) {
     sc.dst_blocks = pick(rng, 1, 256);
   }
   // Disjoint destinations, walking up with small gaps (often none: adjacent extents).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> dsts;  // start, blocks
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> dsts;                        // start, blocks
   std::uint64_t pos = pick(rng, 0, std::min<std::uint64_t>(4, sc.dst_blocks - 1));  // at least one extent fits
   std::uint64_t want = pick(rng, 1, chance(rng, 0.2) ? 40 : 10);
   std::uint64_t max_len = std::min<std::uint64_t>(sc.src_blocks, chance(rng, 0.5) ? 8 : 64);
@@ -262,8 +263,8 @@ std::string check_plan(const scenario& sc, const plan& p, bool hazard, const med
         return err.str();
       }
       const plan_segment& s = p.segments[b.first_segment];
-      std::int64_t shift = (static_cast<std::int64_t>(sc.dst_base + s.dst_block) -
-                            static_cast<std::int64_t>(sc.src_base + s.src_block));
+      std::int64_t shift =
+          (static_cast<std::int64_t>(sc.dst_base + s.dst_block) - static_cast<std::int64_t>(sc.src_base + s.src_block));
       if (!sc.same_medium || shift == 0 || std::abs(shift) >= static_cast<std::int64_t>(s.blocks) ||
           (shift > 0) != (b.order == copy_order::descending)) {
         err << "memmove batch " << i << " (" << to_string(b.order) << ", shift " << shift
@@ -272,7 +273,8 @@ std::string check_plan(const scenario& sc, const plan& p, bool hazard, const med
       }
     }
     if (phases.empty() || b.barrier) phases.emplace_back();
-    for (std::uint32_t k = 0; k < b.segment_count; ++k) phases.back().push_back({p.segments[b.first_segment + k], b.order});
+    for (std::uint32_t k = 0; k < b.segment_count; ++k)
+      phases.back().push_back({p.segments[b.first_segment + k], b.order});
   }
   if (hazard) {
     // Bounded: a self-overlapping extent costs about what a plain copy of it costs.
@@ -368,26 +370,29 @@ TEST_CASE("planner property: random requests and limits give exact, limit-respec
     std::vector<extent> ext = sc.extents;
     status v = validate_extents(ext, sg, dg);
     if (!v.ok()) {
-      FAIL("seed " << seed << " case " << i << " (case seed " << case_seed << "): valid request refused: "
-                   << v.to_string() << "\n" << sc.describe());
+      FAIL("seed " << seed << " case " << i << " (case seed " << case_seed
+                   << "): valid request refused: " << v.to_string() << "\n"
+                   << sc.describe());
     }
     bool hazard = has_overlap_hazard(ext, sg, dg);
     if (hazard != brute_hazard(sc)) {
       FAIL("seed " << seed << " case " << i << " (case seed " << case_seed << "): has_overlap_hazard says " << hazard
-                   << "\n" << sc.describe());
+                   << "\n"
+                   << sc.describe());
     }
     hazards += hazard;
     plan p;
     pack_extents(ext, sc.unit, sc.limits, hazard, sc.medium_delta_bytes(), p);
     merged += p.segments.size() < sc.extents.size();
     multi_batch += p.batches.size() > 1;
-    memmove += std::any_of(p.batches.begin(), p.batches.end(),
-                           [](const plan_batch& b) { return b.order != copy_order::any; });
+    memmove +=
+        std::any_of(p.batches.begin(), p.batches.end(), [](const plan_batch& b) { return b.order != copy_order::any; });
     media initial = random_media(sc, crng);
     std::string bad = check_plan(sc, p, hazard, initial, crng);
     if (!bad.empty()) {
       FAIL("seed " << seed << " case " << i << " (case seed " << case_seed << "): " << bad << "\n"
-                   << sc.describe() << "\n" << p.to_text());
+                   << sc.describe() << "\n"
+                   << p.to_text());
     }
   }
   // The generator must exercise what it claims to.

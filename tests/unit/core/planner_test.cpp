@@ -60,8 +60,7 @@ TEST_CASE("validate_extents: out of range on either side") {
     std::vector<extent> ext{{0, 4096, 512}};
     status s = validate_extents(ext, side(8192), side(4096));
     CHECK(s.code() == errc::out_of_range);
-    CHECK(s.message() ==
-          "extent 1: destination bytes [4096, 4608) are past the end of the destination (4096 bytes)");
+    CHECK(s.message() == "extent 1: destination bytes [4096, 4608) are past the end of the destination (4096 bytes)");
   }
   SUBCASE("a growable destination (regular file) may be extended") {
     std::vector<extent> ext{{0, 1 << 20, 512}};
@@ -74,8 +73,9 @@ TEST_CASE("validate_extents: out of range on either side") {
     std::vector<extent> past{{0, off_max - 511, 512}};
     status s = validate_extents(past, side(8192), side(0, "", 0, true));
     CHECK(s.code() == errc::out_of_range);
-    CHECK(s.message() == "extent 1: destination bytes [9223372036854775296, 9223372036854775808) are past the "
-                         "largest file offset");
+    CHECK(s.message() ==
+          "extent 1: destination bytes [9223372036854775296, 9223372036854775808) are past the "
+          "largest file offset");
   }
 }
 

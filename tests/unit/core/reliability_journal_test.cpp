@@ -180,8 +180,7 @@ TEST_CASE("journal: created durably, reloaded with its records, a torn tail cut,
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message().find("not an offcopy journal") != std::string::npos);
   write_all(path, good);
-  for (auto [key, field, value, says] :
-       std::vector<std::tuple<std::string, std::string, nlohmann::json, std::string>>{
+  for (auto [key, field, value, says] : std::vector<std::tuple<std::string, std::string, nlohmann::json, std::string>>{
            {"source", "size_bytes", 2000, "source's size_bytes changed"},
            {"destination", "identity", "wwid:eui.2", "destination is another file or device"},
            {"request", "crc32c", "0x2", "extents differ"}}) {
@@ -299,7 +298,8 @@ bool run_until_crash(const job& j, const std::string& data_path, crash_capture& 
       int fd = ::open(data_path.c_str(), O_RDWR);
       REQUIRE(fd >= 0);
       REQUIRE(::pread(fd, buf.data(), n, static_cast<off_t>(s.src_block * cmd.block_bytes)) == static_cast<ssize_t>(n));
-      REQUIRE(::pwrite(fd, buf.data(), n, static_cast<off_t>(s.dst_block * cmd.block_bytes)) == static_cast<ssize_t>(n));
+      REQUIRE(::pwrite(fd, buf.data(), n, static_cast<off_t>(s.dst_block * cmd.block_bytes)) ==
+              static_cast<ssize_t>(n));
       ::close(fd);
     }
     cc.reached = true;
@@ -326,13 +326,16 @@ job_result resume_with_fake(const job& j) {
 
 }  // namespace
 
-TEST_CASE("journal: an overlapping move through an offload, crashed at every command (whole or torn), resumes to memmove's bytes") {
+TEST_CASE(
+    "journal: an overlapping move through an offload, crashed at every command (whole or torn), resumes to memmove's "
+    "bytes") {
   // One file, three extents in request order: a move up by 3 blocks (the engine sends pieces of 3
   // blocks, one at a time), a chained pair (the second reads what the first wrote), and a move
   // down by 20 blocks split by the 8-block command limit into concurrent commands.
-  const std::vector<extent> ext{
-      {0, 3 * 512, 40 * 512}, {100 * 512, 140 * 512, 16 * 512}, {140 * 512, 60 * 512, 16 * 512},
-      {200 * 512, 180 * 512, 48 * 512}};
+  const std::vector<extent> ext{{0, 3 * 512, 40 * 512},
+                                {100 * 512, 140 * 512, 16 * 512},
+                                {140 * 512, 60 * 512, 16 * 512},
+                                {200 * 512, 180 * 512, 48 * 512}};
   core_test::scratch_dir dir;
   const std::string data_path = dir.file("one.bin"), jpath = dir.file("one.journal");
   const auto original = core_test::random_bytes(256 * 512, 11);
@@ -375,7 +378,9 @@ TEST_CASE("journal: an overlapping move through an offload, crashed at every com
   CHECK(resumed > 0);  // some crashes came after a commit: those resumes skipped work
 }
 
-TEST_CASE("journal: the buffered copier's own memmove command, crashed after any write, resumes to memmove's bytes or is refused") {
+TEST_CASE(
+    "journal: the buffered copier's own memmove command, crashed after any write, resumes to memmove's bytes or is "
+    "refused") {
   // Three regions of one file each moved up by 1000 bytes: the buffered copier runs each as one
   // command in memmove order itself. A crash inside one leaves source bytes overwritten: the
   // resume must refuse, never produce other bytes than memmove; a crash between them resumes.

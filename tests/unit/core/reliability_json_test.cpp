@@ -16,8 +16,9 @@ using namespace offcopy;
 namespace {
 
 std::string random_bytes(std::mt19937_64& rng, std::size_t max_len) {
-  static const std::string specials[] = {"\x1b]0;x\x07", "\xc2\x9b", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-                                         std::string("\0", 1), "\xff", "\xc0\xaf", "\\", "\"", "\n"};
+  static const std::string specials[] = {
+      "\x1b]0;x\x07", "\xc2\x9b", "\xed\xa0\x80", "\xf4\x90\x80\x80", std::string("\0", 1), "\xff", "\xc0\xaf", "\\",
+      "\"",           "\n"};
   std::string s;
   std::size_t n = rng() % max_len;
   while (s.size() < n) {

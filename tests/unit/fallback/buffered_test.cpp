@@ -11,9 +11,9 @@
 
 #include "fallback_test_util.hpp"
 #include "offcopy/copy.hpp"
+#include "src/core/device_state.hpp"
 #include "src/core/sys.hpp"
 #include "src/fallback/buffered.hpp"
-#include "src/core/device_state.hpp"
 
 using namespace offcopy;
 using namespace offcopy::test;
@@ -30,8 +30,7 @@ struct fixture {
   std::string src_path = dir.file("src");
   std::string dst_path = dir.file("dst");
 
-  explicit fixture(std::uint64_t seed, std::size_t src_bytes = 3 << 20, std::size_t dst_bytes = 2 << 20)
-      : rng(seed) {
+  explicit fixture(std::uint64_t seed, std::size_t src_bytes = 3 << 20, std::size_t dst_bytes = 2 << 20) : rng(seed) {
     src_data = random_bytes(src_bytes, rng);
     dst_data = random_bytes(dst_bytes, rng);
     write_file(src_path, src_data);
@@ -51,8 +50,8 @@ void copy_and_check(fixture& f, const buffered_tuning& tuning, const policy& pol
                     std::size_t per_command, detail::buffered_session_info* info_out = nullptr) {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
-  auto segs = random_segments(f.rng, f.src_data.size() / block_bytes, (f.dst_data.size() + (1 << 20)) / block_bytes,
-                              40, (300 << 10) / block_bytes);
+  auto segs = random_segments(f.rng, f.src_data.size() / block_bytes, (f.dst_data.size() + (1 << 20)) / block_bytes, 40,
+                              (300 << 10) / block_bytes);
   REQUIRE(!segs.empty());
   auto session = detail::open_buffered_session(detail::state_of(*src), detail::state_of(*dst), pol, tuning);
   REQUIRE(session.ok());
@@ -71,12 +70,12 @@ void copy_and_check(fixture& f, const buffered_tuning& tuning, const policy& pol
 
 struct script {
   std::mt19937_64 rng{7};
-  bool shorten = false;       ///< report (and, for pread/pwrite, do) fewer bytes than asked
-  bool interrupt = false;     ///< fail about one call in four with EINTR (or EAGAIN)
-  int fail_errno = 0;         ///< fail writes at or past fail_offset with this errno
+  bool shorten = false;    ///< report (and, for pread/pwrite, do) fewer bytes than asked
+  bool interrupt = false;  ///< fail about one call in four with EINTR (or EAGAIN)
+  int fail_errno = 0;      ///< fail writes at or past fail_offset with this errno
   bool fail_on_write = true;
   std::uint64_t fail_offset = ~0ULL;
-  bool refuse_direct = false; ///< EINVAL for every O_DIRECT transfer
+  bool refuse_direct = false;           ///< EINVAL for every O_DIRECT transfer
   std::atomic<bool>* cancel = nullptr;  ///< set when a write reaches cancel_offset
   std::uint64_t cancel_offset = ~0ULL;
   unsigned calls = 0;

@@ -6,8 +6,8 @@
 
 #include "fallback_test_util.hpp"
 #include "offcopy/copy.hpp"
-#include "src/core/sys.hpp"
 #include "src/core/device_state.hpp"
+#include "src/core/sys.hpp"
 
 using namespace offcopy;
 using namespace offcopy::test;
@@ -19,7 +19,7 @@ struct cfr_script {
   std::mt19937_64 rng{3};
   bool shorten = false;
   bool interrupt = false;
-  int refuse_errno = 0;           ///< fail every call with this errno ...
+  int refuse_errno = 0;            ///< fail every call with this errno ...
   std::uint64_t refuse_after = 0;  ///< ... once this many calls succeeded
   unsigned calls = 0;
   unsigned faults = 0;
@@ -89,7 +89,8 @@ TEST_CASE("copy_file_range: random segments, with short copies and EINTR") {
     auto src = open_dev(f.src_path, false);
     auto dst = open_dev(f.dst_path, true);
     auto segs = random_segments(f.rng, f.src_data.size(), 3 << 20, 60, 200000);
-    auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
+    auto session =
+        (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
     REQUIRE(session.ok());
     auto done = run_commands(*session.value(), segs, 1, 4);
     for (const auto& c : done) CHECK_MESSAGE(c.result.ok(), c.result.to_string());
@@ -111,7 +112,8 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr = cfr_script{};
       g_cfr.refuse_errno = err;
       detail::scoped_sys_override seam(scripted());
-      auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
+      auto session =
+          (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -124,7 +126,8 @@ TEST_CASE("copy_file_range: a refusal at the first call is not_supported, later 
       g_cfr.refuse_errno = err;
       g_cfr.refuse_after = 1;  // the first segment copies, then the kernel refuses
       detail::scoped_sys_override seam(scripted());
-      auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
+      auto session =
+          (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
       REQUIRE(session.ok());
       auto done = run_commands(*session.value(), segs, 1, 2);
       REQUIRE(done.size() == 1);
@@ -140,7 +143,8 @@ TEST_CASE("copy_file_range: source ending early is a short read") {
   auto src = open_dev(f.src_path, false);
   auto dst = open_dev(f.dst_path, true);
   std::vector<plan_segment> segs{{(2 << 20) - 100, 0, 300}};
-  auto session = (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
+  auto session =
+      (*detail::find_backend("copy-file-range")).open_session(detail::state_of(*src), detail::state_of(*dst), {});
   REQUIRE(session.ok());
   auto done = run_commands(*session.value(), segs, 1, 1);
   REQUIRE(done.size() == 1);

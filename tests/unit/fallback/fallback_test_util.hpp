@@ -22,8 +22,8 @@
 namespace offcopy::test {
 
 using temp_dir = test_files::scratch_dir;
-using test_files::write_file;
 using test_files::read_file;
+using test_files::write_file;
 
 inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::uint8_t> v(n);
@@ -63,16 +63,16 @@ inline void apply_reference(const std::vector<std::uint8_t>& src, std::vector<st
   for (const auto& s : segs) {
     std::uint64_t end = (s.dst_block + s.blocks) * block_bytes;
     if (dst.size() < end) dst.resize(end, 0);
-    std::copy_n(src.begin() + static_cast<std::ptrdiff_t>(s.src_block * block_bytes),
-                s.blocks * block_bytes, dst.begin() + static_cast<std::ptrdiff_t>(s.dst_block * block_bytes));
+    std::copy_n(src.begin() + static_cast<std::ptrdiff_t>(s.src_block * block_bytes), s.blocks * block_bytes,
+                dst.begin() + static_cast<std::ptrdiff_t>(s.dst_block * block_bytes));
   }
 }
 
 /// Submits `segs` as commands of up to `per_command` segments through one session, keeping up to
 /// queue_depth() in flight, and returns every completion.
 inline std::vector<detail::completion> run_commands(detail::copy_session& session,
-                                                    const std::vector<plan_segment>& segs,
-                                                    std::uint32_t block_bytes, std::size_t per_command) {
+                                                    const std::vector<plan_segment>& segs, std::uint32_t block_bytes,
+                                                    std::size_t per_command) {
   std::vector<detail::completion> all;
   std::size_t in_flight = 0;
   std::uint64_t tag = 1;

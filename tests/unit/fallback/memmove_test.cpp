@@ -165,10 +165,10 @@ TEST_CASE("buffered: a memmove command failing mid-way claims only what moved, c
 
 namespace {
 struct retry_script {
-  std::uint64_t offset = 0;  ///< the read covering this source offset ...
-  unsigned again = 0;        ///< ... completes with EAGAIN this many times
+  std::uint64_t offset = 0;                                      ///< the read covering this source offset ...
+  unsigned again = 0;                                            ///< ... completes with EAGAIN this many times
   std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  ///< completed writes
-  unsigned read_after_write = 0;  ///< reads completed over bytes already overwritten
+  unsigned read_after_write = 0;                                 ///< reads completed over bytes already overwritten
 } g_retry;
 
 int retrying_uring_result(bool is_write, int, std::uint64_t offset, std::uint32_t length, int res) {
@@ -281,7 +281,8 @@ TEST_CASE("copy_file_range: a move by at least 1 MiB runs in pieces of the shift
     detail::sys_table t = detail::real_sys();
     t.copy_file_range = counting_cfr;
     detail::scoped_sys_override seam(t);
-    auto s = detail::find_backend("copy-file-range")->open_session(detail::state_of(*f.src), detail::state_of(*f.dst), {});
+    auto s =
+        detail::find_backend("copy-file-range")->open_session(detail::state_of(*f.src), detail::state_of(*f.dst), {});
     REQUIRE(s.ok());
     REQUIRE(s.value()->runs_memmove_order());
     auto c = run_one(*s.value(), {src, dst, len}, 1, order_of(src, dst));

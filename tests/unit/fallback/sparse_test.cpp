@@ -196,7 +196,8 @@ TEST_CASE("sparse: unaligned extents over holes, to other offsets, copy exactly"
     report rep = copy(req, pol);
     REQUIRE_MESSAGE(rep.result.ok(), rep.result.to_string());
     for (const extent& e : ext) {
-      if (dst_data.size() < e.dst_offset_bytes + e.length_bytes) dst_data.resize(e.dst_offset_bytes + e.length_bytes, 0);
+      if (dst_data.size() < e.dst_offset_bytes + e.length_bytes)
+        dst_data.resize(e.dst_offset_bytes + e.length_bytes, 0);
       std::copy_n(f.bytes.begin() + static_cast<std::ptrdiff_t>(e.src_offset_bytes), e.length_bytes,
                   dst_data.begin() + static_cast<std::ptrdiff_t>(e.dst_offset_bytes));
     }

@@ -70,7 +70,7 @@ struct controller {
     model->write_blocks(1, 0, data);
     for (const auto& [n, p] : path) dev[n] = test_files::open_device(p, true);
     for (const auto& [n, d] : dev) (void)d->probe();  // discovery runs on demand: here, before the log is cleared
-    model->clear_log();  // the probe's Identify / Get Features are not part of the copies
+    model->clear_log();                               // the probe's Identify / Get Features are not part of the copies
   }
   ~controller() {
     dev.clear();
@@ -95,8 +95,10 @@ struct controller {
   std::string admin_sequence() const {
     std::string s;
     for (const auto& r : model->log()) {
-      if (r.admin) s += r.opcode == 0x09 ? "S" : r.opcode == 0x0a ? "G" : "I";
-      else if (r.opcode == 0x19) s += r.raw_status == 0 ? "c" : "x";
+      if (r.admin)
+        s += r.opcode == 0x09 ? "S" : r.opcode == 0x0a ? "G" : "I";
+      else if (r.opcode == 0x19)
+        s += r.raw_status == 0 ? "c" : "x";
     }
     return s;
   }
@@ -183,7 +185,7 @@ TEST_CASE("backend on the model: cross-namespace copy, format 2h, CDFE set by re
   rep = copy(c.req(2, 1, {{100 * 512, 512 * 512, 96 * 512}}), offload());
   REQUIRE(rep.result.ok());
   CHECK(rep.of("nvme-copy").commands == 3);  // 3 × (4 ranges × 8 blocks)
-  CHECK(c.admin_sequence() == "Gccc");                    // CDFE still set: one Get, no Set
+  CHECK(c.admin_sequence() == "Gccc");       // CDFE still set: one Get, no Set
   for (const auto* r : c.copies()) {
     CHECK(r->ranges.size() == 4);
     for (const auto& g : r->ranges) CHECK(g.blocks == 8);
@@ -224,8 +226,9 @@ TEST_CASE("backend on the model: incompatible formats fall back before anything 
   const auto before = c.blocks(3, 0, 16);
   const std::string why =
       "cross-namespace copy between incompatible formats (namespace 1 vs 3: LBA data size 512 B vs 4096 B)";
-  CHECK(detail::find_backend("nvme-copy")->check(detail::state_of(*c.dev[1]), detail::state_of(*c.dev[3]), policy{}).reason ==
-        why);
+  CHECK(detail::find_backend("nvme-copy")
+            ->check(detail::state_of(*c.dev[1]), detail::state_of(*c.dev[3]), policy{})
+            .reason == why);
   SUBCASE("auto: the fallback copies") {
     policy pol;
     pol.commands_in_flight = 1;
@@ -389,11 +392,11 @@ TEST_CASE("backend on the model: a gather from two namespaces and the destinatio
   request req{c.dev[2], c.dev[2], {}, {c.dev[1]}};
   const std::uint64_t b = 512;
   req.extents = {
-      {600 * b, 0 * b, 4 * b, 0},   // own, first: may lead a command
-      {0 * b, 4 * b, 20 * b, 1},    // ns1: 16 + 4 (ns1's MSSRL)
-      {50 * b, 24 * b, 10 * b, 1},  // ns1
-      {700 * b, 34 * b, 4 * b, 0},  // own after ns1: a command of its own (QEMU 10 quirk)
-      {200 * b, 38 * b, 12 * b, 1}, // ns1
+      {600 * b, 0 * b, 4 * b, 0},    // own, first: may lead a command
+      {0 * b, 4 * b, 20 * b, 1},     // ns1: 16 + 4 (ns1's MSSRL)
+      {50 * b, 24 * b, 10 * b, 1},   // ns1
+      {700 * b, 34 * b, 4 * b, 0},   // own after ns1: a command of its own (QEMU 10 quirk)
+      {200 * b, 38 * b, 12 * b, 1},  // ns1
   };
   auto p = make_plan(req, offload());
   REQUIRE_MESSAGE(p.ok(), p.error().to_string());
@@ -516,8 +519,8 @@ TEST_CASE("gather requests: sources named, bounds per source, overlap across sou
   }
   SUBCASE("one source reading what another source's extent writes") {
     // ns1 → ns2 [0, 8); ns2 (source 1) reads [4, 12) of itself: which first is not defined.
-    auto p = make_plan(request{c.dev[1], c.dev[2], {{0, 0, 8 * b, 0}, {4 * b, 100 * b, 8 * b, 1}}, {c.dev[2]}},
-                       offload());
+    auto p =
+        make_plan(request{c.dev[1], c.dev[2], {{0, 0, 8 * b, 0}, {4 * b, 100 * b, 8 * b, 1}}, {c.dev[2]}}, offload());
     REQUIRE(!p.ok());
     CHECK(p.error().code() == errc::overlap);
     CHECK(p.error().message().find("extent 2 (source 1) reads bytes that extent 1 (source 0) writes") == 0);

@@ -61,11 +61,11 @@ TEST_CASE("format 1h range entry: golden vector, the 80-bit ELBST/EILBRT most-si
   r.elbst_eilbrt_hi = 0xaa99;
   r.elbat = 0x1234;
   r.elbatm = 0x5678;
-  CHECK(encode_one(1, r) == hex("00 00 00 00 00 00 00 00"         // 0-7 reserved
-                                "fe ff ff ff ff ff ff ff"         // 8-15 SLBA
-                                "00 00 00 00 00 00 00 00 00 00"   // 16-17 NLB, 18-25 reserved
-                                "aa 99 88 77 66 55 44 33 22 11"   // 26-35 ELBST/EILBRT, bits 79:0 MSB first
-                                "34 12 78 56"));                  // 36-37 ELBAT, 38-39 ELBATM
+  CHECK(encode_one(1, r) == hex("00 00 00 00 00 00 00 00"        // 0-7 reserved
+                                "fe ff ff ff ff ff ff ff"        // 8-15 SLBA
+                                "00 00 00 00 00 00 00 00 00 00"  // 16-17 NLB, 18-25 reserved
+                                "aa 99 88 77 66 55 44 33 22 11"  // 26-35 ELBST/EILBRT, bits 79:0 MSB first
+                                "34 12 78 56"));                 // 36-37 ELBAT, 38-39 ELBATM
 }
 
 TEST_CASE("format 1h: a 48-bit reference tag lands where QEMU reads it (sr[4..9]) and libnvme writes it") {
@@ -109,11 +109,12 @@ TEST_CASE("format 3h range entry: golden vector, source NSID, SOPT and the 80-bi
   r.elbst_eilbrt_hi = 0x99aa;
   r.elbat = 0xbbcc;
   r.elbatm = 0xddee;
-  CHECK(encode_one(3, r) == hex("03 00 00 00 00 00 00 00"         // 0-3 SNSID, 4-7 reserved
-                                "00 00 00 00 00 01 00 00"         // 8-15 SLBA
-                                "01 00 00 00 00 00 02 01 00 00"   // 16-17 NLB, 18-21 reserved, 22-23 SOPT, 24-25 reserved
-                                "99 aa 11 22 33 44 55 66 77 88"   // 26-35 ELBST/EILBRT MSB first
-                                "cc bb ee dd"));                  // 36-37 ELBAT, 38-39 ELBATM
+  CHECK(encode_one(3, r) ==
+        hex("03 00 00 00 00 00 00 00"        // 0-3 SNSID, 4-7 reserved
+            "00 00 00 00 00 01 00 00"        // 8-15 SLBA
+            "01 00 00 00 00 00 02 01 00 00"  // 16-17 NLB, 18-21 reserved, 22-23 SOPT, 24-25 reserved
+            "99 aa 11 22 33 44 55 66 77 88"  // 26-35 ELBST/EILBRT MSB first
+            "cc bb ee dd"));                 // 36-37 ELBAT, 38-39 ELBATM
 }
 
 TEST_CASE("format 1h/3h entries decode back (encoder and decoder agree on the byte order)") {
@@ -154,8 +155,8 @@ TEST_CASE("range lists: 256 entries in order, edges refused") {
   std::vector<std::uint8_t> b{1, 2, 3};
   rs.push_back(rs[0]);
   CHECK_FALSE(encode_ranges(0, rs, b));  // 257 ranges
-  CHECK(b.size() == 3);                   // untouched on failure
-  CHECK_FALSE(encode_ranges(0, {}, b));   // 0 ranges
+  CHECK(b.size() == 3);                  // untouched on failure
+  CHECK_FALSE(encode_ranges(0, {}, b));  // 0 ranges
   source_range bad;
   bad.blocks = 0;
   CHECK_FALSE(encode_ranges(0, std::span(&bad, 1), b));
@@ -281,9 +282,9 @@ TEST_CASE("initial reference tag: the LBA cut to the PI format's tag width, uppe
     std::uint64_t sdlba;
     std::uint32_t cdw14, cdw3;
   };
-  for (const variant v : {variant{2, 0x123456789ULL, 0x23456789, 0x1},              // 16-byte PI, above 2^32
-                          variant{2, 0xabcd000100000007ULL, 0x00000007, 0x0001},    // 48 bits kept
-                          variant{0, 0x123456789ULL, 0x23456789, 0x0},              // 8-byte PI: 32 bits
+  for (const variant v : {variant{2, 0x123456789ULL, 0x23456789, 0x1},            // 16-byte PI, above 2^32
+                          variant{2, 0xabcd000100000007ULL, 0x00000007, 0x0001},  // 48 bits kept
+                          variant{0, 0x123456789ULL, 0x23456789, 0x0},            // 8-byte PI: 32 bits
                           variant{1, 0xabcd000100000007ULL, 0x00000007, 0xabcd0001}}) {
     CAPTURE(int(v.pif));
     CAPTURE(v.sdlba);

@@ -56,8 +56,8 @@ TEST_CASE("engine + model: the exact Copy sequence for a plan (greedy packing, g
   cfg.msrc_0based = 2;  // 3 ranges
   fixture f(cfg);
   // Extent A: 64 blocks contiguous; then B, C: scattered sources landing right after A.
-  const std::vector<extent> ex{{0, 2 << 20, 64 * 512}, {100 * 512, (2 << 20) + 64 * 512, 8 * 512},
-                               {300 * 512, (2 << 20) + 72 * 512, 8 * 512}};
+  const std::vector<extent> ex{
+      {0, 2 << 20, 64 * 512}, {100 * 512, (2 << 20) + 64 * 512, 8 * 512}, {300 * 512, (2 << 20) + 72 * 512, 8 * 512}};
   report rep = copy(f.req(ex), offload_policy(1));
   REQUIRE(rep.result.ok());
   CHECK(rep.bytes_copied == 80 * 512);
@@ -104,8 +104,10 @@ TEST_CASE("engine + model: 0x83 from a device that accepts less than it advertis
   CHECK(f.same(0, 2 << 20, 256 * 512));
   std::uint64_t refused = 0;
   for (const auto* c : copy_records(f.model)) {
-    if (c->raw_status == nvme::make_raw_status(1, 0x83, true)) ++refused;
-    else CHECK(c->raw_status == 0);
+    if (c->raw_status == nvme::make_raw_status(1, 0x83, true))
+      ++refused;
+    else
+      CHECK(c->raw_status == 0);
   }
   CHECK(refused >= 2);
 }

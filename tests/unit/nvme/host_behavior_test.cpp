@@ -118,8 +118,10 @@ TEST_CASE("enable_cdfe failures: feature refused, passthrough refused, bits that
     int sets = 0;
     auto r = enable_cdfe(
         [&](const admin_command& c) {
-          if (c.opcode == admin_set_features) ++sets;  // accepted, ignored
-          else std::memcpy(c.data, state.data(), 512);
+          if (c.opcode == admin_set_features)
+            ++sets;  // accepted, ignored
+          else
+            std::memcpy(c.data, state.data(), 512);
           return io_completion{};
         },
         cdfe_bit(3));

@@ -258,7 +258,7 @@ TEST_CASE("Invalid Field for format 2h: CDFE set again and the command resent, o
 
   SUBCASE("the format had been disabled (a controller reset): enabled again, resent, done") {
     nvme_model m(cross_namespace_config());
-  add_namespaces(m);
+    add_namespaces(m);
     int calls = 0;
     p.reenable_formats = [&]() -> status {
       ++calls;
@@ -278,7 +278,7 @@ TEST_CASE("Invalid Field for format 2h: CDFE set again and the command resent, o
   }
   SUBCASE("still Invalid Field after enabling: completed as not supported, not resent again") {
     nvme_model m(cross_namespace_config());
-  add_namespaces(m);
+    add_namespaces(m);
     p.reenable_formats = []() -> status { return {}; };  // claims success, changes nothing
     copy_session s(m.make_transport(1), p);
     REQUIRE(s.submit(make_cmd(1, segs)).ok());
@@ -290,7 +290,7 @@ TEST_CASE("Invalid Field for format 2h: CDFE set again and the command resent, o
   }
   SUBCASE("enabling fails, or no way to enable: completed at once") {
     nvme_model m(cross_namespace_config());
-  add_namespaces(m);
+    add_namespaces(m);
     p.reenable_formats = []() -> status { return status(errc::not_supported, "no"); };
     copy_session s(m.make_transport(1), p);
     REQUIRE(s.submit(make_cmd(1, segs)).ok());

@@ -259,13 +259,11 @@ TEST_CASE("pair check across namespaces: one controller proven, formats compared
     CHECK(check_pair(&a, &b, pol, true).reason.find("metadata size 0 B vs 8 B") != std::string::npos);
     a.info.metadata_bytes = 8;
     a.info.metadata_extended = true;
-    CHECK(check_pair(&a, &b, pol, true).reason.find("metadata extended LBA vs separate buffer") !=
-          std::string::npos);
+    CHECK(check_pair(&a, &b, pol, true).reason.find("metadata extended LBA vs separate buffer") != std::string::npos);
     a.info.metadata_extended = false;
     a.info.pi_type = 1;
     b.info.pi_type = 3;
-    CHECK(check_pair(&a, &b, pol, true).reason.find("protection information Type 1 vs Type 3") !=
-          std::string::npos);
+    CHECK(check_pair(&a, &b, pol, true).reason.find("protection information Type 1 vs Type 3") != std::string::npos);
     b.info.pi_type = 1;
     b.info.pi_format = 2;
     CHECK(check_pair(&a, &b, pol, true).reason.find("PI format 16-bit guard vs 64-bit guard") != std::string::npos);
@@ -284,7 +282,8 @@ TEST_CASE("pair check across namespaces: one controller proven, formats compared
       REQUIRE(d->info.descriptor_format == 1);
     }
     b.info.ocfs = 0x7;  // 0h 1h 2h
-    CHECK(check_pair(&a, &b, pol, true).reason == "cross-namespace copy needs descriptor format 3h, controller OCFS=0x7");
+    CHECK(check_pair(&a, &b, pol, true).reason ==
+          "cross-namespace copy needs descriptor format 3h, controller OCFS=0x7");
     b.info.ocfs = 0xf;
     CHECK(check_pair(&a, &b, pol, true).ok);
   }

@@ -13,9 +13,9 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
+#include "src/core/device_state.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/xcopy.hpp"
-#include "src/core/device_state.hpp"
 #include "tests/unit/guest.hpp"
 
 using namespace offcopy;
@@ -75,8 +75,8 @@ bool same(const aligned_buf& a, const aligned_buf& b) {
 }
 
 void print_caps(const capabilities& c) {
-  std::cout << c.path << ": size " << c.size_bytes << " lbs " << c.logical_block_bytes << " block_path "
-            << c.block_path << " identity " << c.identity << "\n";
+  std::cout << c.path << ": size " << c.size_bytes << " lbs " << c.logical_block_bytes << " block_path " << c.block_path
+            << " identity " << c.identity << "\n";
   for (const auto& m : c.offload) {
     std::cout << "  " << m.backend << " available=" << m.available << " reason='" << m.reason
               << "' segs=" << m.limits.max_segments_per_command << " seg_blocks=" << m.limits.max_segment_blocks

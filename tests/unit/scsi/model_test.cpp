@@ -11,10 +11,10 @@
 
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
+#include "src/core/device_state.hpp"
 #include "src/scsi/lu.hpp"
 #include "src/scsi/token.hpp"
 #include "src/scsi/xcopy.hpp"
-#include "src/core/device_state.hpp"
 #include "tests/models/scsi_model.hpp"
 
 using namespace offcopy;
@@ -183,7 +183,8 @@ TEST_CASE("model: roomier copy manager: scattered extents packed 4 per command, 
   rig r(roomy());
   std::vector<extent> ex;
   for (int i = 0; i < 6; ++i)
-    ex.push_back({static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB});
+    ex.push_back(
+        {static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB});
   auto rep = r.copy(ex);
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
@@ -194,7 +195,8 @@ TEST_CASE("model: roomier copy manager: scattered extents packed 4 per command, 
   CHECK(std::count(log[0].begin(), log[0].end(), '>') == 4);
   CHECK(std::count(log[1].begin(), log[1].end(), '>') == 2);
   CHECK(r.model.log()[0] != r.model.log()[1]);  // different list ids
-  for (int i = 0; i < 6; ++i) CHECK(r.same(static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB));
+  for (int i = 0; i < 6; ++i)
+    CHECK(r.same(static_cast<std::uint64_t>(i) * 2 * MiB, 32 * MiB + static_cast<std::uint64_t>(5 - i) * 2 * MiB, MiB));
 }
 
 TEST_CASE("model: busy list id is retried with another id") {
@@ -315,9 +317,10 @@ TEST_CASE("model: token copy: POPULATE TOKEN, RRTI, WRITE USING TOKEN, RRTI per 
   REQUIRE(rep.result.ok());
   CHECK(rep.of("scsi-token").bytes == 5 * MiB);
   // 4 MiB per token: 2048 + 2048 + the first 4096 blocks... split at 8192 blocks.
-  CHECK(shape(r.model.log()) ==
-        strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048 40960x4096",
-                "lun1 RRTI", "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 45056x2048", "lun1 RRTI"});
+  CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048 4096x4096", "lun0 RRTI",
+                                        "lun1 WUT del off=0 16384x2048 24576x2048 40960x4096", "lun1 RRTI",
+                                        "lun0 PT 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 45056x2048",
+                                        "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
   CHECK(r.same(4 * MiB, 12 * MiB, MiB));
   CHECK(r.same(2 * MiB, 20 * MiB, 3 * MiB));
@@ -329,23 +332,23 @@ TEST_CASE("model: partial WRITE USING TOKEN is finished with offsets into the RO
   // count, never reported as a device error.
   for (const std::uint8_t status : {std::uint8_t{0x04}, std::uint8_t{0x03}}) {
     for (const std::uint8_t units : {std::uint8_t{0xF1}, std::uint8_t{0x00}, std::uint8_t{0x01}}) {
-    CAPTURE(int(status));
-    CAPTURE(int(units));
-    auto c = token_only();
-    c.write_using_token_max_blocks = 1500;
-    c.short_write_status = status;
-    c.transfer_count_units = units;
-    c.honour_del_tkn = false;  // the token outlives a short write: the rest uses OFFSET INTO ROD
-    rig r(c);
-    auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
-    INFO(rep.result.to_string());
-    REQUIRE(rep.result.ok());
-    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
-                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
-                                          "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI",
-                                          "lun1 WUT del off=3000 25528x1096", "lun1 RRTI"});
-    CHECK(r.same(0, 8 * MiB, MiB));
-    CHECK(r.same(4 * MiB, 12 * MiB, MiB));
+      CAPTURE(int(status));
+      CAPTURE(int(units));
+      auto c = token_only();
+      c.write_using_token_max_blocks = 1500;
+      c.short_write_status = status;
+      c.transfer_count_units = units;
+      c.honour_del_tkn = false;  // the token outlives a short write: the rest uses OFFSET INTO ROD
+      rig r(c);
+      auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
+      INFO(rep.result.to_string());
+      REQUIRE(rep.result.ok());
+      CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
+                                            "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
+                                            "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI",
+                                            "lun1 WUT del off=3000 25528x1096", "lun1 RRTI"});
+      CHECK(r.same(0, 8 * MiB, MiB));
+      CHECK(r.same(4 * MiB, 12 * MiB, MiB));
     }
   }
 }
@@ -367,12 +370,26 @@ TEST_CASE("model: a token that represents fewer blocks than asked: write what it
       INFO(rep.result.to_string());
       REQUIRE(rep.result.ok());
       CHECK(rep.bytes_copied == 2 * MiB);
-      CHECK(shape(r.model.log()) ==
-            strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x1000", "lun1 RRTI",
-                    "lun0 PT 1000x1048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 17384x1000", "lun1 RRTI",
-                    "lun0 PT 2000x48 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 18384x48 24576x952", "lun1 RRTI",
-                    "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT del off=0 25528x1000", "lun1 RRTI",
-                    "lun0 PT 10144x96", "lun0 RRTI", "lun1 WUT del off=0 26528x96", "lun1 RRTI"});
+      CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048",
+                                            "lun0 RRTI",
+                                            "lun1 WUT del off=0 16384x1000",
+                                            "lun1 RRTI",
+                                            "lun0 PT 1000x1048 8192x2048",
+                                            "lun0 RRTI",
+                                            "lun1 WUT del off=0 17384x1000",
+                                            "lun1 RRTI",
+                                            "lun0 PT 2000x48 8192x2048",
+                                            "lun0 RRTI",
+                                            "lun1 WUT del off=0 18384x48 24576x952",
+                                            "lun1 RRTI",
+                                            "lun0 PT 9144x1096",
+                                            "lun0 RRTI",
+                                            "lun1 WUT del off=0 25528x1000",
+                                            "lun1 RRTI",
+                                            "lun0 PT 10144x96",
+                                            "lun0 RRTI",
+                                            "lun1 WUT del off=0 26528x96",
+                                            "lun1 RRTI"});
       CHECK(r.same(0, 8 * MiB, MiB));
       CHECK(r.same(4 * MiB, 12 * MiB, MiB));
     }
@@ -402,8 +419,7 @@ TEST_CASE("model: transfer counts in MiB units, a count in reserved units is not
     auto rep = r.copy({{0, 8 * MiB, MiB}});
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
-    CHECK(shape(r.model.log()) ==
-          strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI"});
+    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI"});
     CHECK(r.same(0, 8 * MiB, MiB));
   }
   {
@@ -430,8 +446,8 @@ TEST_CASE("model: expired token is populated again and the rest written") {
   // The new token represents what is left (blocks 1024-2047), so the rest is written from its
   // offset 0.
   CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048", "lun1 RRTI",
-                                        "lun1 WUT del off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024", "lun0 RRTI",
-                                        "lun1 WUT del off=0 17408x1024", "lun1 RRTI"});
+                                        "lun1 WUT del off=1024 17408x1024", "lun1 RRTI", "lun0 PT 1024x1024",
+                                        "lun0 RRTI", "lun1 WUT del off=0 17408x1024", "lun1 RRTI"});
   CHECK(r.same(0, 8 * MiB, MiB));
 }
 
@@ -502,8 +518,8 @@ TEST_CASE("model: DEL_TKN on the last WRITE USING TOKEN of a real token frees it
     auto rep = r.copy({{0, 8 * MiB, MiB}, {4 * MiB, 12 * MiB, MiB}});
     INFO(rep.result.to_string());
     REQUIRE(rep.result.ok());
-    CHECK(shape(r.model.log()) == strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI",
-                                          "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI"});
+    CHECK(shape(r.model.log()) ==
+          strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI"});
     CHECK(r.model.live_tokens() == 0);  // without DEL_TKN the array keeps it until it times out
   }
   {
@@ -517,10 +533,9 @@ TEST_CASE("model: DEL_TKN on the last WRITE USING TOKEN of a real token frees it
     REQUIRE(rep.result.ok());
     CHECK(shape(r.model.log()) ==
           strings{"lun0 PT 0x2048 8192x2048", "lun0 RRTI", "lun1 WUT del off=0 16384x2048 24576x2048", "lun1 RRTI",
-                  "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI", "lun0 PT 1500x548 8192x2048",
-                  "lun0 RRTI", "lun1 WUT del off=0 17884x548 24576x2048", "lun1 RRTI",
-                  "lun1 WUT del off=1500 25528x1096", "lun1 RRTI", "lun0 PT 9144x1096", "lun0 RRTI",
-                  "lun1 WUT del off=0 25528x1096", "lun1 RRTI"});
+                  "lun1 WUT del off=1500 17884x548 24576x2048", "lun1 RRTI", "lun0 PT 1500x548 8192x2048", "lun0 RRTI",
+                  "lun1 WUT del off=0 17884x548 24576x2048", "lun1 RRTI", "lun1 WUT del off=1500 25528x1096",
+                  "lun1 RRTI", "lun0 PT 9144x1096", "lun0 RRTI", "lun1 WUT del off=0 25528x1096", "lun1 RRTI"});
     CHECK(r.same(0, 8 * MiB, MiB));
     CHECK(r.same(4 * MiB, 12 * MiB, MiB));
     CHECK(r.model.live_tokens() == 0);
@@ -619,7 +634,8 @@ TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in fli
   c.max_concurrent_copies = 4;
   rig r(c);
   policy pol;
-  auto sess = (*detail::find_backend("scsi-xcopy")).open_session(detail::state_of(*r.src), detail::state_of(*r.dst), pol);
+  auto sess =
+      (*detail::find_backend("scsi-xcopy")).open_session(detail::state_of(*r.src), detail::state_of(*r.dst), pol);
   REQUIRE(sess.ok());
   CHECK(sess.value()->queue_depth() == 4);
   sess = (*detail::find_backend("scsi-xcopy")).open_session(detail::state_of(*r.src), detail::state_of(*r.dst), [] {
@@ -631,14 +647,16 @@ TEST_CASE("model: a copy manager with 4 concurrent copies gets 4 commands in fli
   CHECK(sess.value()->queue_depth() == 2);
   std::vector<extent> ex;
   for (int i = 0; i < 12; ++i)
-    ex.push_back({static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024});
+    ex.push_back(
+        {static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024});
   auto rep = r.copy(ex);
   INFO(rep.result.to_string());
   REQUIRE(rep.result.ok());
   CHECK(rep.of("scsi-xcopy").commands == 12);
   CHECK(r.model.log().size() == 12);
   for (int i = 0; i < 12; ++i)
-    CHECK(r.same(static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB, 512 * 1024));
+    CHECK(r.same(static_cast<std::uint64_t>(i) * MiB, 32 * MiB + static_cast<std::uint64_t>(11 - i) * 2 * MiB,
+                 512 * 1024));
 }
 
 TEST_CASE("model: concurrent copies: a fault in one command stops the copy, others complete") {

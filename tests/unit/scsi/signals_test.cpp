@@ -10,8 +10,8 @@
 #include <signal.h>
 
 #include <atomic>
-#include <span>
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "offcopy/copy.hpp"

@@ -65,8 +65,7 @@ TEST_CASE("CDBs: golden vectors") {
 
 TEST_CASE("EXTENDED COPY LID1 list: golden vector, two 0xE4 CSCDs and two 0x02 segments") {
   std::vector<cscd_identification> cscds = {{naa16(), 512, 0}, {hex("50 01 02 03 04 05 06 07"), 512, 0}};
-  std::vector<block_segment> segs = {{0, 1, 0xFFFF, 0x0102030405060708ULL, 0x1112131415161718ULL},
-                                     {0, 1, 8, 100, 200}};
+  std::vector<block_segment> segs = {{0, 1, 0xFFFF, 0x0102030405060708ULL, 0x1112131415161718ULL}, {0, 1, 8, 100, 200}};
   const bytes expected = cat({
       // Header: 0 list id, 1 list id usage 10b (bits 4-3) | priority 1, 2-3 CSCD list length 64,
       // 4-7 reserved, 8-11 segment list length 56, 12-15 inline data length 0.
@@ -74,9 +73,14 @@ TEST_CASE("EXTENDED COPY LID1 list: golden vector, two 0xE4 CSCDs and two 0x02 s
       // CSCD 0: E4h, 1 peripheral type 0, 2-3 relative initiator port, 4 code set 1 (binary),
       // 5 association LU | designator type 3 (NAA), 6 reserved, 7 designator length 16,
       // 8-27 designator zero padded, 28 PAD 0, 29-31 disk block length 512.
-      hex("e4 00 00 00 01 03 00 10"), naa16(), zeros(4), hex("00 00 02 00"),
+      hex("e4 00 00 00 01 03 00 10"),
+      naa16(),
+      zeros(4),
+      hex("00 00 02 00"),
       // CSCD 1: an 8-byte NAA.
-      hex("e4 00 00 00 01 03 00 08 50 01 02 03 04 05 06 07"), zeros(12), hex("00 00 02 00"),
+      hex("e4 00 00 00 01 03 00 08 50 01 02 03 04 05 06 07"),
+      zeros(12),
+      hex("00 00 02 00"),
       // Segment 0: 02h, 1 DC 0 / CAT 0, 2-3 descriptor length 18h, 4-5 source CSCD 0, 6-7
       // destination CSCD 1, 8-9 reserved, 10-11 blocks FFFFh, 12-19 source LBA, 20-27 destination LBA.
       hex("02 00 00 18 00 00 00 01 00 00 ff ff 01 02 03 04 05 06 07 08 11 12 13 14 15 16 17 18"),
@@ -103,9 +107,9 @@ TEST_CASE("RECEIVE COPY OPERATING PARAMETERS: LIO's answer as a literal reply") 
   // segments, 12-15 max descriptor list length, 16-19 max segment length, 20-23 max inline data,
   // 24-27 held data limit, 28-31 stream transfer size, 34-35 total concurrent copies, 36 max
   // concurrent copies, 37 data segment granularity, 43 implemented descriptor list length, 44.. codes.
-  bytes d = hex(
-      "00 00 00 2a 01 00 00 00 00 02 00 01 00 00 04 00 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
-      "00 00 00 01 01 09 00 00 00 00 00 02 02 e4");
+  bytes d =
+      hex("00 00 00 2a 01 00 00 00 00 02 00 01 00 00 04 00 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+          "00 00 00 01 01 09 00 00 00 00 00 02 02 e4");
   auto p = parse_copy_operating_parameters(d);
   REQUIRE(p);
   CHECK(p->snlid);
@@ -144,11 +148,10 @@ TEST_CASE("VPD 0x83: the LU's NAA, not the port's or the target's") {
   // Designation descriptors: 0 code set, 1 association (bits 5-4) | designator type (3-0),
   // 3 length (CTL struct scsi_vpd_id_descriptor).
   const bytes page = cat({
-      hex("00 83 00 38"),
-      hex("02 01 00 08"), bytes{'L', 'I', 'O', '-', 'O', 'R', 'G', ' '},  // T10 vendor id, ASCII
-      hex("01 13 00 08 51 02 03 04 05 06 07 08"),                         // NAA, target port association
-      hex("01 03 00 10"), naa16(),                                        // NAA, LU association
-      hex("01 03 00 08 52 09 09 09 09 09 09 09"),                         // shorter NAA, LU
+      hex("00 83 00 38"), hex("02 01 00 08"), bytes{'L', 'I', 'O', '-', 'O', 'R', 'G', ' '},  // T10 vendor id, ASCII
+      hex("01 13 00 08 51 02 03 04 05 06 07 08"),  // NAA, target port association
+      hex("01 03 00 10"), naa16(),                 // NAA, LU association
+      hex("01 03 00 08 52 09 09 09 09 09 09 09"),  // shorter NAA, LU
   });
   REQUIRE(page.size() == 4 + 0x38);
   auto naa = parse_vpd83_lu_naa(page);
@@ -206,11 +209,10 @@ TEST_CASE("POPULATE TOKEN list and range descriptors: golden vectors") {
   // timeout, 8-11 ROD type, 12-13 reserved, 14-15 range descriptor list length, 16.. range
   // descriptors {0-7 LBA, 8-11 number of blocks, 12-15 reserved}.
   std::vector<block_range> r = {{0x0102030405060708ULL, 0x11223344}, {16, 8}};
-  const bytes ranges = hex(
-      "01 02 03 04 05 06 07 08 11 22 33 44 00 00 00 00"
-      "00 00 00 00 00 00 00 10 00 00 00 08 00 00 00 00");
-  CHECK(encode_populate_token(r, true, 30) ==
-        cat({hex("00 2e 01 00 00 00 00 1e 00 00 00 00 00 00 00 20"), ranges}));
+  const bytes ranges =
+      hex("01 02 03 04 05 06 07 08 11 22 33 44 00 00 00 00"
+          "00 00 00 00 00 00 00 10 00 00 00 08 00 00 00 00");
+  CHECK(encode_populate_token(r, true, 30) == cat({hex("00 2e 01 00 00 00 00 1e 00 00 00 00 00 00 00 20"), ranges}));
   // RTV with the block device zero ROD type FFFF0001h.
   CHECK(encode_populate_token(r, false, 0, rod_type_zero) ==
         cat({hex("00 2e 02 00 00 00 00 00 ff ff 00 01 00 00 00 20"), ranges}));
@@ -246,8 +248,9 @@ TEST_CASE("RECEIVE ROD TOKEN INFORMATION: a literal reply with sense and token")
   const bytes sense = hex("70 00 0a 00 00 00 00 0a 00 00 00 00 0d 02 00 00 00 00");
   bytes token(512);
   for (int i = 0; i < 512; ++i) token[i] = static_cast<std::uint8_t>(i);
-  const bytes d = cat({hex("00 00 02 34 10 01 00 01 00 00 00 05 00 12 12 f1 00 00 00 00 00 00 10 00 00 00 00 00 00 00 00 00"),
-                       sense, hex("00 00 02 02 00 00"), token});
+  const bytes d =
+      cat({hex("00 00 02 34 10 01 00 01 00 00 00 05 00 12 12 f1 00 00 00 00 00 00 10 00 00 00 00 00 00 00 00 00"),
+           sense, hex("00 00 02 02 00 00"), token});
   REQUIRE(d.size() == 4 + 0x234);
   auto r = parse_rod_token_information(d);
   REQUIRE(r);
@@ -260,7 +263,8 @@ TEST_CASE("RECEIVE ROD TOKEN INFORMATION: a literal reply with sense and token")
   CHECK(r->sense == sense);
   CHECK(r->token == token);
   // Without a token, in progress (11h).
-  auto q = parse_rod_token_information(hex("00 00 00 1c 11 11 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"));
+  auto q = parse_rod_token_information(
+      hex("00 00 00 1c 11 11 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"));
   REQUIRE(q);
   CHECK(q->in_progress());
   CHECK(q->token.empty());
@@ -340,20 +344,20 @@ TEST_CASE("copy operation status codes: SPC-4 values as FreeBSD CTL and QNAP's L
 
 TEST_CASE("transfer count units: bytes, 2^10n bytes and logical blocks, rounded down, reserved codes unusable") {
   // Codes as FreeBSD CTL scsi_all.h RCS_TC_BYTES..RCS_TC_EBYTES (00h-06h) and RCS_TC_LBAS (F1h).
-  CHECK(transfer_count_blocks(0x00, 1023, 512) == 1u);        // bytes: 1023 B is one whole block
+  CHECK(transfer_count_blocks(0x00, 1023, 512) == 1u);  // bytes: 1023 B is one whole block
   CHECK(transfer_count_blocks(0x00, 1024, 512) == 2u);
-  CHECK(transfer_count_blocks(0x01, 3, 4096) == 0u);          // 3 KiB < one 4 KiB block
+  CHECK(transfer_count_blocks(0x01, 3, 4096) == 0u);  // 3 KiB < one 4 KiB block
   CHECK(transfer_count_blocks(0x01, 750, 512) == 1500u);
-  CHECK(transfer_count_blocks(0x02, 1, 512) == 2048u);        // MiB
-  CHECK(transfer_count_blocks(0x03, 1, 4096) == 262144u);     // GiB
-  CHECK(transfer_count_blocks(0x04, 1, 512) == (1ULL << 31)); // TiB
-  CHECK(transfer_count_blocks(0x06, 1, 512) == (1ULL << 51)); // EiB
-  CHECK(transfer_count_blocks(0x06, ~0ULL, 512) == ~0ULL);    // saturates, never wraps
-  CHECK(transfer_count_blocks(0xF1, 77, 4096) == 77u);        // already blocks
-  CHECK_FALSE(transfer_count_blocks(0x07, 1, 512));           // reserved
+  CHECK(transfer_count_blocks(0x02, 1, 512) == 2048u);         // MiB
+  CHECK(transfer_count_blocks(0x03, 1, 4096) == 262144u);      // GiB
+  CHECK(transfer_count_blocks(0x04, 1, 512) == (1ULL << 31));  // TiB
+  CHECK(transfer_count_blocks(0x06, 1, 512) == (1ULL << 51));  // EiB
+  CHECK(transfer_count_blocks(0x06, ~0ULL, 512) == ~0ULL);     // saturates, never wraps
+  CHECK(transfer_count_blocks(0xF1, 77, 4096) == 77u);         // already blocks
+  CHECK_FALSE(transfer_count_blocks(0x07, 1, 512));            // reserved
   CHECK_FALSE(transfer_count_blocks(0xF0, 1, 512));
   CHECK_FALSE(transfer_count_blocks(0xF2, 1, 512));
-  CHECK_FALSE(transfer_count_blocks(0x00, 1024, 0));          // no block size: nothing usable
+  CHECK_FALSE(transfer_count_blocks(0x00, 1024, 0));  // no block size: nothing usable
 }
 
 TEST_CASE("VPD 0x8F descriptor 0x0108: 64-byte ROD type descriptors, TOKEN_IN / TOKEN_OUT") {
@@ -362,15 +366,15 @@ TEST_CASE("VPD 0x8F descriptor 0x0108: 64-byte ROD type descriptors, TOKEN_IN / 
   bytes page = {0x00, 0x8F, 0x00, 0x00};
   bytes srt(8 + 2 * 64, 0);
   srt[0] = 0x01;
-  srt[1] = 0x08;                     // descriptor type 0x0108
+  srt[1] = 0x08;  // descriptor type 0x0108
   srt[2] = 0x00;
-  srt[3] = 4 + 128;                  // descriptor length
+  srt[3] = 4 + 128;  // descriptor length
   srt[6] = 0x00;
-  srt[7] = 128;                      // ROD type descriptors length
-  srt[8] = 0x00, srt[9] = 0x01, srt[10] = 0x00, srt[11] = 0x00;  // 0x00010000 access upon reference
-  srt[12] = 0x03;                                                 // TOKEN_IN | TOKEN_OUT
+  srt[7] = 128;                                                    // ROD type descriptors length
+  srt[8] = 0x00, srt[9] = 0x01, srt[10] = 0x00, srt[11] = 0x00;    // 0x00010000 access upon reference
+  srt[12] = 0x03;                                                  // TOKEN_IN | TOKEN_OUT
   srt[72] = 0xFF, srt[73] = 0xFF, srt[74] = 0x00, srt[75] = 0x01;  // 0xFFFF0001 block device zero
-  srt[76] = 0x02;                                                 // TOKEN_IN
+  srt[76] = 0x02;                                                  // TOKEN_IN
   page.insert(page.end(), srt.begin(), srt.end());
   page[3] = static_cast<std::uint8_t>(page.size() - 4);
   auto v = parse_vpd8f(page);
