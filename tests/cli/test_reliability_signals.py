@@ -41,6 +41,29 @@ def wait_for_bytes(path, at_least, timeout=60):
     raise AssertionError(f"{path} never reached {at_least} bytes")
 
 
+def caught_signals(pid):
+    """The signals a process catches (its handlers), from /proc/PID/status SigCgt."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("SigCgt:")[1].split()[0], 16)
+
+
+def wait_for_handlers(p, timeout=60):
+    """Waits until `p` catches SIGINT and SIGTERM: a signal sent earlier kills it by design (nothing
+    is created before the handlers exist), and how long that takes varies with the host's load and
+    with sanitizer builds. Returns the seconds it took."""
+    want = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        check(p.poll() is None, f"exited ({p.returncode}) before installing its signal handlers")
+        try:
+            if caught_signals(p.pid) & want == want:
+                return time.monotonic() - t0
+        except (FileNotFoundError, IndexError):
+            pass
+        time.sleep(0.0005)
+    raise AssertionError("the signal handlers were never installed")
+
+
 def blocks_equal(a, b, block=4096):
     return sum(block for i in range(0, min(len(a), len(b)), block) if a[i:i + block] == b[i:i + block])
 
@@ -86,6 +109,7 @@ def sigint_stops_each_fallback_promptly():
             with open(dst, "wb") as f:  # zeros: no block of random source data equals them
                 f.truncate(size)
             p = popen("copy", src, dst, "--mode", "fallback", "--backend", backend, "--json", "--no-sync")
+            wait_for_handlers(p)
             time.sleep(0.05)
             obj, dt = stop_and_check(p, sig, src_data, dst, f"{backend} {sig.name}")
             check(obj["bytes_copied"] < size, f"{backend}: ran to the end before the signal (too fast to test)")
@@ -123,6 +147,7 @@ def sigint_stops_a_loop_device_copy_promptly():
             f.truncate(size)
         with loop_device(src) as ls, loop_device(img) as ld:
             p = popen("copy", ls, ld, "--json")
+            wait_for_handlers(p)
             time.sleep(0.1)
             obj, dt = stop_and_check(p, signal.SIGINT, None, None, "loop devices")
             check(obj["bytes_copied"] < size, "ran to the end before the signal")
@@ -153,7 +178,7 @@ def second_sigint_ends_the_process_at_once():
                                  stderr=w)
             time.sleep(1.0)  # blocked in its first progress write
             check(p.poll() is None, f"exited with {p.returncode} though stderr is full")
-            caught = lambda: int(open(f"/proc/{p.pid}/status").read().split("SigCgt:")[1].split()[0], 16)
+            caught = lambda: caught_signals(p.pid)
             check(caught() & (1 << (signal.SIGINT - 1)), "SIGINT is not caught")
             p.send_signal(signal.SIGINT)
             time.sleep(0.3)
@@ -246,11 +271,18 @@ def a_signal_at_any_moment_leaves_no_empty_destination():
     with tempdir() as d:
         src = os.path.join(d, "src.bin")
         write_random(src, 32 * MiB, 8)
+        # The moments span twice the time the handlers take to appear on this build and host (a
+        # sanitizer build starts many times slower), so some signals land before them, some after.
+        p = popen("copy", src, os.path.join(d, "calibrate.bin"), "--json")
+        install = wait_for_handlers(p)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+        step = max(0.0005, 2 * install / 12)
         outcomes = {}
         for i in range(60):
             dst = os.path.join(d, f"dst{i}.bin")
             p = popen("copy", src, dst, "--json")
-            time.sleep((i % 12) * 0.0005)
+            time.sleep((i % 12) * step)
             p.send_signal(signal.SIGTERM)
             out, err = p.communicate(timeout=60)
             if p.returncode == -signal.SIGTERM:
@@ -275,6 +307,7 @@ def sigint_while_reading_an_extents_fifo():
         fifo = os.path.join(d, "fifo")
         os.mkfifo(fifo)
         p = popen("copy", src, dst, "--extents-file", fifo, "--extents-timeout", "0", "--json")
+        wait_for_handlers(p)
         time.sleep(0.5)
         obj, err, dt = signal_and_report(p, signal.SIGINT, "fifo", timeout=30)
         check(p.returncode == 1 and obj["outcome"] == "cancelled", f"exit {p.returncode}: {obj}")
