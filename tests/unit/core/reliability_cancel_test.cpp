@@ -90,7 +90,7 @@ TEST_CASE("cancel: the buffered copier stops at its next I/O inside a 64 MiB com
   CHECK(std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(done), f.src_data.begin()));
 }
 
-TEST_CASE("cancel: copy_file_range stops between its 32 MiB calls") {
+TEST_CASE("cancel: copy_file_range stops between its 8 MiB calls") {
   core_test::file_pair f(200 << 20, 22);
   detail::scoped_sys_override seam(counting_table());
   reset(2);
@@ -103,10 +103,10 @@ TEST_CASE("cancel: copy_file_range stops between its 32 MiB calls") {
   job_result r = run(j);
   REQUIRE(r.end == outcome::cancelled);
   CHECK(g_writes_after_stop == 0);
-  CHECK(r.bytes_copied() == (64ULL << 20));  // two calls of 32 MiB, then the flag
+  CHECK(r.bytes_copied() == (16ULL << 20));  // two calls of 8 MiB, then the flag
   const auto got = core_test::read_file(f.dst_path);
-  CHECK(std::equal(got.begin(), got.begin() + (64 << 20), f.src_data.begin()));
-  CHECK(std::equal(got.begin() + (64 << 20), got.end(), f.dst_data.begin() + (64 << 20)));
+  CHECK(std::equal(got.begin(), got.begin() + (16 << 20), f.src_data.begin()));
+  CHECK(std::equal(got.begin() + (16 << 20), got.end(), f.dst_data.begin() + (16 << 20)));
 }
 
 TEST_CASE("cancel: a memmove command is never stopped inside, the stop comes before the next one") {
