@@ -51,6 +51,7 @@ const sys_table real_table = {
     [](int fd, int mode, off_t offset, off_t length) { return ::fallocate(fd, mode, offset, length); },
     [](int fd, off_t length) { return ::ftruncate(fd, length); },
     [](struct io_uring* ring, unsigned wait_nr) { return ::io_uring_submit_and_wait(ring, wait_nr); },
+    [](int dirfd, const char* path, int flags, mode_t mode) { return ::openat(dirfd, path, flags, mode); },
 };
 
 std::atomic<const sys_table*> current{&real_table};
@@ -78,8 +79,9 @@ std::string read_first_line(const std::string& path) {
   return s;
 }
 
-std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& path, std::size_t max_bytes) {
-  int fd = sys().open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+namespace {
+
+std::optional<std::vector<std::uint8_t>> read_all_and_close(int fd, std::size_t max_bytes) {
   if (fd < 0) return std::nullopt;
   std::vector<std::uint8_t> out(max_bytes);
   std::size_t got = 0;
@@ -95,6 +97,17 @@ std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& pa
   if (failed) return std::nullopt;
   out.resize(got);
   return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& path, std::size_t max_bytes) {
+  return read_all_and_close(sys().open(path.c_str(), O_RDONLY | O_CLOEXEC, 0), max_bytes);
+}
+
+std::optional<std::vector<std::uint8_t>> read_small_binary_at(int dirfd, const std::string& name,
+                                                              std::size_t max_bytes) {
+  return read_all_and_close(sys().openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC, 0), max_bytes);
 }
 
 std::string resolved_path(const std::string& path) {

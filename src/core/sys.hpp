@@ -54,6 +54,9 @@ struct sys_table {
   int (*ftruncate)(int fd, off_t length);
   /// io_uring_submit_and_wait (the buffered copier's one wait): -errno on failure.
   int (*uring_submit_and_wait)(struct io_uring* ring, unsigned wait_nr);
+  /// openat(2): sysfs attributes read relative to a directory opened once (a full sysfs path
+  /// walks its symlinks again on every open: ~200 us against ~75 us in the emulated guest).
+  int (*openat)(int dirfd, const char* path, int flags, mode_t mode);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).
@@ -70,6 +73,9 @@ struct sys_table {
 /// the seam: at most `max_bytes`; nullopt when it cannot be opened or read.
 [[nodiscard]] std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& path,
                                                                          std::size_t max_bytes);
+/// The same, `name` relative to the directory `dirfd` (opened with O_PATH | O_DIRECTORY).
+[[nodiscard]] std::optional<std::vector<std::uint8_t>> read_small_binary_at(int dirfd, const std::string& name,
+                                                                            std::size_t max_bytes);
 
 /// realpath() through the seam; empty when it fails.
 [[nodiscard]] std::string resolved_path(const std::string& path);

@@ -1,6 +1,7 @@
 // Discovery of a SCSI logical unit: INQUIRY, VPD pages, READ CAPACITY(16), copy operating
 // parameters; and the /dev/sdX <-> /dev/sgN mapping through sysfs.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -132,16 +133,28 @@ void fill_sysfs(const sysfs_place& p, lu_info& lu) {
 }
 
 /// The kernel's copy of a VPD page (sysfs "vpd_pg83" etc., read at scan time), when it is there
-/// and well formed.
-std::optional<std::vector<std::uint8_t>> sysfs_vpd(const std::string& dir, std::uint8_t page) {
+/// and well formed. `dir`: the scsi_device directory, opened once.
+std::optional<std::vector<std::uint8_t>> sysfs_vpd(int dir, std::uint8_t page) {
   char name[16];
-  std::snprintf(name, sizeof name, "/vpd_pg%x", page);
-  auto b = read_small_binary(dir + name, 4096);
+  std::snprintf(name, sizeof name, "vpd_pg%x", page);
+  auto b = read_small_binary_at(dir, name, 4096);
   if (!b || b->size() < 4 || (*b)[1] != page) return std::nullopt;
   const std::size_t len = 4 + ((std::size_t{(*b)[2]} << 8) | (*b)[3]);
   if (len < b->size()) b->resize(len);
   return b;
 }
+
+/// A directory opened for openat() (O_PATH), closed at the end of its scope.
+struct dir_fd {
+  explicit dir_fd(const std::string& path)
+      : fd(path.empty() ? -1 : sys().open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0)) {}
+  ~dir_fd() {
+    if (fd >= 0) sys().close(fd);
+  }
+  dir_fd(const dir_fd&) = delete;
+  dir_fd& operator=(const dir_fd&) = delete;
+  int fd;
+};
 
 }  // namespace
 
@@ -184,8 +197,9 @@ result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capac
   // The standard INQUIRY data and VPD pages 00h and 83h: the kernel's copies when it has them
   // (it read them when it scanned the LU), else the commands. Device data either way: parsed
   // defensively, and a malformed copy is asked of the device instead.
-  if (!sysfs_dir.empty()) {
-    if (auto b = read_small_binary(sysfs_dir + "/inquiry", 255)) lu->inquiry = parse_standard_inquiry(*b);
+  const dir_fd sysfs(sysfs_dir);
+  if (sysfs.fd >= 0) {
+    if (auto b = read_small_binary_at(sysfs.fd, "inquiry", 255)) lu->inquiry = parse_standard_inquiry(*b);
     lu->from_sysfs = lu->inquiry.has_value();
   }
   std::vector<std::uint8_t> buf(252);
@@ -197,7 +211,7 @@ result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capac
   }
   auto vpd = [&](std::uint8_t page, std::vector<std::uint8_t>& out) -> bool {
     if (lu->from_sysfs && (page == 0x00 || page == 0x83)) {
-      if (auto b = sysfs_vpd(sysfs_dir, page)) {
+      if (auto b = sysfs_vpd(sysfs.fd, page)) {
         out = std::move(*b);
         return true;
       }
