@@ -439,24 +439,8 @@ void run_copy(const job& j, job_result& r) {
     if (jr) jr->bind(sync_fd.fd(), r.planned->ordered, medium_delta(*src.value(), *dst));
     rep = execute_observed(todo, *r.planned, run_pol, jr.get());
   }
-  if (rep.result.ok() && verify_whole) {
-    // A resumed copy is verified whole: the earlier runs' bytes too.
-    if (r.planned->ordered) {
-      rep.verify_skipped = true;
-    } else {
-      auto tv = std::chrono::steady_clock::now();
-      std::int64_t mismatch = -1;
-      request whole = req;
-      if (whole.extents.empty()) whole.extents.push_back({0, 0, src.value()->caps().size_bytes});
-      if (auto s = verify_extents(whole, mismatch, run_pol.cancel); !s.ok()) {
-        rep.first_mismatch_offset = mismatch;
-        rep.result = std::move(s);
-      } else {
-        rep.verified = true;
-      }
-      rep.time.verify_seconds = seconds_since(tv);
-    }
-  }
+  // A resumed copy is verified whole: the earlier runs' bytes too.
+  if (verify_whole) verify_copy(req, *r.planned, run_pol.cancel, rep);
   rep.time.open_seconds = r.time.open_seconds;
   r.time = rep.time;
   outcome o = classify(rep.result, rep.bytes_copied, run_pol.mode);
