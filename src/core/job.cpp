@@ -299,17 +299,17 @@ void run_plan(const job& j, job_result& r) {
     }
     r.journal = j.options.journal;
     if (jr.value()->resumed()) {
-      auto rest = jr.value()->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst),
-                                        r.resumed_bytes);
+      auto rest = jr.value()->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst));
       if (!rest.ok()) {
         r.error = std::move(rest).error();
         return;
       }
-      if (rest.value().empty()) {
+      r.resumed_bytes = rest.value().done_bytes;
+      if (rest.value().extents.empty()) {
         p.value().segments.clear();
         p.value().batches.clear();
       } else {
-        p = make_plan(request{src.value(), dst, rest.value()}, pol.value());
+        p = make_plan(request{src.value(), dst, rest.value().extents}, pol.value());
         if (!p.ok()) {
           r.error = std::move(p).error();
           return;
@@ -407,13 +407,13 @@ void run_copy(const job& j, job_result& r) {
     jr = std::move(opened).value();
     r.journal = j.options.journal;
     if (jr->resumed()) {
-      auto rest =
-          jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst), r.resumed_bytes);
+      auto rest = jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst));
       if (!rest.ok()) {
         r.error = std::move(rest).error();
         return;
       }
-      todo.extents = std::move(rest).value();
+      r.resumed_bytes = rest.value().done_bytes;
+      todo.extents = std::move(rest).value().extents;
       verify_whole = r.resumed_bytes > 0 && run_pol.verify;
       if (verify_whole) run_pol.verify = false;
       if (todo.extents.empty()) {
