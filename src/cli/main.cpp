@@ -254,32 +254,58 @@ bool json_requested(int argc, char** argv) {
   return false;
 }
 
+/// The subcommand named on the command line: the first argument that is not an option (the
+/// program itself has no option taking a value), when it is one; else empty.
+std::string_view named_subcommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.starts_with("-")) continue;
+    if (a == "probe" || a == "plan" || a == "copy") return a;
+    return {};
+  }
+  return {};
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"offload-copy: copy inside storage (NVMe Copy, SCSI XCOPY / token copy), with a fast fallback"};
   app.set_version_flag("--version", std::string("offload-copy ") + offcopy::version());
   app.require_subcommand(1);
+  // Only the subcommand named is built (all of them for the program's own --help or an error):
+  // CLI11 checks each new option against the ones before it, and building the two unused
+  // subcommands was a third of every invocation's instructions, which the emulated guest pays
+  // at ~10 ns each (issue 11 fixed cost, docs/benchmarks.md).
+  const std::string_view named = named_subcommand(argc, argv);
+  auto wanted = [&](std::string_view name) { return named.empty() || named == name; };
 
   cli_args probe_args;
-  auto* probe = app.add_subcommand("probe", "show what a device is and which copy offloads it offers");
-  probe->add_option("DEVICE", probe_args.src, "file, block device, /dev/ngXnY or /dev/sgN")->required();
-  probe->add_flag("--json", probe_args.json, "print one JSON object");
+  CLI::App* probe = nullptr;
+  if (wanted("probe")) {
+    probe = app.add_subcommand("probe", "show what a device is and which copy offloads it offers");
+    probe->add_option("DEVICE", probe_args.src, "file, block device, /dev/ngXnY or /dev/sgN")->required();
+    probe->add_flag("--json", probe_args.json, "print one JSON object");
+  }
 
   cli_args plan_args;
-  auto* plan_cmd = app.add_subcommand("plan", "print the commands a copy would send; writes nothing");
-  add_copy_options(plan_cmd, plan_args);
-  plan_cmd->add_option("--show", plan_args.show_commands, "commands to list in text output (0 = all)")
-      ->capture_default_str();
+  CLI::App* plan_cmd = nullptr;
+  if (wanted("plan")) {
+    plan_cmd = app.add_subcommand("plan", "print the commands a copy would send; writes nothing");
+    add_copy_options(plan_cmd, plan_args);
+    plan_cmd->add_option("--show", plan_args.show_commands, "commands to list in text output (0 = all)")
+        ->capture_default_str();
+  }
 
   cli_args copy_args;
-  auto* copy_cmd = app.add_subcommand("copy", "copy, offloaded where possible, and report what ran");
-  add_copy_options(copy_cmd, copy_args);
-  copy_cmd->add_flag("--verify", copy_args.verify, "read both sides back (O_DIRECT) and compare");
-  copy_cmd->add_flag("--force", copy_args.force, "write to a block device even when it is mounted or in use");
-  copy_cmd->add_flag("--progress", copy_args.progress, "show a progress bar even when stderr is not a terminal");
-  copy_cmd->add_flag("--no-progress", copy_args.no_progress, "never show a progress bar");
-  copy_cmd->add_option("--buffer-size", copy_args.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
-  copy_cmd->add_option("--buffers", copy_args.buffers, "fallback: I/Os in flight");
-  copy_cmd->add_flag("--no-sync", copy_args.no_sync, "do not fdatasync the destination before reporting success");
+  if (wanted("copy")) {
+    auto* copy_cmd = app.add_subcommand("copy", "copy, offloaded where possible, and report what ran");
+    add_copy_options(copy_cmd, copy_args);
+    copy_cmd->add_flag("--verify", copy_args.verify, "read both sides back (O_DIRECT) and compare");
+    copy_cmd->add_flag("--force", copy_args.force, "write to a block device even when it is mounted or in use");
+    copy_cmd->add_flag("--progress", copy_args.progress, "show a progress bar even when stderr is not a terminal");
+    copy_cmd->add_flag("--no-progress", copy_args.no_progress, "never show a progress bar");
+    copy_cmd->add_option("--buffer-size", copy_args.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
+    copy_cmd->add_option("--buffers", copy_args.buffers, "fallback: I/Os in flight");
+    copy_cmd->add_flag("--no-sync", copy_args.no_sync, "do not fdatasync the destination before reporting success");
+  }
 
   try {
     app.parse(argc, argv);
@@ -297,7 +323,7 @@ int run_cli(int argc, char** argv) {
     // Under --json even a usage error is one JSON object (exit 2).
     return finish(job_result::failed(operation_in(argc, argv), status(errc::invalid_argument, e.what())), true, 0);
   }
-  if (*probe) {
+  if (probe != nullptr && *probe) {
     job j;
     j.op = operation::probe;
     j.source = probe_args.src;
@@ -308,7 +334,7 @@ int run_cli(int argc, char** argv) {
   }
   // "--json" anywhere asks for JSON, also where the parser took it as another option's value.
   const bool json = json_requested(argc, argv);
-  if (*plan_cmd) return plan_or_copy(plan_args, operation::plan, json);
+  if (plan_cmd != nullptr && *plan_cmd) return plan_or_copy(plan_args, operation::plan, json);
   return plan_or_copy(copy_args, operation::copy, json);
 }
 

@@ -58,8 +58,11 @@ status describe_block(int fd, dev_t rdev, capabilities& caps) {
   caps.block_path = caps.path;
 
   std::string sys_dir = fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev));
-  std::string start = read_first_line(sys_dir + "/start");
-  if (!start.empty() && !read_first_line(sys_dir + "/partition").empty()) {
+  // "partition" first: a whole disk has neither attribute, and each failed sysfs open costs
+  // ~60 us in the emulated guest (offload-copy's fixed cost, issue 11).
+  std::string start;
+  if (!read_first_line(sys_dir + "/partition").empty()) start = read_first_line(sys_dir + "/start");
+  if (!start.empty()) {
     caps.partition_start_bytes = std::strtoull(start.c_str(), nullptr, 10) * 512ULL;
     std::string parent_sys = resolved_path(sys_dir + "/..");
     std::string parent_dev = read_first_line(parent_sys + "/dev");

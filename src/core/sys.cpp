@@ -78,6 +78,25 @@ std::string read_first_line(const std::string& path) {
   return s;
 }
 
+std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& path, std::size_t max_bytes) {
+  int fd = sys().open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::vector<std::uint8_t> out(max_bytes);
+  std::size_t got = 0;
+  bool failed = false;
+  while (got < max_bytes) {
+    ssize_t n = sys().pread(fd, out.data() + got, max_bytes - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) failed = true;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  sys().close(fd);
+  if (failed) return std::nullopt;
+  out.resize(got);
+  return out;
+}
+
 std::string resolved_path(const std::string& path) {
   char buf[PATH_MAX];
   if (sys().realpath(path.c_str(), buf) == nullptr) return {};

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ struct sys_table {
 /// Reads a small text file (sysfs attribute) through the seam: its first line, trailing
 /// whitespace removed; empty when it cannot be read.
 [[nodiscard]] std::string read_first_line(const std::string& path);
+
+/// Reads a small binary file (a sysfs binary attribute such as a SCSI device's `inquiry`) through
+/// the seam: at most `max_bytes`; nullopt when it cannot be opened or read.
+[[nodiscard]] std::optional<std::vector<std::uint8_t>> read_small_binary(const std::string& path,
+                                                                         std::size_t max_bytes);
 
 /// realpath() through the seam; empty when it fails.
 [[nodiscard]] std::string resolved_path(const std::string& path);

@@ -9,9 +9,11 @@
 #include <climits>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include "src/core/resolve.hpp"
+#include "src/core/sys.hpp"
 #include "src/scsi/lu.hpp"
 
 namespace offcopy::detail::scsi {
@@ -69,50 +71,76 @@ std::string first_entry(const std::string& dir) {
   return out;
 }
 
-/// True for a partition: the resolution stage gives backends the whole logical unit instead
-/// (src/core/resolve.hpp), whose LBAs are the ones XCOPY and token copy address.
-bool is_partition(const device_state& dev) {
-  struct stat st {};
-  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0 || !S_ISBLK(st.st_mode)) return false;
-  return ::access(("/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)) +
-                   "/partition")
-                      .c_str(),
-                  F_OK) == 0;
-}
+/// Where an open device sits in sysfs: its /sys/dev/{block,char}/M:m link, read once (one fstat,
+/// one readlink). A disk's link ends in ".../H:C:T:L/block/sda" (a partition's in
+/// ".../block/sda/sda1"), an sg node's in ".../H:C:T:L/scsi_generic/sg3".
+struct sysfs_place {
+  bool block = false;
+  std::string sys;                 ///< /sys/dev/block/8:0
+  std::vector<std::string> parts;  ///< the link's components
+  std::size_t at = 0;              ///< index of "block" / "scsi_generic" in parts (parts.size(): none)
+  bool partition = false;
+};
 
-/// Fills the sysfs facts of an open device: its SCSI address, sd and sg names.
-/// The device's /sys/dev link says all but the other node's name in one readlink: a disk's ends
-/// in ".../H:C:T:L/block/sda" (a partition's in ".../block/sda/sda1"), an sg node's in
-/// ".../H:C:T:L/scsi_generic/sg3".
-void fill_sysfs(const device_state& dev, lu_info& lu) {
+std::optional<sysfs_place> place_of(const device_state& dev) {
   struct stat st {};
-  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return;
-  const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
-  const bool block = S_ISBLK(st.st_mode);
-  if (!block && !S_ISCHR(st.st_mode)) return;
-  const std::string sys =
-      std::string(block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(maj) + ":" + std::to_string(min);
-  const std::vector<std::string> parts = components(sysfs_link(sys));
-  const std::string kind_dir = block ? "block" : "scsi_generic";
-  std::size_t at = parts.size();
-  for (std::size_t i = parts.size(); i-- > 0;) {
-    if (parts[i] == kind_dir) {
-      at = i;
+  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return std::nullopt;
+  sysfs_place p;
+  p.block = S_ISBLK(st.st_mode);
+  if (!p.block && !S_ISCHR(st.st_mode)) return std::nullopt;
+  p.sys = std::string(p.block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(major(st.st_rdev)) + ":" +
+          std::to_string(minor(st.st_rdev));
+  p.parts = components(sysfs_link(p.sys));
+  const std::string kind_dir = p.block ? "block" : "scsi_generic";
+  p.at = p.parts.size();
+  for (std::size_t i = p.parts.size(); i-- > 0;) {
+    if (p.parts[i] == kind_dir) {
+      p.at = i;
       break;
     }
   }
-  if (at == parts.size() || at + 1 >= parts.size()) return;
-  if (at > 0) lu.scsi_address = parts[at - 1];
-  if (block) {
-    const bool partition = at + 2 < parts.size();  // block/sda/sda1
-    lu.sd_path = "/dev/" + parts[at + 1];
-    std::string sg = first_entry(sys + (partition ? "/../device/scsi_generic" : "/device/scsi_generic"));
-    if (!sg.empty()) lu.sg_path = "/dev/" + sg;
+  if (p.block) {
+    // block/sda/sda1; a block device whose link has no "block" component (nvme0n1p1) asks sysfs.
+    p.partition =
+        p.at < p.parts.size() ? p.at + 2 < p.parts.size() : ::access((p.sys + "/partition").c_str(), F_OK) == 0;
+  }
+  return p;
+}
+
+/// The SCSI device's sysfs directory (the kernel's copies of its INQUIRY data and VPD pages), or
+/// empty when the device is not a SCSI disk or sg node.
+std::string scsi_device_dir(const sysfs_place& p) {
+  if (p.at == p.parts.size() || p.at == 0 || p.partition) return {};
+  return p.sys + "/device";
+}
+
+/// Fills the sysfs facts of a device: its SCSI address, sd and sg names. A disk's sg node is what
+/// its scsi_device's "generic" link names (one readlink); an sg node's disk is the one entry of
+/// its device/block directory.
+void fill_sysfs(const sysfs_place& p, lu_info& lu) {
+  if (p.at == p.parts.size() || p.at + 1 >= p.parts.size()) return;
+  if (p.at > 0) lu.scsi_address = p.parts[p.at - 1];
+  if (p.block) {
+    lu.sd_path = "/dev/" + p.parts[p.at + 1];
+    const std::vector<std::string> generic = components(sysfs_link(p.sys + "/device/generic"));
+    if (!generic.empty() && generic.back().starts_with("sg")) lu.sg_path = "/dev/" + generic.back();
   } else {
-    lu.sg_path = "/dev/" + parts[at + 1];
-    std::string sd = first_entry(sys + "/device/block");
+    lu.sg_path = "/dev/" + p.parts[p.at + 1];
+    std::string sd = first_entry(p.sys + "/device/block");
     if (!sd.empty()) lu.sd_path = "/dev/" + sd;
   }
+}
+
+/// The kernel's copy of a VPD page (sysfs "vpd_pg83" etc., read at scan time), when it is there
+/// and well formed.
+std::optional<std::vector<std::uint8_t>> sysfs_vpd(const std::string& dir, std::uint8_t page) {
+  char name[16];
+  std::snprintf(name, sizeof name, "/vpd_pg%x", page);
+  auto b = read_small_binary(dir + name, 4096);
+  if (!b || b->size() < 4 || (*b)[1] != page) return std::nullopt;
+  const std::size_t len = 4 + ((std::size_t{(*b)[2]} << 8) | (*b)[3]);
+  if (len < b->size()) b->resize(len);
+  return b;
 }
 
 }  // namespace
@@ -150,16 +178,30 @@ status run_command(transport& t, std::span<const std::uint8_t> cdb, data_directi
   }
 }
 
-result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capacity16> known_capacity) {
+result<std::shared_ptr<lu_info>> discover(transport& t, std::optional<read_capacity16> known_capacity,
+                                          const std::string& sysfs_dir) {
   auto lu = std::make_shared<lu_info>();
+  // The standard INQUIRY data and VPD pages 00h and 83h: the kernel's copies when it has them
+  // (it read them when it scanned the LU), else the commands. Device data either way: parsed
+  // defensively, and a malformed copy is asked of the device instead.
+  if (!sysfs_dir.empty()) {
+    if (auto b = read_small_binary(sysfs_dir + "/inquiry", 255)) lu->inquiry = parse_standard_inquiry(*b);
+    lu->from_sysfs = lu->inquiry.has_value();
+  }
   std::vector<std::uint8_t> buf(252);
-  {
+  if (!lu->inquiry) {
     auto cdb = inquiry_cdb(false, 0, static_cast<std::uint16_t>(buf.size()));
     if (auto s = run_command(t, cdb, data_direction::from_device, buf, probe_timeout_s, "INQUIRY"); !s.ok()) return s;
     lu->inquiry = parse_standard_inquiry(buf);
     if (!lu->inquiry) return status(errc::device_error, "INQUIRY " + t.name() + ": short reply");
   }
   auto vpd = [&](std::uint8_t page, std::vector<std::uint8_t>& out) -> bool {
+    if (lu->from_sysfs && (page == 0x00 || page == 0x83)) {
+      if (auto b = sysfs_vpd(sysfs_dir, page)) {
+        out = std::move(*b);
+        return true;
+      }
+    }
     out.assign(1024, 0);
     auto cdb = inquiry_cdb(true, page, static_cast<std::uint16_t>(out.size()));
     std::uint32_t resid = 0;
@@ -210,7 +252,8 @@ std::shared_ptr<lu_info> lu_of(const device_state& dev) {
 
 std::shared_ptr<lu_info> probe_lu(device_state& dev) {
   if (auto lu = lu_of(dev)) return lu;
-  if (is_partition(dev)) return nullptr;
+  const std::optional<sysfs_place> place = place_of(dev);
+  if (place && place->partition) return nullptr;
   auto t = open_transport(dev);
   if (!t) return nullptr;
   // A disk's block device already knows its capacity (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET at
@@ -223,12 +266,12 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
     while (log2 < 15 && (std::uint64_t{c.logical_block_bytes} << (log2 + 1)) <= c.physical_block_bytes) ++log2;
     known = read_capacity16{c.size_bytes / c.logical_block_bytes - 1, c.logical_block_bytes, log2};
   }
-  auto found = discover(*t, known);
+  auto found = discover(*t, known, place ? scsi_device_dir(*place) : std::string());
   if (!found.ok()) return nullptr;
   auto lu = std::move(found).value();
   // Only direct-access block devices (peripheral type 0) copy blocks.
   if (lu->inquiry->peripheral_qualifier != 0 || lu->inquiry->peripheral_type != 0) return nullptr;
-  fill_sysfs(dev, *lu);
+  if (place) fill_sysfs(*place, *lu);
   if (dev.caps.kind == device_kind::scsi_generic) {
     // The core cannot size a char device: we do, and map it to its block device.
     if (lu->capacity) {

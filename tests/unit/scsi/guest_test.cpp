@@ -3,6 +3,8 @@
 // (tests/vm/scenarios/scsi_unit_guest.sh sets them); without them the program exits 77, skipped.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -110,6 +112,41 @@ TEST_CASE("guest: discovery on /dev/sdX and /dev/sgN") {
   CHECK(gc.logical_block_bytes == d.value()->caps().logical_block_bytes);
   CHECK(gc.block_path == std::string(src));
   CHECK(gc.identity == d.value()->caps().identity);
+}
+
+TEST_CASE("guest: the kernel's INQUIRY and VPD copies in sysfs say what the commands say") {
+  // Discovery takes the standard INQUIRY data and VPD 00h/83h from sysfs (no command); the same
+  // facts asked of LIO by command must match, on the disk and on the sg node.
+  for (const char* path : {env("OFFCOPY_SCSI_SRC"), env("OFFCOPY_SCSI_SRC_SG")}) {
+    CAPTURE(path);
+    auto d = device::open(path);
+    REQUIRE(d.ok());
+    const detail::device_state& st = detail::state_of(*d.value());
+    struct stat sb {};
+    REQUIRE(::fstat(st.fd, &sb) == 0);
+    const std::string dir = std::string(S_ISBLK(sb.st_mode) ? "/sys/dev/block/" : "/sys/dev/char/") +
+                            std::to_string(major(sb.st_rdev)) + ":" + std::to_string(minor(sb.st_rdev)) + "/device";
+    auto t = detail::scsi::open_transport(st);
+    REQUIRE(t != nullptr);
+    auto by_command = detail::scsi::discover(*t);
+    auto by_sysfs = detail::scsi::discover(*t, std::nullopt, dir);
+    REQUIRE(by_command.ok());
+    REQUIRE(by_sysfs.ok());
+    const auto& c = *by_command.value();
+    const auto& f = *by_sysfs.value();
+    CHECK_FALSE(c.from_sysfs);
+    CHECK(f.from_sysfs);
+    REQUIRE(c.inquiry);
+    REQUIRE(f.inquiry);
+    CHECK(f.inquiry->vendor == c.inquiry->vendor);
+    CHECK(f.inquiry->product == c.inquiry->product);
+    CHECK(f.inquiry->peripheral_type == c.inquiry->peripheral_type);
+    CHECK(f.inquiry->third_party_copy == c.inquiry->third_party_copy);
+    CHECK(f.vpd_pages == c.vpd_pages);
+    CHECK_FALSE(c.naa.empty());
+    CHECK(f.naa == c.naa);
+    CHECK(f.rcop.has_value() == c.rcop.has_value());
+  }
 }
 
 TEST_CASE("guest: XCOPY session LUN to LUN, then the engine") {

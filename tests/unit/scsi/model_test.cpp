@@ -672,3 +672,105 @@ TEST_CASE("model: concurrent copies: a fault in one command stops the copy, othe
   CHECK(rep.result.code() == errc::device_error);
   CHECK(rep.bytes_copied < 8 * MiB);
 }
+
+namespace {
+
+/// Passes commands to another transport and records each one's opcode (and VPD page for an
+/// INQUIRY with EVPD: "12/83").
+class recording_transport final : public detail::scsi::transport {
+ public:
+  explicit recording_transport(std::unique_ptr<detail::scsi::transport> inner) : inner_(std::move(inner)) {}
+  detail::scsi::scsi_reply execute(std::span<const std::uint8_t> cdb, detail::scsi::data_direction dir,
+                                   std::span<std::uint8_t> data, unsigned timeout_seconds) override {
+    char b[16];
+    if (cdb.size() >= 3 && cdb[0] == 0x12 && (cdb[1] & 1) != 0)
+      std::snprintf(b, sizeof b, "12/%02x", cdb[2]);
+    else
+      std::snprintf(b, sizeof b, "%02x", cdb.empty() ? 0 : cdb[0]);
+    sent.emplace_back(b);
+    return inner_->execute(cdb, dir, data, timeout_seconds);
+  }
+  [[nodiscard]] std::string name() const override { return inner_->name(); }
+  strings sent;
+
+ private:
+  std::unique_ptr<detail::scsi::transport> inner_;
+};
+
+/// What the LU answers to an INQUIRY (evpd, page), as the kernel keeps it in sysfs.
+std::vector<std::uint8_t> ask(detail::scsi::transport& t, bool evpd, std::uint8_t page) {
+  std::vector<std::uint8_t> b(255, 0);
+  const std::uint8_t cdb[6] = {0x12, static_cast<std::uint8_t>(evpd ? 1 : 0), page, 0, 255, 0};
+  auto r = t.execute(cdb, detail::scsi::data_direction::from_device, b, 10);
+  REQUIRE(r.sam_status == 0);
+  b.resize(b.size() - r.data_resid_bytes);
+  return b;
+}
+
+void put(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+TEST_CASE("model: discovery takes INQUIRY and VPD 00h/83h from the kernel's sysfs copies, a bad copy is asked again") {
+  tmpdir dir;
+  scsi_model model(lio());
+  model.add_lu("lun0", dir.file("lun0"), 8 * MiB, 512);
+  auto plain = model.transport_for(dir.file("lun0"));
+  REQUIRE(plain != nullptr);
+  const auto inquiry = ask(*plain, false, 0), vpd0 = ask(*plain, true, 0x00), vpd83 = ask(*plain, true, 0x83);
+  const std::string sys = dir.file("sysfs");
+  std::filesystem::create_directory(sys);
+
+  recording_transport by_cmd(model.transport_for(dir.file("lun0")));
+  auto reference = detail::scsi::discover(by_cmd);
+  REQUIRE(reference.ok());
+  const auto& ref = *reference.value();
+  CHECK(by_cmd.sent == strings{"12", "12/00", "12/83", "9e", "84"});
+  CHECK_FALSE(ref.from_sysfs);
+  REQUIRE_FALSE(ref.naa.empty());
+
+  auto discover_with = [&](const char* what) {
+    CAPTURE(what);
+    recording_transport t(model.transport_for(dir.file("lun0")));
+    auto found = detail::scsi::discover(t, std::nullopt, sys);
+    REQUIRE(found.ok());
+    const auto& lu = *found.value();
+    // Whatever the path, the same facts.
+    REQUIRE(lu.inquiry);
+    CHECK(lu.inquiry->vendor == ref.inquiry->vendor);
+    CHECK(lu.inquiry->product == ref.inquiry->product);
+    CHECK(lu.inquiry->third_party_copy == ref.inquiry->third_party_copy);
+    CHECK(lu.vpd_pages == ref.vpd_pages);
+    CHECK(lu.naa == ref.naa);
+    CHECK(lu.rcop.has_value());
+    return std::make_pair(t.sent, lu.from_sysfs);
+  };
+
+  put(sys + "/inquiry", inquiry);
+  put(sys + "/vpd_pg0", vpd0);
+  put(sys + "/vpd_pg83", vpd83);
+  CHECK(discover_with("all three kept") == std::make_pair(strings{"9e", "84"}, true));
+
+  // A copy that is not the page it names, or is cut short, is asked of the device.
+  auto wrong = vpd83;
+  wrong[1] = 0x80;
+  put(sys + "/vpd_pg83", wrong);
+  CHECK(discover_with("vpd_pg83 names page 80h") == std::make_pair(strings{"12/83", "9e", "84"}, true));
+  put(sys + "/vpd_pg83", {0x00, 0x83});
+  CHECK(discover_with("vpd_pg83 shorter than its header") == std::make_pair(strings{"12/83", "9e", "84"}, true));
+  put(sys + "/vpd_pg83", vpd83);
+
+  // The kernel keeps no page 00h (it did not ask): the command; then 83h is still its copy.
+  std::filesystem::remove(sys + "/vpd_pg0");
+  CHECK(discover_with("no vpd_pg0") == std::make_pair(strings{"12/00", "9e", "84"}, true));
+  put(sys + "/vpd_pg0", vpd0);
+
+  // Standard INQUIRY data shorter than its 36 bytes: every command, as without sysfs.
+  put(sys + "/inquiry", std::vector<std::uint8_t>(inquiry.begin(), inquiry.begin() + 10));
+  CHECK(discover_with("inquiry cut short") == std::make_pair(strings{"12", "12/00", "12/83", "9e", "84"}, false));
+  std::filesystem::remove(sys + "/inquiry");
+  CHECK(discover_with("no inquiry") == std::make_pair(strings{"12", "12/00", "12/83", "9e", "84"}, false));
+}
