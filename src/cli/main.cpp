@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -21,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "offcopy/offcopy.hpp"
+#include "src/cli/guard.hpp"
 #include "src/cli/parse.hpp"
 
 namespace {
@@ -69,17 +69,7 @@ void ensure_standard_fds() {
   }
 }
 
-/// Writes all of `text` to `fd`; false when it cannot (EPIPE, ENOSPC, EBADF...): output is best
-/// effort, never a reason to crash or to change the exit status.
-bool write_all(int fd, std::string_view text) {
-  while (!text.empty()) {
-    ssize_t n = ::write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    text.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
+using cli::write_all;
 
 void print_error(const std::string& line) { (void)write_all(STDERR_FILENO, "offload-copy: " + line + "\n"); }
 
@@ -353,21 +343,10 @@ int run_cli(int argc, char** argv) {
 int main(int argc, char** argv) {
   ensure_standard_fds();
   install_signal_handlers();
-  // Nothing may end the program with an abort: whatever escapes is exit 1 with a message.
-  try {
-    return run_cli(argc, argv);
-  } catch (const std::exception& e) {
-    try {
-      status s(errc::internal, std::string("unexpected error: ") + e.what());
-      if (json_requested(argc, argv))
-        (void)write_all(STDOUT_FILENO, job_result::failed(operation_in(argc, argv), s).to_json() + "\n");
-      print_error(s.to_string());
-    } catch (...) {
-      (void)write_all(STDERR_FILENO, "offload-copy: internal: unexpected error\n");
-    }
-    return 1;
-  } catch (...) {
-    (void)write_all(STDERR_FILENO, "offload-copy: internal: unexpected error\n");
-    return 1;
-  }
+  // Nothing may end the program with an abort: whatever escapes is exit 1 with a message (and,
+  // under --json, one JSON object), src/cli/guard.hpp.
+  cli::guard_output out;
+  out.op = operation_in(argc, argv);
+  out.json = json_requested(argc, argv);
+  return cli::run_guarded([&] { return run_cli(argc, argv); }, out);
 }

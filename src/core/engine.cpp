@@ -881,33 +881,7 @@ report execute_unchecked(const request& req, const plan& p, const policy& pol, c
   rep.elapsed_seconds = run_seconds;
   rep.time.flush_seconds = flush_seconds;
   rep.time.copy_seconds = std::max(0.0, run_seconds - flush_seconds);
-  if (rep.result.ok() && pol.verify) {
-    if (p.ordered) {
-      // Cannot compare after an overlapping same-device move: the source no longer holds the
-      // original bytes. Not a fallback reason (DESIGN §5: fallback_reason means a fallback happened).
-      rep.verify_skipped = true;
-    } else {
-      auto tv = std::chrono::steady_clock::now();
-      std::int64_t mismatch = -1;
-      // Source by source: each compared with the destination ranges it was copied to.
-      status bad;
-      for (std::size_t k = 0; k <= req.sources.size() && bad.ok(); ++k) {
-        request vr{k == 0 ? req.source : req.sources[k - 1], req.destination, {}};
-        for (const extent& e : req.extents)
-          if (e.source == k) vr.extents.push_back({e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes});
-        if (k == 0 && req.extents.empty()) vr.extents.push_back({0, 0, req.source->caps().size_bytes});
-        if (vr.extents.empty()) continue;
-        bad = verify_extents(vr, mismatch, pol.cancel);
-      }
-      if (!bad.ok()) {
-        rep.first_mismatch_offset = mismatch;
-        rep.result = std::move(bad);
-      } else {
-        rep.verified = true;
-      }
-      rep.time.verify_seconds = seconds_since(tv);
-    }
-  }
+  if (pol.verify) verify_copy(req, p, pol.cancel, rep);
   return rep;
 }
 

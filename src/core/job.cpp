@@ -299,17 +299,17 @@ void run_plan(const job& j, job_result& r) {
     }
     r.journal = j.options.journal;
     if (jr.value()->resumed()) {
-      auto rest = jr.value()->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst),
-                                        r.resumed_bytes);
+      auto rest = jr.value()->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst));
       if (!rest.ok()) {
         r.error = std::move(rest).error();
         return;
       }
-      if (rest.value().empty()) {
+      r.resumed_bytes = rest.value().done_bytes;
+      if (rest.value().extents.empty()) {
         p.value().segments.clear();
         p.value().batches.clear();
       } else {
-        p = make_plan(request{src.value(), dst, rest.value()}, pol.value());
+        p = make_plan(request{src.value(), dst, rest.value().extents}, pol.value());
         if (!p.ok()) {
           r.error = std::move(p).error();
           return;
@@ -407,13 +407,13 @@ void run_copy(const job& j, job_result& r) {
     jr = std::move(opened).value();
     r.journal = j.options.journal;
     if (jr->resumed()) {
-      auto rest =
-          jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst), r.resumed_bytes);
+      auto rest = jr->remaining(j.extents, src.value()->caps().size_bytes, medium_delta(*src.value(), *dst));
       if (!rest.ok()) {
         r.error = std::move(rest).error();
         return;
       }
-      todo.extents = std::move(rest).value();
+      r.resumed_bytes = rest.value().done_bytes;
+      todo.extents = std::move(rest).value().extents;
       verify_whole = r.resumed_bytes > 0 && run_pol.verify;
       if (verify_whole) run_pol.verify = false;
       if (todo.extents.empty()) {
@@ -439,24 +439,8 @@ void run_copy(const job& j, job_result& r) {
     if (jr) jr->bind(sync_fd.fd(), r.planned->ordered, medium_delta(*src.value(), *dst));
     rep = execute_observed(todo, *r.planned, run_pol, jr.get());
   }
-  if (rep.result.ok() && verify_whole) {
-    // A resumed copy is verified whole: the earlier runs' bytes too.
-    if (r.planned->ordered) {
-      rep.verify_skipped = true;
-    } else {
-      auto tv = std::chrono::steady_clock::now();
-      std::int64_t mismatch = -1;
-      request whole = req;
-      if (whole.extents.empty()) whole.extents.push_back({0, 0, src.value()->caps().size_bytes});
-      if (auto s = verify_extents(whole, mismatch, run_pol.cancel); !s.ok()) {
-        rep.first_mismatch_offset = mismatch;
-        rep.result = std::move(s);
-      } else {
-        rep.verified = true;
-      }
-      rep.time.verify_seconds = seconds_since(tv);
-    }
-  }
+  // A resumed copy is verified whole: the earlier runs' bytes too.
+  if (verify_whole) verify_copy(req, *r.planned, run_pol.cancel, rep);
   rep.time.open_seconds = r.time.open_seconds;
   r.time = rep.time;
   outcome o = classify(rep.result, rep.bytes_copied, run_pol.mode);

@@ -374,9 +374,8 @@ status journal::append(const std::string& bytes) {
   return {};
 }
 
-result<std::vector<extent>> journal::remaining(const std::vector<extent>& extents, std::uint64_t source_bytes,
-                                               std::int64_t medium_delta, std::uint64_t& done_bytes) const {
-  done_bytes = 0;
+result<journal::resume_work> journal::remaining(const std::vector<extent>& extents, std::uint64_t source_bytes,
+                                                std::int64_t medium_delta) const {
   for (const auto& [lo, hi] : memmove_begun_.ranges()) {
     if (done_.covers(lo, hi)) continue;
     return status(errc::invalid_argument,
@@ -388,17 +387,17 @@ result<std::vector<extent>> journal::remaining(const std::vector<extent>& extent
   }
   std::vector<extent> request = extents;
   if (request.empty()) request.push_back({0, 0, source_bytes});
-  std::vector<extent> out;
+  resume_work out;
   for (const extent& e : request) {
     auto gaps = done_.missing(e.dst_offset_bytes, e.dst_offset_bytes + e.length_bytes);
     std::uint64_t left = 0;
     for (auto [lo, hi] : gaps) left += hi - lo;
-    done_bytes += e.length_bytes - left;
+    out.done_bytes += e.length_bytes - left;
     // An extent moving up on its medium is copied from its end: its pieces too.
     const bool up =
         static_cast<std::int64_t>(e.dst_offset_bytes) + medium_delta > static_cast<std::int64_t>(e.src_offset_bytes);
     if (up) std::reverse(gaps.begin(), gaps.end());
-    for (auto [lo, hi] : gaps) out.push_back({e.src_offset_bytes + (lo - e.dst_offset_bytes), lo, hi - lo});
+    for (auto [lo, hi] : gaps) out.extents.push_back({e.src_offset_bytes + (lo - e.dst_offset_bytes), lo, hi - lo});
   }
   return out;
 }

@@ -91,12 +91,17 @@ class journal final : public completion_observer {
   [[nodiscard]] bool resumed() const noexcept { return resumed_; }
   [[nodiscard]] const range_set& done() const noexcept { return done_; }
 
-  /// The part of `extents` (request order; empty: {0, 0, source_bytes}) not done yet, each extent
-  /// split around done ranges, its pieces in its own copy order (from the end when it moves up on
-  /// one medium). Errors: invalid_argument when a memmove command was interrupted.
-  /// `done_bytes` receives the bytes of the request already done.
-  [[nodiscard]] result<std::vector<extent>> remaining(const std::vector<extent>& extents, std::uint64_t source_bytes,
-                                                      std::int64_t medium_delta, std::uint64_t& done_bytes) const;
+  /// What a resume still has to copy: `extents`, the part of the request's extents (request
+  /// order; empty: {0, 0, source_bytes}) not done yet, each extent split around done ranges, its
+  /// pieces in its own copy order (from the end when it moves up on one medium); `done_bytes`, the
+  /// bytes of the request already done.
+  struct resume_work {
+    std::vector<extent> extents;
+    std::uint64_t done_bytes = 0;
+  };
+  /// The resume_work of a request. Errors: invalid_argument when a memmove command was interrupted.
+  [[nodiscard]] result<resume_work> remaining(const std::vector<extent>& extents, std::uint64_t source_bytes,
+                                              std::int64_t medium_delta) const;
 
   /// Binds a copy: `data_fd` is fdatasync'ed before records that claim its bytes are written
   /// (not owned; -1: nothing to sync); `ordered`: an overlapping request on one medium, whose

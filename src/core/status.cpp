@@ -47,8 +47,12 @@ std::string status::to_string() const {
                      scsi_->sense_key, scsi_->asc, scsi_->ascq, scsi_->text.empty() ? "" : " " + scsi_->text,
                      scsi_->information_valid ? fmt::format(" info {}", scsi_->information) : "");
   }
-  // Paths, device names and sense text are untrusted bytes: nothing a terminal would act on.
-  return detail::terminal_safe(s);
+  // Paths, device names and sense text are untrusted bytes: nothing a terminal would act on, and
+  // one line (a newline in a path or an exception's text would otherwise split it).
+  std::string safe = detail::terminal_safe(s);
+  for (std::size_t at = safe.find('\n'); at != std::string::npos; at = safe.find('\n', at + 4))
+    safe.replace(at, 1, "\\x0a");
+  return safe;
 }
 
 status errno_status(int err, const std::string& context) {

@@ -2,10 +2,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -75,37 +79,78 @@ class reader {
   std::uint64_t cap_ = 0;
 };
 
-}  // namespace
+/// What comparing one source with the destination found: ok, or the first error, and for a
+/// mismatch the first differing destination byte.
+struct comparison {
+  status result;
+  std::int64_t first_mismatch = -1;
+};
 
-status verify_extents(const request& req, std::int64_t& first_mismatch, const std::atomic<bool>* cancel) {
-  first_mismatch = -1;
-  if (!req.source || !req.destination) return status(errc::invalid_argument, "verify needs a source and a destination");
+comparison compare(const device& source, const device& destination, const std::vector<extent>& extents,
+                   const std::atomic<bool>* cancel) {
   reader src, dst;
-  if (auto s = src.open(req.source->caps()); !s.ok()) return s;
-  if (auto s = dst.open(req.destination->caps()); !s.ok()) return s;
-  std::vector<extent> extents = req.extents;
-  if (extents.empty()) extents.push_back({0, 0, req.source->caps().size_bytes});
+  if (auto s = src.open(source.caps()); !s.ok()) return {std::move(s)};
+  if (auto s = dst.open(destination.caps()); !s.ok()) return {std::move(s)};
   constexpr std::uint64_t chunk = 4ULL << 20;
   for (const extent& e : extents) {
     for (std::uint64_t done = 0; done < e.length_bytes;) {
       if (cancel != nullptr && cancel->load())
-        return status(errc::cancelled, "cancelled by the caller during verification (the copy itself completed)");
+        return {status(errc::cancelled, "cancelled by the caller during verification (the copy itself completed)")};
       std::uint64_t n = std::min(chunk, e.length_bytes - done);
       auto a = src.read(e.src_offset_bytes + done, n);
-      if (!a.ok()) return std::move(a).error();
+      if (!a.ok()) return {std::move(a).error()};
       auto b = dst.read(e.dst_offset_bytes + done, n);
-      if (!b.ok()) return std::move(b).error();
+      if (!b.ok()) return {std::move(b).error()};
       if (std::memcmp(a.value(), b.value(), n) != 0) {
         std::uint64_t i = 0;
         while (a.value()[i] == b.value()[i]) ++i;
-        first_mismatch = static_cast<std::int64_t>(e.dst_offset_bytes + done + i);
-        return status(errc::verify_mismatch, fmt::format("verify: destination byte {} differs from source byte {}",
-                                                         first_mismatch, e.src_offset_bytes + done + i));
+        const auto at = static_cast<std::int64_t>(e.dst_offset_bytes + done + i);
+        return {status(errc::verify_mismatch, fmt::format("verify: destination byte {} differs from source byte {}", at,
+                                                          e.src_offset_bytes + done + i)),
+                at};
       }
       done += n;
     }
   }
   return {};
+}
+
+}  // namespace
+
+void verify_copy(const request& req, const plan& p, const std::atomic<bool>* cancel, report& rep) {
+  if (!rep.result.ok()) return;
+  if (p.ordered) {
+    // Not a fallback reason (DESIGN §5: fallback_reason means a fallback happened).
+    rep.verify_skipped = true;
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  comparison found;
+  if (!req.source || !req.destination) {
+    found.result = status(errc::invalid_argument, "verify needs a source and a destination");
+  } else {
+    // Source by source: each compared with the destination ranges it was copied to.
+    for (std::size_t k = 0; k <= req.sources.size() && found.result.ok(); ++k) {
+      const std::shared_ptr<device>& source = k == 0 ? req.source : req.sources[k - 1];
+      std::vector<extent> extents;
+      for (const extent& e : req.extents)
+        if (e.source == k) extents.push_back({e.src_offset_bytes, e.dst_offset_bytes, e.length_bytes});
+      if (k == 0 && req.extents.empty()) extents.push_back({0, 0, req.source->caps().size_bytes});
+      if (extents.empty()) continue;
+      if (!source) {
+        found.result = status(errc::invalid_argument, fmt::format("verify: source {} is missing", k));
+        break;
+      }
+      found = compare(*source, *req.destination, extents, cancel);
+    }
+  }
+  if (found.result.ok()) {
+    rep.verified = true;
+  } else {
+    rep.first_mismatch_offset = found.first_mismatch;
+    rep.result = std::move(found.result);
+  }
+  rep.time.verify_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace offcopy::detail

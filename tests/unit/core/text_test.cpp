@@ -73,4 +73,7 @@ TEST_CASE("every rendering of device and path bytes is valid JSON and terminal-s
   job_result jr = job_result::failed(operation::probe, status(errc::not_found, evil));
   CHECK(nlohmann::json::parse(jr.to_json())["error"]["message"].get<std::string>().find(fffd) != std::string::npos);
   CHECK(jr.error_line().find('\x1b') == std::string::npos);
+  // One line: a newline in a message (a path, an exception's text) is escaped like any control.
+  const status nl(errc::not_found, "/tmp/a\nb\n");
+  CHECK(nl.to_string() == "not-found: /tmp/a\\x0ab\\x0a");
 }
