@@ -205,37 +205,81 @@ int plan_or_copy(cli_args a, operation op, bool json) {
   return finish(r, a.json, a.show_commands);
 }
 
-void add_copy_options(CLI::App* cmd, cli_args& a) {
-  std::string names;
-  for (const backend_info& b : registered_backends()) names += (names.empty() ? "" : ", ") + b.name;
+/// Which named options to build. CLI11 costs ~10k instructions per option (it builds each twice
+/// and checks it against every one before it), ~9 ns each in the emulated guest: building all of
+/// copy's 25 options was 2.7 ms of every invocation (issue 11 fixed cost). An option absent from
+/// the command line cannot change how it parses, so only those named are built -- all of them
+/// for --help, whose text lists them.
+struct option_filter {
+  int argc = 0;
+  char** argv = nullptr;
+  bool all = true;
+
+  option_filter(int c, char** v) : argc(c), argv(v), all(false) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view a = argv[i];
+      if (a == "-h" || a == "--help") all = true;
+    }
+  }
+  [[nodiscard]] bool operator()(std::string_view name) const {
+    if (all) return true;
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view a = argv[i];
+      if (a.starts_with(name) && (a.size() == name.size() || a[name.size()] == '=')) return true;
+    }
+    return false;
+  }
+};
+
+void add_copy_options(CLI::App* cmd, cli_args& a, const option_filter& named) {
   cmd->add_option("SRC", a.src, "source file or device")->required();
   cmd->add_option("DST", a.dst, "destination file or device")->required();
   cmd->add_option("EXTENT", a.extents,
                   "[SOURCE@]SRC_OFFSET:DST_OFFSET:LENGTH in bytes; suffixes K M G T (1024^n), s (512-byte sectors). "
                   "SOURCE: 0 (default) = SRC, k = the k-th --source. None: the whole source to offset 0");
-  cmd->add_option("--source", a.sources,
-                  "another source device or file (repeatable; extents name the k-th as k@...): NVMe namespaces of "
-                  "the destination's controller are gathered into one Copy per destination run")
-      ->allow_extra_args(false);  // one value per --source: what follows is an EXTENT
-  cmd->add_option("--extents-file", a.extents_file, "read extents, one per line ('-' = stdin)");
-  cmd->add_option("--mode", a.mode, "auto (offload, else fall back), offload (fail rather than fall back), fallback")
-      ->capture_default_str();
-  cmd->add_option("--backend", a.backends, "backends to try, in order (" + names + ")");
-  cmd->add_option("--in-flight", a.in_flight, "offload commands in flight")->capture_default_str();
-  cmd->add_option("--submit", a.submit, "NVMe submission: auto, sync (ioctl) or async (io_uring)")
-      ->capture_default_str();
-  cmd->add_option("--max-segments", a.max_segments, "at most this many segments per command (tightens the device's)");
-  cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
-  cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
-  cmd->add_flag("--no-overlap", a.no_overlap, "refuse a source overlapping its destination on one device");
-  a.journal_option =
-      cmd->add_option("--journal", a.journal,
-                      "resumable copy: record completed work in FILE; the same command again copies only what is "
-                      "missing (plan: show what it would copy)");
-  cmd->add_option("--extents-timeout", a.extents_timeout_seconds,
-                  "seconds an --extents-file pipe or FIFO may send nothing before it is an error (0: wait)")
-      ->capture_default_str();
-  cmd->add_flag("--json", a.json, "print one JSON object");
+  if (named("--source")) {
+    cmd->add_option("--source", a.sources,
+                    "another source device or file (repeatable; extents name the k-th as k@...): NVMe namespaces of "
+                    "the destination's controller are gathered into one Copy per destination run")
+        ->allow_extra_args(false);  // one value per --source: what follows is an EXTENT
+  }
+  if (named("--extents-file"))
+    cmd->add_option("--extents-file", a.extents_file, "read extents, one per line ('-' = stdin)");
+  if (named("--mode")) {
+    cmd->add_option("--mode", a.mode, "auto (offload, else fall back), offload (fail rather than fall back), fallback")
+        ->capture_default_str();
+  }
+  if (named("--backend")) {
+    std::string names;
+    for (const backend_info& b : registered_backends()) names += (names.empty() ? "" : ", ") + b.name;
+    cmd->add_option("--backend", a.backends, "backends to try, in order (" + names + ")");
+  }
+  if (named("--in-flight"))
+    cmd->add_option("--in-flight", a.in_flight, "offload commands in flight")->capture_default_str();
+  if (named("--submit")) {
+    cmd->add_option("--submit", a.submit, "NVMe submission: auto, sync (ioctl) or async (io_uring)")
+        ->capture_default_str();
+  }
+  if (named("--max-segments"))
+    cmd->add_option("--max-segments", a.max_segments, "at most this many segments per command (tightens the device's)");
+  if (named("--max-segment-blocks"))
+    cmd->add_option("--max-segment-blocks", a.max_segment_blocks, "at most this many blocks per segment");
+  if (named("--max-command-blocks"))
+    cmd->add_option("--max-command-blocks", a.max_command_blocks, "at most this many blocks per command");
+  if (named("--no-overlap"))
+    cmd->add_flag("--no-overlap", a.no_overlap, "refuse a source overlapping its destination on one device");
+  if (named("--journal")) {
+    a.journal_option =
+        cmd->add_option("--journal", a.journal,
+                        "resumable copy: record completed work in FILE; the same command again copies only what is "
+                        "missing (plan: show what it would copy)");
+  }
+  if (named("--extents-timeout")) {
+    cmd->add_option("--extents-timeout", a.extents_timeout_seconds,
+                    "seconds an --extents-file pipe or FIFO may send nothing before it is an error (0: wait)")
+        ->capture_default_str();
+  }
+  if (named("--json")) cmd->add_flag("--json", a.json, "print one JSON object");
 }
 
 /// The operation named on the command line (for an error before parsing finished).
@@ -274,8 +318,9 @@ int run_cli(int argc, char** argv) {
   // CLI11 checks each new option against the ones before it, and building the two unused
   // subcommands was a third of every invocation's instructions, which the emulated guest pays
   // at ~10 ns each (issue 11 fixed cost, docs/benchmarks.md).
-  const std::string_view named = named_subcommand(argc, argv);
-  auto wanted = [&](std::string_view name) { return named.empty() || named == name; };
+  const std::string_view sub = named_subcommand(argc, argv);
+  auto wanted = [&](std::string_view name) { return sub.empty() || sub == name; };
+  const option_filter named(argc, argv);
 
   cli_args probe_args;
   CLI::App* probe = nullptr;
@@ -289,22 +334,28 @@ int run_cli(int argc, char** argv) {
   CLI::App* plan_cmd = nullptr;
   if (wanted("plan")) {
     plan_cmd = app.add_subcommand("plan", "print the commands a copy would send; writes nothing");
-    add_copy_options(plan_cmd, plan_args);
-    plan_cmd->add_option("--show", plan_args.show_commands, "commands to list in text output (0 = all)")
-        ->capture_default_str();
+    add_copy_options(plan_cmd, plan_args, named);
+    if (named("--show"))
+      plan_cmd->add_option("--show", plan_args.show_commands, "commands to list in text output (0 = all)")
+          ->capture_default_str();
   }
 
   cli_args copy_args;
   if (wanted("copy")) {
     auto* copy_cmd = app.add_subcommand("copy", "copy, offloaded where possible, and report what ran");
-    add_copy_options(copy_cmd, copy_args);
-    copy_cmd->add_flag("--verify", copy_args.verify, "read both sides back (O_DIRECT) and compare");
-    copy_cmd->add_flag("--force", copy_args.force, "write to a block device even when it is mounted or in use");
-    copy_cmd->add_flag("--progress", copy_args.progress, "show a progress bar even when stderr is not a terminal");
-    copy_cmd->add_flag("--no-progress", copy_args.no_progress, "never show a progress bar");
-    copy_cmd->add_option("--buffer-size", copy_args.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
-    copy_cmd->add_option("--buffers", copy_args.buffers, "fallback: I/Os in flight");
-    copy_cmd->add_flag("--no-sync", copy_args.no_sync, "do not fdatasync the destination before reporting success");
+    add_copy_options(copy_cmd, copy_args, named);
+    if (named("--verify"))
+      copy_cmd->add_flag("--verify", copy_args.verify, "read both sides back (O_DIRECT) and compare");
+    if (named("--force"))
+      copy_cmd->add_flag("--force", copy_args.force, "write to a block device even when it is mounted or in use");
+    if (named("--progress"))
+      copy_cmd->add_flag("--progress", copy_args.progress, "show a progress bar even when stderr is not a terminal");
+    if (named("--no-progress")) copy_cmd->add_flag("--no-progress", copy_args.no_progress, "never show a progress bar");
+    if (named("--buffer-size"))
+      copy_cmd->add_option("--buffer-size", copy_args.buffer_size, "fallback: bytes per I/O (e.g. 1M)");
+    if (named("--buffers")) copy_cmd->add_option("--buffers", copy_args.buffers, "fallback: I/Os in flight");
+    if (named("--no-sync"))
+      copy_cmd->add_flag("--no-sync", copy_args.no_sync, "do not fdatasync the destination before reporting success");
   }
 
   try {

@@ -808,5 +808,42 @@ def help_for_every_verb():
     check(rc == 2, f"no verb: exit {rc}")
 
 
+
+@case
+def options_built_on_demand_parse_as_before():
+    """The CLI builds only the options a command line names (all of them for --help): every
+    option is listed by --help, the --opt=value form is seen, an option's value that looks like
+    another option is taken as before, and an unknown option is still refused."""
+    copy_opts = ("--source", "--extents-file", "--mode", "--backend", "--in-flight", "--submit", "--max-segments",
+                 "--max-segment-blocks", "--max-command-blocks", "--no-overlap", "--journal", "--extents-timeout",
+                 "--json", "--verify", "--force", "--progress", "--no-progress", "--buffer-size", "--buffers",
+                 "--no-sync")
+    for verb, opts in (("copy", copy_opts), ("plan", tuple(o for o in copy_opts if o not in (
+            "--verify", "--force", "--progress", "--no-progress", "--buffer-size", "--buffers", "--no-sync")) +
+            ("--show",))):
+        for help_flag in ("--help", "-h"):
+            rc, out, err = run(verb, "a", "b", help_flag)
+            check(rc == 0, f"{verb} {help_flag}: exit {rc} {err}")
+            for opt in opts:
+                check(opt in out, f"{verb} {help_flag} lacks {opt}")
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("copy", f.src, f.dst, "4K:0:8K", "--mode=fallback", "--buffers=2", "--json")
+        check(rc == 0, err)
+        rep = json.loads(out)
+        check(rep["bytes_copied"] == 8192 and rep["mode"] == "fallback", rep)
+        check(read(f.dst)[:8192] == f.src_data[4096:12288], "bytes differ")
+    with tempdir() as d:
+        f = Files(d)
+        rc, out, err = run("plan", f.src, f.dst, "0:0:4K", "--mode", "offload", "--json")
+        check(rc == 3, f"--mode offload on files: exit {rc}")
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", "--mode=bogus")
+        expect_bad_input(rc, out, err, "bogus")
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", "--modes=fallback")
+        expect_bad_input(rc, out, err, "--modes")
+        rc, out, err = run("copy", f.src, f.dst, "0:0:4K", "--journal")
+        expect_bad_input(rc, out, err, "--journal")
+        f.untouched()
+
 if __name__ == "__main__":
     sys.exit(CASES.main(__doc__))
