@@ -3,20 +3,59 @@
 # the normal build with all labels (unit, cli, fuzz replay, consumer, vm guest scenarios),
 # then the ASan+UBSan build with everything but the guest, then the ThreadSanitizer build with
 # the unit test programs that run threads.
+#
+# The ASan and TSan builds run beside the guest scenarios, niced: a guest keeps about one of the
+# two cores busy (QEMU's CPU seconds are close to its wall time), the builds take the rest and
+# never the guest's share. Each stage prints its start and its length ("=== ci: ..." lines);
+# docs/testing.md "CI stages" has the numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+t_start=$SECONDS
 
+stage() { echo "=== ci: $* at $((SECONDS - t_start)) s ==="; }
+
+stage "install-deps"
 scripts/install-deps.sh
 
+stage "dev build"
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j"$jobs"
-# Host tests two at a time; guest scenarios one at a time (each QEMU guest wants a core).
+
+# Host tests two at a time (the stop-time tests run alone: RUN_SERIAL).
+stage "dev host tests"
 ctest --preset dev -LE vm -j"$jobs" --timeout 900
+
+# The sanitizer builds in the background from here on, below the guest's priority: ASan at nice
+# 10 (its tests come first), TSan at nice 19 (what ASan leaves). setsid: their own process groups,
+# ended with this script if a stage before them fails.
+asan_log=build/ci-asan-build.log
+tsan_log=build/ci-tsan-build.log
+setsid -w nice -n 10 bash -c "cmake --preset asan >/dev/null && cmake --build --preset asan -j$jobs" >"$asan_log" 2>&1 &
+asan_pid=$!
+# TSan: -O1 -g1 (CMakePresets.json), only the programs whose tests run threads.
+setsid -w nice -n 19 bash -c "cmake --preset tsan >/dev/null && cmake --build --preset tsan -j$jobs" >"$tsan_log" 2>&1 &
+tsan_pid=$!
+trap 'kill -- -"$asan_pid" -"$tsan_pid" 2>/dev/null || true' EXIT
+
+# Guest scenarios one at a time (each QEMU guest wants a core).
+stage "guest scenarios (ASan and TSan builds beside them)"
 ctest --preset dev -L vm -j1 --timeout 900
 
-cmake --preset asan >/dev/null
-cmake --build --preset asan -j"$jobs"
+finish_build() { # PID LOG NAME: wait for a background build, show its log, fail with it
+    local rc=0
+    wait "$1" || rc=$?
+    echo "--- $3 build (in the background): exit $rc; last lines of $2:"
+    tail -n 5 "$2"
+    if ((rc != 0)); then
+        cat "$2"
+        exit "$rc"
+    fi
+}
+
+stage "ASan build (wait)"
+finish_build "$asan_pid" "$asan_log" ASan
+stage "ASan tests (TSan build beside them)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs" --timeout 600
 
 # ThreadSanitizer (issue 8.9): the unit programs whose code or tests start threads (the engine's
@@ -28,6 +67,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan
 # each here (thousands in the stages above). setarch -R turns address-space randomisation off:
 # TSan's shadow mapping does not fit the layout of kernels with more mmap randomisation bits
 # (vm.mmap_rnd_bits = 32).
-cmake --preset tsan >/dev/null
-cmake --build --preset tsan -j"$jobs"
+stage "TSan build (wait)"
+finish_build "$tsan_pid" "$tsan_log" TSan
+trap - EXIT
+stage "TSan tests"
 OFFCOPY_FAULT_ITERATIONS=200 setarch "$(uname -m)" -R ctest --preset tsan -j"$jobs" --timeout 600
+stage "done"
