@@ -76,12 +76,10 @@ def killed_buffered_copy(d, size, seed):
 @case
 def kill9_then_resume_files():
     with tempdir() as d:
-        src = os.path.join(d, "src.bin")
         size = 768 * MiB
-        write_random(src, size, 1)
+        src, dst = random_source(d, size, 1)
         want = digest(src)
         for backend, existing in (("buffered", False), ("copy-file-range", True), ("buffered", True)):
-            dst = os.path.join(d, "dst.bin")
             journal = os.path.join(d, "copy.journal")
             if existing:
                 write_random(dst, size, 2)

@@ -99,9 +99,8 @@ def stop_and_check(p, sig, src_data, dst_path, what, dst_before=None):
 @case
 def sigint_stops_each_fallback_promptly():
     with tempdir() as d:
-        src = os.path.join(d, "src.bin")
         size = 512 * MiB
-        write_random(src, size, 1)
+        src, _ = random_source(d, size, 1)
         src_data = read(src)
         for backend, sig in (("buffered", signal.SIGINT), ("copy-file-range", signal.SIGTERM),
                              ("buffered", signal.SIGTERM)):

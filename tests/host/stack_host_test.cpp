@@ -126,6 +126,23 @@ struct fake_dm {
 
 std::string devno_text(dev_t d) { return std::to_string(major(d)) + ":" + std::to_string(minor(d)); }
 
+/// `top`, the node a fake table is served for (zeros), and two media A and B under it holding
+/// random bytes (seeds `seed` and `seed + 1`), each a loop device over a file in `dir`.
+struct two_media {
+  std::vector<std::uint8_t> a_bytes, b_bytes;
+  loop_device top, A, B;
+  two_media(const scratch_dir& dir, std::size_t top_size, std::size_t media_size, std::uint64_t seed)
+      : a_bytes(random_bytes(media_size, seed)),
+        b_bytes(random_bytes(media_size, seed + 1)),
+        top(written(dir.path() + "/top", std::vector<std::uint8_t>(top_size, 0))),
+        A(written(dir.path() + "/a", a_bytes)),
+        B(written(dir.path() + "/b", b_bytes)) {}
+  static std::string written(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+    write_file(path, bytes);
+    return path;
+  }
+};
+
 }  // namespace
 
 // ---- one medium, two doors (issue 8 item 2) -------------------------------------------------------
@@ -283,11 +300,8 @@ TEST_CASE("probe shows the resolution: a loop partition's pieces on the backing 
 TEST_CASE("dm linear: a table of two pieces on two media, copied piece by piece") {
   scratch_dir dir;
   fake_dm fake;
-  const std::vector<std::uint8_t> a_bytes = random_bytes(8 * mib, 10), b_bytes = random_bytes(8 * mib, 11);
-  write_file(dir.path() + "/top", std::vector<std::uint8_t>(4 * mib, 0));
-  write_file(dir.path() + "/a", a_bytes);
-  write_file(dir.path() + "/b", b_bytes);
-  loop_device top(dir.path() + "/top"), A(dir.path() + "/a"), B(dir.path() + "/b");
+  two_media media(dir, 4 * mib, 8 * mib, 10);
+  auto& [a_bytes, b_bytes, top, A, B] = media;
   // vg-lv: 4 MiB = 1 MiB at 2 MiB of A, then 3 MiB at 1 MiB of B.
   fake.add(
       top.devno(), "vg-lv",
@@ -472,11 +486,8 @@ TEST_CASE("dm linear: pieces that exchange bytes on one medium have no memmove o
 TEST_CASE("dm striped: chunk by chunk onto two media") {
   scratch_dir dir;
   fake_dm fake;
-  const std::vector<std::uint8_t> a_bytes = random_bytes(2 * mib, 40), b_bytes = random_bytes(2 * mib, 41);
-  write_file(dir.path() + "/top", std::vector<std::uint8_t>(2 * mib, 0));
-  write_file(dir.path() + "/a", a_bytes);
-  write_file(dir.path() + "/b", b_bytes);
-  loop_device top(dir.path() + "/top"), A(dir.path() + "/a"), B(dir.path() + "/b");
+  two_media media(dir, 2 * mib, 2 * mib, 40);
+  auto& [a_bytes, b_bytes, top, A, B] = media;
   // 2 stripes of 64 KiB chunks (128 sectors), each stripe starting at 512 KiB of its medium.
   fake.add(top.devno(), "striped",
            {{0, 4096, "striped", "2 128 " + devno_text(A.devno()) + " 1024 " + devno_text(B.devno()) + " 1024"}});

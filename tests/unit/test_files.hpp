@@ -1,11 +1,14 @@
 // Temporary files and devices for the unit tests of every folder.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,9 +46,23 @@ inline void write_file(const std::string& path, const std::vector<std::uint8_t>&
   REQUIRE(f.good());
 }
 
+/// The whole file (empty when it cannot be opened), read(2) in 1 MiB pieces: a byte-at-a-time
+/// istreambuf_iterator was most of the slowest tests' time under ASan (-O0).
 inline std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  std::vector<std::uint8_t> out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  std::size_t used = 0;
+  for (;;) {
+    out.resize(used + (1 << 20));
+    const ssize_t n = ::read(fd, out.data() + used, out.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  out.resize(used);
+  return out;
 }
 
 /// Opens a device through the library (a writable one for destinations).

@@ -7,6 +7,9 @@
 # (an offloaded copy bypasses the page cache; a buffered read can return stale data).
 set -euo pipefail
 
+# Every python of the scenarios runs with -S (no site module): they use the standard library only,
+# and site's .pth hooks (setuptools' distutils shim and whatever else is installed) import ~80
+# modules over 9p first: `python3 -c pass` takes 0.6-1.3 s in the guest, with -S 0.3-0.6 s.
 PY=/usr/bin/python3
 
 note() { echo "--- $*"; }
@@ -57,22 +60,22 @@ VMDATA=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/vmdata.py
 # fill_random DEV OFFSET LEN SEED: write LEN bytes of the seeded pattern at OFFSET (O_DIRECT).
 # OFFSET and LEN must be multiples of the logical block size. Every 512-byte block is distinct.
 fill_random() {
-    "$PY" "$VMDATA" fill "$1" "$2" "$3" "$4" || fail "fill_random $*"
+    "$PY" -S "$VMDATA" fill "$1" "$2" "$3" "$4" || fail "fill_random $*"
 }
 
 # sum_random LEN SEED: sha256 of what fill_random LEN SEED writes.
 sum_random() {
-    "$PY" "$VMDATA" sum-pattern "$1" "$2"
+    "$PY" -S "$VMDATA" sum-pattern "$1" "$2"
 }
 
 # sum_direct DEV OFFSET LEN: sha256 of LEN bytes at OFFSET, read with O_DIRECT.
 sum_direct() {
-    "$PY" "$VMDATA" sum "$1" "$2" "$3"
+    "$PY" -S "$VMDATA" sum "$1" "$2" "$3"
 }
 
 # sum_zero LEN: sha256 of LEN zero bytes.
 sum_zero() {
-    "$PY" "$VMDATA" sum-zero "$1"
+    "$PY" -S "$VMDATA" sum-zero "$1"
 }
 
 # expect_data CHECK...: several data checks in one process (O_DIRECT, memcmp), each CHECK one
@@ -80,13 +83,13 @@ sum_zero() {
 #            "pattern DEV OFF LEN SEED WHAT..."  (the range holds fill_random ... SEED)
 # Prints "ok: WHAT" per check, fails at the first mismatch saying where.
 expect_data() {
-    "$PY" "$VMDATA" check "$@" || fail "data check failed"
+    "$PY" -S "$VMDATA" check "$@" || fail "data check failed"
 }
 
 # json_get JSON PATH: value at a dotted PATH (keys or list indexes; "a.b.0.c"). Strings print raw,
 # everything else as JSON; a missing key prints nothing and returns 1.
 json_get() {
-    "$PY" -c '
+    "$PY" -S -c '
 import json, sys
 v = json.loads(sys.argv[1])
 for p in sys.argv[2].split(".") if sys.argv[2] else []:
@@ -102,7 +105,7 @@ print(v if isinstance(v, str) else json.dumps(v))
 # python start for many fields (each start costs ~1 s in the emulated guest). Missing -> empty.
 #     eval "$(json_vars r "$report" bytes_copied error backends.nvme-copy.bytes)"; echo "$r_bytes_copied"
 json_vars() {
-    "$PY" -c '
+    "$PY" -S -c '
 import json, re, shlex, sys
 prefix, doc = sys.argv[1], json.loads(sys.argv[2])
 for path in sys.argv[3:]:
@@ -122,7 +125,7 @@ for path in sys.argv[3:]:
 
 # json_valid TEXT: returns 0 when TEXT is one JSON object.
 json_valid() {
-    "$PY" -c 'import json, sys; sys.exit(0 if isinstance(json.loads(sys.argv[1]), dict) else 1)' "$1" 2>/dev/null
+    "$PY" -S -c 'import json, sys; sys.exit(0 if isinstance(json.loads(sys.argv[1]), dict) else 1)' "$1" 2>/dev/null
 }
 
 # dev_size DEV / dev_lbs DEV: size in bytes / logical block size, from the kernel.
@@ -173,7 +176,7 @@ backend_bytes() {
 
 # backends_total JSON: sum of backends.*.bytes of a copy report.
 backends_total() {
-    "$PY" -c '
+    "$PY" -S -c '
 import json, sys
 r = json.loads(sys.argv[1])
 print(sum(int(v.get("bytes", 0)) for v in (r.get("backends") or {}).values()))
@@ -189,7 +192,7 @@ report_json() {
 # check_copy_report JSON BYTES: bytes_copied == BYTES and the backends account for all of it.
 check_copy_report() {
     local fields
-    fields=$("$PY" -c '
+    fields=$("$PY" -S -c '
 import json, shlex, sys
 r = json.loads(sys.argv[1])
 total = sum(int(v.get("bytes", 0)) for v in (r.get("backends") or {}).values())
@@ -212,7 +215,7 @@ print("_copied=%s _total=%s _err=%s _backends=%s _reason=%s" % (
 now() { date +%s.%N; }
 
 # seconds_between T0 T1: T1 - T0 (from `now`), three decimals.
-seconds_between() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
+seconds_between() { "$PY" -S -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 # median_of N...: the median of the numbers (the upper one of an even count).
 median_of() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -236,6 +239,6 @@ time_dd_against_offcopy() {
     done
     DD_MEDIAN=$(median_of "${dd_times[@]}")
     OC_MEDIAN=$(median_of "${oc_times[@]}")
-    RATIO_DD_OVER_OC=$("$PY" -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" \
+    RATIO_DD_OVER_OC=$("$PY" -S -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" \
         "$DD_MEDIAN" "$OC_MEDIAN")
 }

@@ -5,7 +5,7 @@
 # (PATH is dotted: "available", "limits.max_segment_blocks", "details.ocfs"); top-level fields
 # with a leading "/" ("/size_bytes").
 nvme_probe_get() {
-    "$OFFCOPY_BIN" probe "$1" --json | "$PY" -c '
+    "$OFFCOPY_BIN" probe "$1" --json | "$PY" -S -c '
 import json, sys
 j = json.load(sys.stdin)
 path = sys.argv[1]
@@ -28,7 +28,7 @@ print(v if isinstance(v, str) else json.dumps(v))
 nvme_min_commands() {
     local lbs=$1 msrc=$2 mssrl=$3 mcl=$4
     shift 4
-    { if (($#)); then printf '%s\n' "$@"; else cat; fi; } | "$PY" -c '
+    { if (($#)); then printf '%s\n' "$@"; else cat; fi; } | "$PY" -S -c '
 import sys
 lbs, msrc, mssrl, mcl = (int(x) for x in sys.argv[1:5])
 def num(t):
@@ -73,7 +73,7 @@ print(cmds)
 # controller serial (a multipath head's sysfs parent is the subsystem, not the controller).
 nvme_ctrl_of() {
     local serial c
-    serial=$(nvme id-ctrl "$1" -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["sn"].strip())')
+    serial=$(nvme id-ctrl "$1" -o json | "$PY" -S -c 'import json,sys; print(json.load(sys.stdin)["sn"].strip())')
     for c in /sys/class/nvme/nvme*; do
         [[ $(tr -d ' ' <"$c/serial") == "$serial" ]] && { echo "/dev/$(basename "$c")"; return 0; }
     done
@@ -124,7 +124,7 @@ hbs_put_byte() {
 # SNSID, 8-15 SLBA, 16-17 NLB 0-based; NVM Command Set spec, Copy command), written from the spec's
 # offsets here, independently of offcopy's encoder.
 copy_ranges() {
-    "$PY" -c '
+    "$PY" -S -c '
 import struct, sys
 out = b""
 for t in sys.argv[2:]:

@@ -6,7 +6,7 @@
 journal_done_bytes() {
     # Through a file: the plan lists every command (megabytes with 4 KiB commands), too long for argv.
     "$OFFCOPY_BIN" plan "$@" --json >/tmp/plan.json 2>/dev/null || { echo 0; return 0; }
-    "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("resumed_bytes", 0))' /tmp/plan.json
+    "$PY" -S -c 'import json, sys; print(json.load(open(sys.argv[1])).get("resumed_bytes", 0))' /tmp/plan.json
 }
 
 # journal_has_records FILE: the journal holds more than its header (at least one commit of done
@@ -41,7 +41,7 @@ wait_records() {
 
 # count_same DEV1 OFF1 DEV2 OFF2 LEN: "SAME_BYTES RUNS FIRST_DIFF" (4 KiB blocks, O_DIRECT).
 count_same() {
-    "$PY" "$VMDATA" count-same "$@"
+    "$PY" -S "$VMDATA" count-same "$@"
 }
 
 # power_cut: QEMU is killed at once by the runner (vm-boots); this never returns.

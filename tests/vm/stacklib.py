@@ -237,6 +237,19 @@ class Snapshot:
             ok(read_dev(d) == self.bytes[d], f"{what}: {d} unchanged")
 
 
+def copy_checked(src, dst, extents, media, backend, *opts):
+    """`offload-copy copy SRC DST S:D:N... OPTS`, which BACKEND must carry whole, checked by
+    Snapshot.check_copy over `media`. The destination's pages are cached through `dst` first: they
+    must not survive the copy."""
+    snap = Snapshot(src, dst, *media)
+    read_dev(dst, direct=False)
+    rc, r = offcopy("copy", src, dst, *[f"{s}:{d}:{n}" for s, d, n in extents], *opts)
+    total = sum(n for _, _, n in extents)
+    ok(rc == 0 and backends(r) == {backend: total},
+       f"{src} -> {dst}: {backend} carried {total} bytes ({backends(r)}, {r.get('error')})")
+    snap.check_copy(src, dst, extents, media, f"{src} -> {dst}")
+
+
 # ---- stacks -------------------------------------------------------------------------------------
 
 def lvm_setup():

@@ -321,7 +321,11 @@ def main():
     if not qemu:
         return unavailable("qemu-system-x86_64 not found (run tests/vm/setup.sh)")
     cache = os.path.abspath(args.cache)
-    kernel, initrd = os.path.join(cache, "vmlinuz"), os.path.join(cache, "initrd.img")
+    # vmlinux (setup.sh: uncompressed, with the PVH entry note) boots without the bzImage's
+    # decompression under emulation; vmlinuz where the kernel has no such note.
+    kernel, initrd = os.path.join(cache, "vmlinux"), os.path.join(cache, "initrd.img")
+    if not os.path.isfile(kernel):
+        kernel = os.path.join(cache, "vmlinuz")
     for f in (kernel, initrd):
         if not os.path.isfile(f):
             return unavailable(f"{f} missing (run tests/vm/setup.sh {cache})")

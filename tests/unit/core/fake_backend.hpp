@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -33,7 +34,11 @@ using test_files::write_file;
 inline std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = static_cast<std::uint8_t>(rng());
+  // Eight bytes per draw: a draw per byte was 87 % of a 64 MiB test's time under ASan (-O0).
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::uint64_t r = rng();
+    std::memcpy(v.data() + i, &r, std::min<std::size_t>(8, n - i));
+  }
   return v;
 }
 

@@ -36,13 +36,16 @@ std::vector<std::uint8_t> memmove_reference(std::vector<std::uint8_t> data, cons
   return data;
 }
 
+// Whole copies, not element by element: under ASan (-O0) a 600 MiB file copied a byte at a time
+// through iterators took minutes.
 std::string read_all(const std::string& path) {
   auto v = core_test::read_file(path);
-  return {v.begin(), v.end()};
+  return {reinterpret_cast<const char*>(v.data()), v.size()};
 }
 
 void write_all(const std::string& path, const std::string& bytes) {
-  core_test::write_file(path, std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  core_test::write_file(path, std::vector<std::uint8_t>(p, p + bytes.size()));
 }
 
 job copy_job(const std::string& src, const std::string& dst, std::vector<extent> extents, const std::string& jr) {

@@ -29,16 +29,11 @@
 #include "offcopy/copy.hpp"
 #include "src/core/backend.hpp"
 #include "src/nvme/nvme_status.hpp"
-#include "tests/models/nvme_model.hpp"
 #include "tests/unit/faults_at_scale.hpp"
+#include "tests/unit/nvme/model_names.hpp"
 
 using namespace offcopy;
 using namespace offcopy::test_faults;
-using offcopy::testing::nvme_fault;
-using offcopy::testing::nvme_model;
-using offcopy::testing::nvme_model_backend;
-using offcopy::testing::nvme_model_config;
-using offcopy::testing::nvme_transport_script;
 
 namespace {
 

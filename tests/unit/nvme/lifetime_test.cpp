@@ -17,15 +17,10 @@
 #include "src/core/backend.hpp"
 #include "src/nvme/copy_session.hpp"
 #include "src/nvme/nvme_status.hpp"
-#include "tests/models/nvme_model.hpp"
+#include "tests/unit/nvme/model_names.hpp"
 #include "tests/unit/nvme/nvme_model_rig.hpp"
 
 using namespace offcopy;
-using offcopy::testing::nvme_fault;
-using offcopy::testing::nvme_model;
-using offcopy::testing::nvme_model_backend;
-using offcopy::testing::nvme_model_config;
-using offcopy::testing::nvme_transport_script;
 
 namespace {
 
@@ -80,10 +75,7 @@ struct rig : testing::nvme_model_rig {
 }  // namespace
 
 TEST_CASE("lifetimes: a completion for an unknown tag stops the copy, the rest in flight is reaped and counted") {
-  nvme_transport_script s;
-  s.seed = 7;  // partial reaps: commands stay pending across reaps
-  s.unknown_tag_at_reap = 3;
-  rig r(s);
+  rig r({.seed = 7, .unknown_tag_at_reap = 3});  // seed: partial reaps, commands stay pending across reaps
   report rep = r.copy({});
   CHECK(rep.result.code() == errc::internal);
   CHECK(rep.result.message().find("unknown tag") != std::string::npos);
@@ -93,10 +85,7 @@ TEST_CASE("lifetimes: a completion for an unknown tag stops the copy, the rest i
 }
 
 TEST_CASE("lifetimes: a reap that fails (io_uring EAGAIN) stops the copy, what was in flight still completes") {
-  nvme_transport_script s;
-  s.seed = 11;
-  s.fail_reap = 4;
-  rig r(s);
+  rig r({.seed = 11, .fail_reap = 4});
   report rep = r.copy({});
   CHECK(rep.result.code() == errc::io_error);
   CHECK(rep.result.sys_errno() == EAGAIN);
@@ -105,10 +94,7 @@ TEST_CASE("lifetimes: a reap that fails (io_uring EAGAIN) stops the copy, what w
 }
 
 TEST_CASE("lifetimes: a submit refused (EAGAIN) stops the copy, the commands before it complete and count") {
-  nvme_transport_script s;
-  s.seed = 3;
-  s.refuse_submit = 12;
-  rig r(s);
+  rig r({.seed = 3, .refuse_submit = 12});
   report rep = r.copy({});
   CHECK(rep.result.code() == errc::io_error);
   CHECK(rep.bytes_copied >= 8 * 8 * lba);  // at least the first window completed
@@ -116,11 +102,7 @@ TEST_CASE("lifetimes: a submit refused (EAGAIN) stops the copy, the commands bef
 }
 
 TEST_CASE("lifetimes: a ring whose reaps keep failing ends the copy without a hang, its buffers are kept") {
-  nvme_transport_script s;
-  s.seed = 5;
-  s.fail_reap = 3;
-  s.reaps_keep_failing = true;
-  rig r(s);
+  rig r({.seed = 5, .fail_reap = 3, .reaps_keep_failing = true});
   report rep = r.copy({});
   CHECK(rep.result.code() == errc::io_error);
   // The commands still pending never ran (the model executes at reap): nothing more was copied,
@@ -129,10 +111,7 @@ TEST_CASE("lifetimes: a ring whose reaps keep failing ends the copy without a ha
 }
 
 TEST_CASE("lifetimes: a command the driver cancelled after its timeout (EINTR) is an error, never re-sent") {
-  nvme_transport_script s;
-  s.seed = 9;
-  s.cancel_command = 10;
-  rig r(s);
+  rig r({.seed = 9, .cancel_command = 10});
   report rep = r.copy({});
   CHECK(rep.result.code() == errc::io_error);
   CHECK(rep.result.sys_errno() == EINTR);
@@ -143,9 +122,7 @@ TEST_CASE("lifetimes: a command the driver cancelled after its timeout (EINTR) i
 }
 
 TEST_CASE("lifetimes: a progress callback that throws stops the copy, commands in flight are reaped and counted") {
-  nvme_transport_script s;
-  s.seed = 13;
-  rig r(s);
+  rig r({.seed = 13});
   policy pol;
   int calls = 0;
   pol.on_progress = [&](const progress&) {
@@ -159,9 +136,8 @@ TEST_CASE("lifetimes: a progress callback that throws stops the copy, commands i
 }
 
 TEST_CASE("lifetimes: an error among the commands reaped after a cancel is still reported") {
-  nvme_transport_script s;
-  s.at_most_per_reap = 1;  // one completion per reap, oldest first: command k + 8 goes out after completion k
-  rig r(s);
+  // One completion per reap, oldest first: command k + 8 goes out after completion k.
+  rig r({.at_most_per_reap = 1});
   // The 12th Copy fails with a media error. The cancel comes with the 5th completion: the engine
   // sees it before sending the 13th, while 6..12 are in flight; the 12th fails after the cancel.
   nvme_fault f;

@@ -62,7 +62,7 @@ expect_eq "$(sum_direct "$dev" 51200s 56s)" "$(sum_direct "$dev" 53248s 56s)" "o
 expect_eq "$(sum_direct "$dev" 51216s 32s)" "$(sum_direct "$dev" 300s 32s)" "gathered range 2"
 
 note "10,000 scattered one-block extents gathered in one request"
-"$PY" -c '
+"$PY" -S -c '
 for i in range(10000):
     print(f"{i * 2 * 512}:{(28 << 20) + i * 512}:512")' >/tmp/extents.txt
 want_cmds=$(nvme_min_commands "${LIM[@]}" </tmp/extents.txt)
@@ -71,7 +71,7 @@ expect_eq "$rc" 0 "exit status"
 report=$(report_json)
 check_copy_report "$report" $((10000 * 512))
 expect_eq "$(commands_of "$report")" "$want_cmds" "commands for 10,000 extents"
-want=$("$PY" -c '
+want=$("$PY" -S -c '
 import os, hashlib
 fd = os.open("'"$dev"'", os.O_RDONLY | os.O_DIRECT)
 import mmap
@@ -96,7 +96,7 @@ expect_eq "$(sum_direct "$dev" 512K 4M)" "$orig" "overlapping destination (backw
 
 note "coherence: a buffered fd held open on the destination reads the new data after the copy"
 fill_random "$dev" 40M 1M seed-coherence
-"$PY" - "$OFFCOPY_BIN" "$dev" <<'PYEOF' || fail "stale page cache after offloaded copy"
+"$PY" -S - "$OFFCOPY_BIN" "$dev" <<'PYEOF' || fail "stale page cache after offloaded copy"
 import hashlib, os, subprocess, sys
 binary, dev = sys.argv[1], sys.argv[2]
 fd = os.open(dev, os.O_RDONLY)          # buffered: fills the page cache

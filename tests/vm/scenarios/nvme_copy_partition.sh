@@ -13,7 +13,7 @@ require_offcopy
 dev=$NVME0N1
 
 note "MBR: p1 at 1 MiB (20 MiB), p2 at 22 MiB (20 MiB)"
-"$PY" - "$dev" <<'PYEOF'
+"$PY" -S - "$dev" <<'PYEOF'
 import struct, sys
 mbr = bytearray(512)
 def entry(i, start, count):

@@ -28,7 +28,7 @@ expect_eq "$(commands_of "$report")" 1 "16 MiB = 4096 blocks = one command of 2 
 expect_eq "$(sum_direct "$big" 64M 16M)" "$(sum_direct "$big" 0 16M)" "16 MiB copy"
 
 note "600 scattered 4 KiB sources gathered: 256 ranges per command"
-"$PY" -c '
+"$PY" -S -c '
 for i in range(600):
     print(f"{i * 3 * 4096}:{(96 << 20) + i * 4096}:4096")' >/tmp/ext4k.txt
 want=$(nvme_min_commands 4096 255 2048 16384 </tmp/ext4k.txt)
@@ -38,7 +38,7 @@ expect_eq "$rc" 0 "exit status"
 report=$(report_json)
 check_copy_report "$report" $((600 * 4096))
 expect_eq "$(commands_of "$report")" "$want" "commands, 600 extents"
-got=$("$PY" -c '
+got=$("$PY" -S -c '
 import os, mmap, hashlib
 fd = os.open("'"$big"'", os.O_RDONLY | os.O_DIRECT)
 src = mmap.mmap(-1, 1800 * 4096); os.preadv(fd, [src], 0)

@@ -61,7 +61,7 @@ note "plan: one gathering part reading namespaces 2, 1 and 8, $want_commands com
 offcopy plan "$d" "$d" --source "$a" --source "$h" --extents-file "$list" --mode offload --json
 eval "$(json_vars p "$(report_json)" commands_total parts.0.backend parts.0.gathered.0.medium \
     parts.0.gathered.1.medium parts.0.gathered.2.medium parts.0.gathered.2.max_segment_blocks)"
-expect_eq "$(json_get "$(report_json)" parts | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 "parts"
+expect_eq "$(json_get "$(report_json)" parts | "$PY" -S -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 "parts"
 expect_eq "$p_parts_0_backend" nvme-copy "backend"
 expect_eq "$p_parts_0_gathered_0_medium $p_parts_0_gathered_1_medium $p_parts_0_gathered_2_medium" "$d $a $h" \
     "gathered media"

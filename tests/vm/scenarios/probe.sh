@@ -18,7 +18,7 @@ probe_check() {
     run_rc rc "$OFFCOPY_BIN" probe "$path" --json
     expect_eq "$rc" 0 "probe $path exit status"
     # One python start for every field (each start costs about a second in the guest).
-    fields=$("$PY" -c '
+    fields=$("$PY" -S -c '
 import json, shlex, sys
 j = json.loads(sys.argv[1])
 def out(k, v):

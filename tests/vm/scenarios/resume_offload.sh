@@ -95,7 +95,7 @@ if [[ $VM_BOOT == 1 ]]; then
         note "$which: offload-copy copy ${req[*]}, SIGKILL once its journal holds a commit"
         # vmdata.py polls the journal every millisecond: bash's polling (a fork per look) misses
         # the whole of a 1 GiB NVMe Copy (~1 s).
-        killed=$("$PY" "$VMDATA" kill-on-commit "$jdir/$which.journal" "/tmp/$which.out" \
+        killed=$("$PY" -S "$VMDATA" kill-on-commit "$jdir/$which.journal" "/tmp/$which.out" \
             "$OFFCOPY_BIN" copy "${req[@]}" --no-progress --json) ||
             fail "$which: the copy ended before its journal held a commit: $killed"
         read -r took records <<<"$killed"

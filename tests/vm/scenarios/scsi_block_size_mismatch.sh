@@ -25,7 +25,7 @@ check_copy_report "$report" $((4 << 20))
 expect_eq "$(backend_bytes "$report" scsi-xcopy)" 0 "no XCOPY"
 note "the plan says why scsi-xcopy was not chosen"
 offcopy plan "$LUN0_SD" "$LUN1_SD" 0:4M:4M --json
-"$PY" -c '
+"$PY" -S -c '
 import json, sys
 c = {e["backend"]: e for e in json.loads(sys.argv[1])["considered"]}
 x = c["scsi-xcopy"]

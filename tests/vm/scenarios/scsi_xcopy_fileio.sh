@@ -20,7 +20,7 @@ for dev in "$src" "$LUN0_SG"; do
     eval "$(json_vars p "$(report_json)" size_bytes logical_block_bytes offload)"
     expect_eq "$p_size_bytes" $((128 << 20)) "$dev size_bytes"
     expect_eq "$p_logical_block_bytes" 512 "$dev logical_block_bytes"
-    "$PY" -c '
+    "$PY" -S -c '
 import json, sys
 off = {e["backend"]: e for e in json.loads(sys.argv[1])}
 x, t = off["scsi-xcopy"], off["scsi-token"]

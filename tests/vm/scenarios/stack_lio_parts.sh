@@ -9,7 +9,7 @@
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 300
 # vm-group: stack_lio
-exec /usr/bin/python3 - <<'EOF'
+exec /usr/bin/python3 -S - <<'EOF'
 import os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.environ["SCENARIO"])))
 from stacklib import *
@@ -45,21 +45,12 @@ def main():
     ok(any(o["backend"] == "scsi-xcopy" and o["available"] for o in p["media"][0]["offload"]),
        "probe: the LU offers scsi-xcopy")
 
-    def copy(src, dst, extents, *opts):
-        snap = Snapshot(src, dst, *media)
-        # The destination's pages cached through the partition: they must not survive the copy.
-        read_dev(dst, direct=False)
-        rc, r = offcopy("copy", src, dst, *[f"{s}:{d}:{n}" for s, d, n in extents], *opts)
-        total = sum(n for _, _, n in extents)
-        ok(rc == 0 and backends(r) == {"scsi-xcopy": total},
-           f"{src} -> {dst}: scsi-xcopy carried {total} bytes ({backends(r)}, {r.get('error')})")
-        snap.check_copy(src, dst, extents, media, f"{src} -> {dst}")
-
+    # The destination's pages are cached through the partition first (copy_checked).
     note("partition -> partition of one LU")
-    copy(p1, p2, [(0, 0, 8 * M)])
-    copy(p1, p2, [(M, 9 * M, 4 * M)], "--mode", "offload")
+    copy_checked(p1, p2, [(0, 0, 8 * M)], media, "scsi-xcopy")
+    copy_checked(p1, p2, [(M, 9 * M, 4 * M)], media, "scsi-xcopy", "--mode", "offload")
     note("MBR partition -> GPT partition of another LU")
-    copy(p1, g1, [(2 * M, 4 * M, 6 * M)], "--mode", "offload")
+    copy_checked(p1, g1, [(2 * M, 4 * M, 6 * M)], media, "scsi-xcopy", "--mode", "offload")
 
 
 run(main)

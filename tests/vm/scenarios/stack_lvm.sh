@@ -10,7 +10,7 @@
 # vm-require: OFFCOPY_BIN
 # vm-timeout: 400
 # vm-group: stack_nvme
-exec /usr/bin/python3 - <<'EOF'
+exec /usr/bin/python3 -S - <<'EOF'
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.environ["SCENARIO"])))
 from stacklib import *
