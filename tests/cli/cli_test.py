@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import CASES, Failure, Skip, binary, case, check, digest, loop_device, memmove, read  # noqa: E402
+from harness import CASES, Failure, Skip, binary, case, check, digest, loop_device, memmove, read, schema_validator  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -712,18 +712,6 @@ def probe_json():
             rc, out, err = run("probe", dev)
             check(rc == 0 and "block-device" in out and "512-byte logical blocks" in out, out)
 
-
-def schema_validator():
-    """A validator for docs/offload-copy.schema.json (python3-jsonschema, scripts/install-deps.sh)."""
-    try:
-        import jsonschema
-    except ImportError:
-        raise Failure("python3-jsonschema is not installed (scripts/install-deps.sh installs it)")
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "offload-copy.schema.json")
-    with open(path) as f:
-        schema = json.load(f)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
 
 
 def check_schema(validator, out, what):

@@ -161,3 +161,16 @@ def loop_device(image, read_only=False, offset=0):
         yield dev
     finally:
         subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def schema_validator():
+    """A validator for docs/offload-copy.schema.json (python3-jsonschema, scripts/install-deps.sh)."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise Failure("python3-jsonschema is not installed (scripts/install-deps.sh installs it)")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "offload-copy.schema.json")
+    with open(path) as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)

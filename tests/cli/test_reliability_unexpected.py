@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CASES, Failure, Skip, case, check, one_error_line, one_json, tempdir, write_random  # noqa: E402
+from harness import CASES, Failure, Skip, case, check, one_error_line, one_json, tempdir, write_random, schema_validator  # noqa: E402
 
 MiB = 1 << 20
 LINES = 1 << 20  # the extents file's limit (src/cli/parse.hpp, extents_file_limits::max_lines)
@@ -69,16 +69,6 @@ def setup(d):
         f.write("0:0:1\n" * LINES)
     return src, ext
 
-
-def schema_validator():
-    try:
-        import jsonschema
-    except ImportError:
-        raise Failure("python3-jsonschema is not installed (scripts/install-deps.sh installs it)")
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "offload-copy.schema.json")
-    with open(path) as f:
-        schema = json.load(f)
-    return jsonschema.Draft202012Validator(schema)
 
 
 def expect_caught(rc, err, what):
