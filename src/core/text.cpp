@@ -1,5 +1,6 @@
 #include "src/core/text.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace offcopy::detail {
@@ -50,6 +51,13 @@ std::string valid_utf8(std::string_view s) {
 
 std::string terminal_safe(std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  // The common case, printable ASCII with newlines and tabs, is returned as it is.
+  if (std::all_of(s.begin(), s.end(), [](char ch) {
+        const auto c = static_cast<std::uint8_t>(ch);
+        return (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t';
+      })) {
+    return std::string(s);
+  }
   std::string valid = valid_utf8(s);
   std::string out;
   out.reserve(valid.size());

@@ -159,11 +159,13 @@ struct dir_fd {
 }  // namespace
 
 std::string lu_info::naa_hex() const {
+  // By hand, not snprintf per byte: this runs in every SCSI probe (a per-invocation cost).
+  static constexpr char digits[] = "0123456789abcdef";
   std::string s;
-  char b[3];
+  s.reserve(naa.size() * 2);
   for (auto v : naa) {
-    std::snprintf(b, sizeof b, "%02x", v);
-    s += b;
+    s += digits[v >> 4];
+    s += digits[v & 0x0f];
   }
   return s;
 }

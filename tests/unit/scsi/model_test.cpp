@@ -774,3 +774,10 @@ TEST_CASE("model: discovery takes INQUIRY and VPD 00h/83h from the kernel's sysf
   std::filesystem::remove(sys + "/inquiry");
   CHECK(discover_with("no inquiry") == std::make_pair(strings{"12", "12/00", "12/83", "9e", "84"}, false));
 }
+
+TEST_CASE("lu_info::naa_hex: two lower-case digits per byte, every nibble value") {
+  detail::scsi::lu_info lu;
+  CHECK(lu.naa_hex().empty());
+  lu.naa = {0x60, 0x01, 0x40, 0x5a, 0xbc, 0xde, 0xf9, 0x00, 0xff, 0x0f, 0xf0, 0x12, 0x34, 0x56, 0x78, 0x9b};
+  CHECK(lu.naa_hex() == "6001405abcdef900ff0ff0123456789b");
+}
