@@ -84,7 +84,7 @@ bool describe_char_by_twin(dev_t rdev, device_kind kind, capabilities& caps) {
   std::string disk;
   if (kind == device_kind::nvme_char) {
     // The generic node mirrors the namespace's name: ng0n1 <-> nvme0n1.
-    std::string node = basename_of(resolved_path(sys_dir));
+    std::string node = basename_of(link_target(sys_dir));  // ../../devices/.../ng0n1
     if (node.rfind("ng", 0) == 0) disk = "nvme" + node.substr(2);
   } else {
     std::vector<std::string> names;
@@ -137,8 +137,10 @@ result<std::shared_ptr<device>> open_device(const std::string& path, open_intent
   } else if (S_ISBLK(st.st_mode)) {
     caps.kind = device_kind::block_device;
   } else if (S_ISCHR(st.st_mode)) {
+    // The subsystem link's last component names the class ("../../../class/scsi_generic"):
+    // one readlink, where realpath would walk each of the device path's ~12 components.
     std::string subsystem =
-        basename_of(resolved_path(fmt::format("/sys/dev/char/{}:{}/subsystem", major(st.st_rdev), minor(st.st_rdev))));
+        basename_of(link_target(fmt::format("/sys/dev/char/{}:{}/subsystem", major(st.st_rdev), minor(st.st_rdev))));
     if (subsystem == "nvme-generic") {
       caps.kind = device_kind::nvme_char;
     } else if (subsystem == "scsi_generic") {

@@ -52,6 +52,7 @@ const sys_table real_table = {
     [](int fd, off_t length) { return ::ftruncate(fd, length); },
     [](struct io_uring* ring, unsigned wait_nr) { return ::io_uring_submit_and_wait(ring, wait_nr); },
     [](int dirfd, const char* path, int flags, mode_t mode) { return ::openat(dirfd, path, flags, mode); },
+    [](const char* path, char* buf, size_t size) { return ::readlink(path, buf, size); },
 };
 
 std::atomic<const sys_table*> current{&real_table};
@@ -114,6 +115,13 @@ std::string resolved_path(const std::string& path) {
   char buf[PATH_MAX];
   if (sys().realpath(path.c_str(), buf) == nullptr) return {};
   return buf;
+}
+
+std::string link_target(const std::string& path) {
+  char buf[PATH_MAX];
+  const ssize_t n = sys().readlink(path.c_str(), buf, sizeof buf);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
 }
 
 scoped_sys_override::scoped_sys_override(const sys_table& table) noexcept

@@ -57,6 +57,8 @@ struct sys_table {
   /// openat(2): sysfs attributes read relative to a directory opened once (a full sysfs path
   /// walks its symlinks again on every open: ~200 us against ~75 us in the emulated guest).
   int (*openat)(int dirfd, const char* path, int flags, mode_t mode);
+  /// readlink(2): a sysfs link's target in one call, where realpath walks every component.
+  ssize_t (*readlink)(const char* path, char* buf, size_t size);
 };
 
 /// The table in use (the real system calls unless a scoped_sys_override is active).
@@ -79,6 +81,10 @@ struct sys_table {
 
 /// realpath() through the seam; empty when it fails.
 [[nodiscard]] std::string resolved_path(const std::string& path);
+
+/// readlink() through the seam: the link's target as written (often relative); empty when it
+/// fails or is not a link.
+[[nodiscard]] std::string link_target(const std::string& path);
 
 /// Installs `table` for its lifetime, then restores the previous table. Not thread safe:
 /// tests install it before starting any copy.

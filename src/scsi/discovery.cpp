@@ -1,6 +1,5 @@
 // Discovery of a SCSI logical unit: INQUIRY, VPD pages, READ CAPACITY(16), copy operating
 // parameters; and the /dev/sdX <-> /dev/sgN mapping through sysfs.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -9,7 +8,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 #include <vector>
 
@@ -23,21 +21,9 @@ namespace {
 
 constexpr unsigned probe_timeout_s = 20;
 
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 /// Where /sys/dev/{block,char}/M:m points (relative, e.g.
 /// "../../devices/.../host2/target2:0:0/2:0:0:0/block/sda/sda1"): one readlink, no realpath.
-std::string sysfs_link(const std::string& p) {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-}
+std::string sysfs_link(const std::string& p) { return link_target(p); }
 
 /// The path components of a sysfs link target.
 std::vector<std::string> components(const std::string& p) {
@@ -60,16 +46,9 @@ std::string base_name(const std::string& p) {
 
 /// First entry of a sysfs directory (e.g. device/scsi_generic/sg3 -> "sg3").
 std::string first_entry(const std::string& dir) {
-  std::string out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n == "." || n == "..") continue;
-      if (out.empty() || n < out) out = n;
-    }
-    ::closedir(d);
-  }
-  return out;
+  std::vector<std::string> names;
+  if (sys().list_dir(dir.c_str(), &names) != 0 || names.empty()) return {};
+  return *std::min_element(names.begin(), names.end());
 }
 
 /// Where an open device sits in sysfs: its /sys/dev/{block,char}/M:m link, read once (one fstat,
@@ -85,7 +64,7 @@ struct sysfs_place {
 
 std::optional<sysfs_place> place_of(const device_state& dev) {
   struct stat st {};
-  if (dev.fd < 0 || ::fstat(dev.fd, &st) != 0) return std::nullopt;
+  if (dev.fd < 0 || sys().fstat(dev.fd, &st) != 0) return std::nullopt;
   sysfs_place p;
   p.block = S_ISBLK(st.st_mode);
   if (!p.block && !S_ISCHR(st.st_mode)) return std::nullopt;
@@ -103,7 +82,7 @@ std::optional<sysfs_place> place_of(const device_state& dev) {
   if (p.block) {
     // block/sda/sda1; a block device whose link has no "block" component (nvme0n1p1) asks sysfs.
     p.partition =
-        p.at < p.parts.size() ? p.at + 2 < p.parts.size() : ::access((p.sys + "/partition").c_str(), F_OK) == 0;
+        p.at < p.parts.size() ? p.at + 2 < p.parts.size() : sys().faccessat(AT_FDCWD, (p.sys + "/partition").c_str(), F_OK, 0) == 0;
   }
   return p;
 }
@@ -298,7 +277,7 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
     }
     if (!lu->sd_path.empty()) {
       dev.caps.block_path = lu->sd_path;
-      std::string majmin = read_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
+      std::string majmin = read_first_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
       unsigned ma = 0, mi = 0;
       if (std::sscanf(majmin.c_str(), "%u:%u", &ma, &mi) == 2) dev.caps.identity = block_medium_identity(ma, mi);
     }
