@@ -590,9 +590,11 @@ std::vector<mapped_piece> pieces_of(const resolution& r, std::uint64_t offset, s
 std::string block_medium_identity(unsigned maj, unsigned min) {
   // Every path to a SCSI logical unit reports the LU's designator (VPD 0x83) as its wwid: two
   // paths, two /dev/sdX, one medium.
+  // A partition has no "device" link (the driver core makes it only for non-partitions,
+  // device_add_class_symlinks()), so a wwid read through it is a whole disk's: no second sysfs
+  // open to ask "partition".
   const std::string wwid = read_first_line(fmt::format("/sys/dev/block/{}:{}/device/wwid", maj, min));
-  if (!wwid.empty() && read_first_line(fmt::format("/sys/dev/block/{}:{}/partition", maj, min)).empty())
-    return "lu:" + wwid;
+  if (!wwid.empty()) return "lu:" + wwid;
   return fmt::format("blk:{}:{}", maj, min);
 }
 
