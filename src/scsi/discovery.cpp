@@ -97,7 +97,7 @@ std::string scsi_device_dir(const sysfs_place& p) {
 /// Fills the sysfs facts of a device: its SCSI address, sd and sg names. A disk's sg node is what
 /// its scsi_device's "generic" link names (one readlink); an sg node's disk is the one entry of
 /// its device/block directory.
-void fill_sysfs(const sysfs_place& p, lu_info& lu) {
+void fill_sysfs(const sysfs_place& p, const std::string& known_sd, lu_info& lu) {
   if (p.at == p.parts.size() || p.at + 1 >= p.parts.size()) return;
   if (p.at > 0) lu.scsi_address = p.parts[p.at - 1];
   if (p.block) {
@@ -106,8 +106,11 @@ void fill_sysfs(const sysfs_place& p, lu_info& lu) {
     if (!generic.empty() && generic.back().starts_with("sg")) lu.sg_path = "/dev/" + generic.back();
   } else {
     lu.sg_path = "/dev/" + p.parts[p.at + 1];
-    std::string sd = first_entry(p.sys + "/device/block");
-    if (!sd.empty()) lu.sd_path = "/dev/" + sd;
+    if (!known_sd.empty()) {
+      lu.sd_path = known_sd;  // found (and checked against /dev) when the node was opened
+    } else if (std::string sd = first_entry(p.sys + "/device/block"); !sd.empty()) {
+      lu.sd_path = "/dev/" + sd;
+    }
   }
 }
 
@@ -252,11 +255,14 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
   auto t = open_transport(dev);
   if (!t) return nullptr;
   // A disk's block device already knows its capacity (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET at
-  // open): one SCSI command fewer per device (issue 11 fixed cost). An sg node asks the device.
+  // open), and so does an sg node whose disk was found at open (its sysfs size and queue block
+  // sizes): one SCSI command fewer per device (issue 11 fixed cost). An sg node without a disk
+  // asks the device.
   std::optional<read_capacity16> known;
   const capabilities& c = dev.caps;
-  if (c.kind == device_kind::block_device && c.parent_path.empty() && c.logical_block_bytes >= 512 &&
-      c.size_bytes >= c.logical_block_bytes) {
+  const bool sized_disk = c.kind == device_kind::block_device && c.parent_path.empty();
+  const bool sized_sg = c.kind == device_kind::scsi_generic && !c.block_path.empty();
+  if ((sized_disk || sized_sg) && c.logical_block_bytes >= 512 && c.size_bytes >= c.logical_block_bytes) {
     std::uint8_t log2 = 0;
     while (log2 < 15 && (std::uint64_t{c.logical_block_bytes} << (log2 + 1)) <= c.physical_block_bytes) ++log2;
     known = read_capacity16{c.size_bytes / c.logical_block_bytes - 1, c.logical_block_bytes, log2};
@@ -266,7 +272,8 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
   auto lu = std::move(found).value();
   // Only direct-access block devices (peripheral type 0) copy blocks.
   if (lu->inquiry->peripheral_qualifier != 0 || lu->inquiry->peripheral_type != 0) return nullptr;
-  if (place) fill_sysfs(*place, *lu);
+  const std::string known_sd = dev.caps.kind == device_kind::scsi_generic ? dev.caps.block_path : std::string();
+  if (place) fill_sysfs(*place, known_sd, *lu);
   if (dev.caps.kind == device_kind::scsi_generic) {
     // The core cannot size a char device: we do, and map it to its block device.
     if (lu->capacity) {
@@ -275,7 +282,7 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
       dev.caps.physical_block_bytes = lu->capacity->block_bytes << lu->capacity->physical_per_logical_log2;
       dev.caps.direct_io_align_bytes = lu->capacity->block_bytes;
     }
-    if (!lu->sd_path.empty()) {
+    if (!lu->sd_path.empty() && !(lu->sd_path == dev.caps.block_path && !dev.caps.identity.empty())) {
       dev.caps.block_path = lu->sd_path;
       std::string majmin = read_first_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
       unsigned ma = 0, mi = 0;
