@@ -9,8 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 
 namespace offcopy::detail {
 namespace {

@@ -21,10 +21,6 @@ namespace {
 
 constexpr unsigned probe_timeout_s = 20;
 
-/// Where /sys/dev/{block,char}/M:m points (relative, e.g.
-/// "../../devices/.../host2/target2:0:0/2:0:0:0/block/sda/sda1"): one readlink, no realpath.
-std::string sysfs_link(const std::string& p) { return link_target(p); }
-
 /// The path components of a sysfs link target.
 std::vector<std::string> components(const std::string& p) {
   std::vector<std::string> out;
@@ -70,7 +66,7 @@ std::optional<sysfs_place> place_of(const device_state& dev) {
   if (!p.block && !S_ISCHR(st.st_mode)) return std::nullopt;
   p.sys = std::string(p.block ? "/sys/dev/block/" : "/sys/dev/char/") + std::to_string(major(st.st_rdev)) + ":" +
           std::to_string(minor(st.st_rdev));
-  p.parts = components(sysfs_link(p.sys));
+  p.parts = components(link_target(p.sys));  // "../../devices/.../2:0:0:0/block/sda/sda1": one readlink
   const std::string kind_dir = p.block ? "block" : "scsi_generic";
   p.at = p.parts.size();
   for (std::size_t i = p.parts.size(); i-- > 0;) {
@@ -81,8 +77,8 @@ std::optional<sysfs_place> place_of(const device_state& dev) {
   }
   if (p.block) {
     // block/sda/sda1; a block device whose link has no "block" component (nvme0n1p1) asks sysfs.
-    p.partition =
-        p.at < p.parts.size() ? p.at + 2 < p.parts.size() : sys().faccessat(AT_FDCWD, (p.sys + "/partition").c_str(), F_OK, 0) == 0;
+    p.partition = p.at < p.parts.size() ? p.at + 2 < p.parts.size()
+                                        : sys().faccessat(AT_FDCWD, (p.sys + "/partition").c_str(), F_OK, 0) == 0;
   }
   return p;
 }
@@ -102,7 +98,7 @@ void fill_sysfs(const sysfs_place& p, const std::string& known_sd, lu_info& lu) 
   if (p.at > 0) lu.scsi_address = p.parts[p.at - 1];
   if (p.block) {
     lu.sd_path = "/dev/" + p.parts[p.at + 1];
-    const std::vector<std::string> generic = components(sysfs_link(p.sys + "/device/generic"));
+    const std::vector<std::string> generic = components(link_target(p.sys + "/device/generic"));
     if (!generic.empty() && generic.back().starts_with("sg")) lu.sg_path = "/dev/" + generic.back();
   } else {
     lu.sg_path = "/dev/" + p.parts[p.at + 1];
@@ -282,7 +278,7 @@ std::shared_ptr<lu_info> probe_lu(device_state& dev) {
       dev.caps.physical_block_bytes = lu->capacity->block_bytes << lu->capacity->physical_per_logical_log2;
       dev.caps.direct_io_align_bytes = lu->capacity->block_bytes;
     }
-    if (!lu->sd_path.empty() && !(lu->sd_path == dev.caps.block_path && !dev.caps.identity.empty())) {
+    if (known_sd.empty() && !lu->sd_path.empty()) {  // a disk found at open is already the identity
       dev.caps.block_path = lu->sd_path;
       std::string majmin = read_first_line("/sys/block/" + base_name(lu->sd_path) + "/dev");
       unsigned ma = 0, mi = 0;
